@@ -1,0 +1,108 @@
+"""``create_app()``: the ASGI application with its routers, middleware, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agora import __version__
+from agora.core.db import Database
+from agora.core.dependencies import AppServices, ServicesDep
+from agora.core.embedded import resolve_service_urls
+from agora.core.errors import install_error_handlers, problem_response
+from agora.core.jobs import configure_celery
+from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from agora.core.redis import create_redis
+from agora.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+_READINESS_TIMEOUT_S = 2.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; services are opened in its lifespan, not at import."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        urls = await asyncio.to_thread(
+            resolve_service_urls,
+            settings.data_dir,
+            settings.database_url,
+            settings.redis_url,
+            settings.broker_url,
+        )
+        configure_celery(urls.broker_url)
+        database = Database(urls.database_url)
+        redis = create_redis(urls.redis_url)
+        app.state.services = AppServices(settings=settings, database=database, redis=redis)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Agora",
+        version=__version__,
+        summary="A fast, async, headless commerce backend.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(_operations_router())
+    return app
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="PostgreSQL and Redis are reachable", response_model=None)
+    async def readyz(services: ServicesDep) -> dict[str, str] | Response:
+        checks = {"database": _check_database(services), "redis": _check_redis(services)}
+        results = await asyncio.gather(*checks.values())
+        status = {
+            name: "ok" if ok else "unreachable" for name, ok in zip(checks, results, strict=True)
+        }
+        if all(results):
+            return {"status": "ok", **status}
+        return problem_response(
+            503, "Not ready", "A dependency is unreachable.", "not_ready", checks=status
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        return metrics_response(request)
+
+    return router
+
+
+async def _check_database(services: AppServices) -> bool:
+    try:
+        async with (
+            asyncio.timeout(_READINESS_TIMEOUT_S),
+            services.database.engine.connect() as conn,
+        ):
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def _check_redis(services: AppServices) -> bool:
+    try:
+        async with asyncio.timeout(_READINESS_TIMEOUT_S):
+            return bool(await services.redis.ping())
+    except Exception:
+        return False

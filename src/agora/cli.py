@@ -1,0 +1,242 @@
+"""The ``agora`` command line: run the stack, its parts, migrations and admin chores.
+
+Commands import the application lazily, after the service URLs are in the environment, so that
+every child process (uvicorn workers, Celery pool) sees the same configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agora.core.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceUrls, resolve_service_urls
+from agora.settings import get_settings
+
+app = typer.Typer(help="Agora: a fast, async, headless commerce backend.", no_args_is_help=True)
+services_app = typer.Typer(help="The embedded PostgreSQL and Redis.", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+console = Console(stderr=True)
+
+HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
+PortOption = Annotated[int, typer.Option(help="TCP port to listen on.")]
+WorkersOption = Annotated[int, typer.Option(help="API worker processes.")]
+_STOP_GRACE_S = 10.0
+
+
+def _export_service_urls() -> ServiceUrls:
+    """Resolve the service URLs (starting embedded servers if needed) and export them."""
+    settings = get_settings()
+    urls = resolve_service_urls(
+        settings.data_dir, settings.database_url, settings.redis_url, settings.broker_url
+    )
+    os.environ["AGORA_DATABASE_URL"] = urls.database_url
+    os.environ["AGORA_REDIS_URL"] = urls.redis_url
+    os.environ["AGORA_BROKER_URL"] = urls.broker_url
+    get_settings.cache_clear()
+    return urls
+
+
+def _prepare_metrics_dir() -> None:
+    """A fresh folder where every API process writes its Prometheus samples."""
+    metrics_dir = (get_settings().data_dir / "metrics").resolve()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database to the newest schema."""
+    from agora.migrations import upgrade
+
+    urls = _export_service_urls()
+    upgrade(urls.database_url)
+    console.print("[green]database is at the newest revision[/green]")
+
+
+@app.command()
+def api(
+    host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1
+) -> None:
+    """Serve the HTTP and WebSocket API with uvicorn."""
+    import uvicorn
+
+    _export_service_urls()
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        _prepare_metrics_dir()
+    uvicorn.run(
+        "agora.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Task processes.")] = 2,
+) -> None:
+    """Run a Celery worker."""
+    _export_service_urls()
+    from agora.core.observability import configure_logging
+    from agora.worker import app as celery
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
+    celery.worker_main(
+        ["worker", f"--concurrency={concurrency}", "--without-gossip", "--without-mingle"]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run Celery beat, which sends the periodic tasks (sweeps, reconciliation)."""
+    _export_service_urls()
+    from agora.worker import app as celery
+
+    celery.start(["beat", "--loglevel=INFO"])
+
+
+@app.command("check-worker")
+def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 10.0) -> None:
+    """Publish a ping after a committed transaction and wait until a worker records it."""
+    import asyncio
+
+    from agora.core.db import Database
+    from agora.core.jobs import defer
+    from agora.core.redis import create_redis
+    from agora.worker import PING_KEY_PREFIX
+
+    urls = _export_service_urls()
+    import agora.worker  # noqa: F401 - configures the Celery app from the environment
+
+    async def round_trip() -> bool:
+        token = uuid.uuid4().hex
+        database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
+        try:
+            async with database.unit_of_work() as session:
+                defer(session, "agora.ping", token)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if await redis.get(PING_KEY_PREFIX + token):
+                    return True
+                await asyncio.sleep(0.1)
+            return False
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    if not asyncio.run(round_trip()):
+        console.print("[red]no worker answered[/red]")
+        raise typer.Exit(1)
+    console.print("[green]a worker answered[/green]")
+
+
+@app.command()
+def up(host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1) -> None:
+    """Run everything in one terminal: services, migrations, API, worker and beat."""
+    settings = get_settings()
+    started_postgres = (
+        settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()
+    )
+    started_redis = settings.redis_url is None and not EmbeddedRedis(settings.data_dir).is_running()
+    migrate()
+    _prepare_metrics_dir()
+    agora = [sys.executable, "-m", "agora"]
+    commands = [
+        [*agora, "api", "--host", host, "--port", str(port), "--workers", str(workers)],
+        [*agora, "worker"],
+        [*agora, "beat"],
+    ]
+    children = [subprocess.Popen(command) for command in commands]  # noqa: S603 - our own CLI
+    console.print(
+        f"[bold green]Agora is up[/bold green]: API http://{host}:{port}/api/v1  "
+        f"docs http://{host}:{port}/docs  metrics http://{host}:{port}/metrics  (Ctrl-C stops)"
+    )
+    try:
+        _supervise(children)
+    finally:
+        _stop_children(children)
+        if started_postgres:
+            EmbeddedPostgres(settings.data_dir).stop()
+        if started_redis:
+            EmbeddedRedis(settings.data_dir).stop()
+        console.print("Agora stopped")
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until a signal arrives or a child exits."""
+    stopping = False
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stopping:
+        exited = [child for child in children if child.poll() is not None]
+        if exited:
+            console.print(f"[red]a child exited ({exited[0].args!r}); stopping[/red]")
+            return
+        time.sleep(0.2)
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_GRACE_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@services_app.command("start")
+def services_start() -> None:
+    """Start the embedded PostgreSQL and Redis (or reuse them) and print their URLs."""
+    urls = _export_service_urls()
+    _print_urls(urls.database_url, urls.redis_url)
+
+
+@services_app.command("stop")
+def services_stop() -> None:
+    """Stop the embedded PostgreSQL and Redis."""
+    data_dir = get_settings().data_dir
+    EmbeddedPostgres(data_dir).stop()
+    EmbeddedRedis(data_dir).stop()
+    console.print("embedded services stopped")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Print whether the embedded services run, with their URLs."""
+    data_dir = get_settings().data_dir
+    postgres_url, redis_url = EmbeddedPostgres(data_dir).url(), EmbeddedRedis(data_dir).url()
+    _print_urls(postgres_url, redis_url)
+    if postgres_url is None or redis_url is None:
+        raise typer.Exit(1)
+
+
+def _print_urls(database_url: str | None, redis_url: str | None) -> None:
+    typer.echo(f"AGORA_DATABASE_URL={database_url or '(stopped)'}")
+    typer.echo(f"AGORA_REDIS_URL={redis_url or '(stopped)'}")

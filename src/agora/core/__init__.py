@@ -1,0 +1,1 @@
+"""The kernel: database, Redis, jobs, errors, security and observability. Knows no domain."""

@@ -1,0 +1,131 @@
+"""The database: async engine, declarative ``Base`` and the unit of work.
+
+A unit of work owns one transaction: it commits once at the end (or rolls back on error), and only
+then sends the jobs and events buffered during the transaction (see ``core/jobs.py``). Services
+``flush()``; they never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, RelationshipProperty, Session, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+AfterCommitHook = Callable[[AsyncSession], Awaitable[None]]
+_after_commit_hooks: list[AfterCommitHook] = []
+_PENDING_KEY = "agora.after_commit_pending"
+
+
+class Base(DeclarativeBase):
+    """Base of every table. Relationships load ``lazy="raise"`` unless they say otherwise.
+
+    Forgetting to eager-load a relationship then fails loudly in tests instead of issuing one
+    query per row in production.
+    """
+
+    metadata: ClassVar[MetaData] = MetaData(naming_convention=NAMING_CONVENTION)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        for value in list(vars(cls).values()):
+            if isinstance(value, RelationshipProperty) and value.lazy == "select":
+                value.lazy = "raise"
+        super().__init_subclass__(**kwargs)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class TimestampMixin:
+    """``created_at`` and ``updated_at``, set by the database."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Database:
+    """One engine and its session factory for the life of a process."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits at the end, or rolls back if the block raises."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            await run_after_commit(session)
+
+
+def on_after_commit(hook: AfterCommitHook) -> AfterCommitHook:
+    """Register a coroutine run after each committed unit of work (jobs, events)."""
+    _after_commit_hooks.append(hook)
+    return hook
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    """Run the after-commit hooks of a unit of work that has just committed."""
+    for hook in _after_commit_hooks:
+        await hook(session)
+
+
+def pending(session: AsyncSession | Session, key: str) -> list[Any]:
+    """A list kept on the session for work to do only if its transaction commits."""
+    store: dict[str, list[Any]] = session.info.setdefault(_PENDING_KEY, {})
+    return store.setdefault(key, [])
+
+
+def take_committed(session: AsyncSession, key: str) -> list[Any]:
+    """Remove and return the committed work buffered under ``key``."""
+    committed: dict[str, list[Any]] = session.info.get(_PENDING_KEY + ".committed", {})
+    return committed.pop(key, [])
+
+
+@event.listens_for(Session, "after_commit")
+def _promote_pending(session: Session) -> None:
+    """On commit, the buffered work becomes committed work, ready to be sent."""
+    buffered: dict[str, list[Any]] = session.info.pop(_PENDING_KEY, {})
+    committed: dict[str, list[Any]] = session.info.setdefault(_PENDING_KEY + ".committed", {})
+    for key, items in buffered.items():
+        committed.setdefault(key, []).extend(items)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    """On rollback, the buffered work is dropped: it was never meant to happen."""
+    session.info.pop(_PENDING_KEY, None)

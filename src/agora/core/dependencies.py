@@ -1,0 +1,52 @@
+"""Request-scoped dependencies shared by every router, as typed ``Annotated`` aliases.
+
+The session dependency is the request's unit of work: it commits once, after the endpoint
+returns and before the response is sent, or rolls back if the endpoint raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.core.db import Database
+from agora.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppServices:
+    """What the app opened in its lifespan and every request may use."""
+
+    settings: Settings
+    database: Database
+    redis: Redis
+
+
+def app_services(request: Request) -> AppServices:
+    """The services opened by the app's lifespan."""
+    services: AppServices = request.app.state.services
+    return services
+
+
+async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    async with app_services(request).database.unit_of_work() as session:
+        yield session
+
+
+def _redis(request: Request) -> Redis:
+    return app_services(request).redis
+
+
+def _settings(request: Request) -> Settings:
+    return app_services(request).settings
+
+
+SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
+RedisDep = Annotated[Redis, Depends(_redis)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ServicesDep = Annotated[AppServices, Depends(app_services)]

@@ -1,0 +1,113 @@
+"""Configuration from the environment (prefix ``AGORA_``) or a ``.env`` file.
+
+Every variable of the deployment is declared here, once, with its default, so that the rest of
+the code reads typed settings instead of ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "agora-development-secret-key-change-me"  # noqa: S105 - refused in production
+KNOWN_PAYMENT_PROVIDERS = frozenset({"dev", "stripe", "alipay", "wechatpay"})
+
+
+class Settings(BaseSettings):
+    """All settings of one Agora process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGORA_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".agora")
+    database_url: str | None = None
+    redis_url: str | None = None
+    broker_url: str | None = None
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    cors_origins: str = ""
+    max_body_size: int = 1_048_576
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    rate_limit_default: str = "600/minute"
+    rate_limit_login: str = "10/minute"
+    rate_limit_register: str = "20/hour"
+
+    order_payment_timeout: int = 900
+    payment_providers: str = "dev"
+
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+
+    alipay_app_id: str | None = None
+    alipay_app_private_key: SecretStr | None = None
+    alipay_public_key: str | None = None
+    alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+
+    wechatpay_mchid: str | None = None
+    wechatpay_appid: str | None = None
+    wechatpay_apiv3_key: SecretStr | None = None
+    wechatpay_private_key: SecretStr | None = None
+    wechatpay_cert_serial: str | None = None
+    wechatpay_platform_public_key: str | None = None
+    wechatpay_platform_serial: str | None = None
+    wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
+
+    @field_validator("payment_providers")
+    @classmethod
+    def _known_providers(cls, value: str) -> str:
+        unknown = set(_split(value)) - KNOWN_PAYMENT_PROVIDERS
+        if unknown:
+            raise ValueError(f"unknown payment providers: {', '.join(sorted(unknown))}")
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.env != "production":
+            return self
+        if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+            raise ValueError("AGORA_SECRET_KEY must be set to a secret of your own in production")
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("AGORA_SECRET_KEY must be at least 32 characters in production")
+        if "dev" in self.enabled_payment_providers:
+            raise ValueError("the dev payment provider cannot be enabled in production")
+        return self
+
+    @property
+    def enabled_payment_providers(self) -> frozenset[str]:
+        """The payment providers named by ``AGORA_PAYMENT_PROVIDERS``."""
+        return frozenset(_split(self.payment_providers))
+
+    @property
+    def is_production(self) -> bool:
+        """Whether this process runs in production."""
+        return self.env == "production"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed by CORS, from the comma-separated ``AGORA_CORS_ORIGINS``."""
+        return _split(self.cors_origins)
+
+    @property
+    def wants_json_logs(self) -> bool:
+        """JSON log lines in production (or when asked), readable lines otherwise."""
+        return self.log_json if self.log_json is not None else self.is_production
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,128 @@
+"""Fixtures: the embedded PostgreSQL and Redis once per run, a clean database per test, an HTTP
+client on the app, a query counter, and a real Celery worker for the tests that need one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import event, text
+
+from agora.app import create_app
+from agora.core.db import Database
+from agora.core.embedded import ServiceUrls, resolve_service_urls
+from agora.migrations import upgrade
+from agora.models import metadata
+from agora.settings import Settings
+from tests.support import ROOT, QueryCounter, WorkerProcess
+
+TEST_DATA_DIR = Path(os.environ.get("AGORA_TEST_DATA_DIR", ROOT / ".agora-test"))
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> ServiceUrls:
+    """Embedded PostgreSQL and Redis for the whole run, migrated to head."""
+    urls = resolve_service_urls(TEST_DATA_DIR, None, None, None, database="agora_test")
+    upgrade(urls.database_url)
+    return urls
+
+
+@pytest.fixture(scope="session")
+def settings(service_urls: ServiceUrls) -> Settings:
+    """Settings pointing at the test services."""
+    return Settings(
+        env="test",
+        data_dir=TEST_DATA_DIR,
+        database_url=service_urls.database_url,
+        redis_url=service_urls.redis_url,
+        broker_url=service_urls.broker_url,
+        order_payment_timeout=900,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture(scope="session")
+def service_env(settings: Settings) -> dict[str, str]:
+    """Environment for child processes (workers, servers) of the test services."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AGORA_")}
+    env.update(
+        AGORA_ENV="test",
+        AGORA_DATA_DIR=str(TEST_DATA_DIR),
+        AGORA_DATABASE_URL=settings.database_url or "",
+        AGORA_REDIS_URL=settings.redis_url or "",
+        AGORA_BROKER_URL=settings.broker_url or "",
+        AGORA_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+async def database(service_urls: ServiceUrls) -> AsyncIterator[Database]:
+    """A database handle for assertions made directly on the tables."""
+    db = Database(service_urls.database_url, pool_size=5)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture(scope="session")
+async def redis(service_urls: ServiceUrls) -> AsyncIterator[Redis]:
+    """A Redis client on the test server."""
+    client = Redis.from_url(service_urls.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(database: Database, redis: Redis) -> AsyncIterator[None]:
+    """Each test starts with empty tables and an empty Redis (both broker and cache databases)."""
+    yield
+    tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    if tables:
+        async with database.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await redis.flushall()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The application with its lifespan running."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def query_counter(app: FastAPI) -> Iterator[QueryCounter]:
+    """Count the statements the app's engine sends (for N+1 tests)."""
+    counter = QueryCounter()
+    engine = app.state.services.database.engine.sync_engine
+
+    def record(*args: Any) -> None:
+        counter.statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield counter
+    event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def celery_worker(service_env: dict[str, str]) -> Iterator[WorkerProcess]:
+    """A real Celery worker on the test broker, stopped after the test."""
+    worker = WorkerProcess(env=service_env)
+    worker.start()
+    yield worker
+    worker.stop()
