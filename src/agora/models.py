@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from agora.accounts import models as accounts_models
+from agora.catalog import models as catalog_models
 from agora.core.db import Base
 
 metadata = Base.metadata
+__all__ = ["accounts_models", "catalog_models", "metadata"]

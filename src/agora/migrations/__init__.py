@@ -19,6 +19,6 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Upgrade the database to ``revision`` (default: the newest)."""
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Upgrade the database to ``revision`` (default: the newest of every branch)."""
     command.upgrade(alembic_config(database_url), revision)

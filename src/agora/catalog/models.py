@@ -1,0 +1,81 @@
+"""The tables of the catalog."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from agora.core.db import Base, TimestampMixin
+
+
+class ProductStatus(enum.StrEnum):
+    """Buyers see published products only."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class Category(TimestampMixin, Base):
+    """A node of the category tree."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="RESTRICT"), index=True
+    )
+
+
+class Product(TimestampMixin, Base):
+    """Something sold, in one or more variants."""
+
+    __tablename__ = "products"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(300))
+    slug: Mapped[str] = mapped_column(String(300), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[ProductStatus] = mapped_column(
+        Enum(
+            ProductStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda statuses: [s.value for s in statuses],
+        ),
+        default=ProductStatus.DRAFT,
+        index=True,
+    )
+    category_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL"), index=True
+    )
+    variants: Mapped[list[ProductVariant]] = relationship(
+        back_populates="product", order_by="ProductVariant.sku"
+    )
+
+
+class ProductVariant(TimestampMixin, Base):
+    """One buyable form of a product (size, colour ...), with its own SKU and price."""
+
+    __tablename__ = "product_variants"
+    __table_args__ = (
+        CheckConstraint("price_amount >= 0", name="price_not_negative"),
+        CheckConstraint("weight_grams >= 0", name="weight_not_negative"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    price_amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    weight_grams: Mapped[int] = mapped_column(Integer, default=0)
+    product: Mapped[Product] = relationship(back_populates="variants")
