@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Enum, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from agora.core.db import Base, TimestampMixin
+from agora.core.db import Base, TimestampMixin, enum_column
 from agora.core.security import Role
 
 
@@ -20,13 +20,5 @@ class User(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(
-        Enum(
-            Role,
-            native_enum=False,
-            length=16,
-            values_callable=lambda roles: [r.value for r in roles],
-        ),
-        default=Role.CUSTOMER,
-    )
+    role: Mapped[Role] = mapped_column(enum_column(Role), default=Role.CUSTOMER)
     is_active: Mapped[bool] = mapped_column(default=True)

@@ -6,11 +6,11 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from agora.core.db import Base, TimestampMixin
+from agora.core.db import Base, TimestampMixin, enum_column
 
 
 class ProductStatus(enum.StrEnum):
@@ -43,14 +43,7 @@ class Product(TimestampMixin, Base):
     slug: Mapped[str] = mapped_column(String(300), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[ProductStatus] = mapped_column(
-        Enum(
-            ProductStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda statuses: [s.value for s in statuses],
-        ),
-        default=ProductStatus.DRAFT,
-        index=True,
+        enum_column(ProductStatus), default=ProductStatus.DRAFT, index=True
     )
     category_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("categories.id", ondelete="SET NULL"), index=True

@@ -8,11 +8,12 @@ then sends the jobs and events buffered during the transaction (see ``core/jobs.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import DateTime, Enum, MetaData, event, func
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -48,6 +49,16 @@ class Base(DeclarativeBase):
             if isinstance(value, RelationshipProperty) and value.lazy == "select":
                 value.lazy = "raise"
         super().__init_subclass__(**kwargs)
+
+
+def enum_column(enum_type: type[enum.StrEnum]) -> Enum:
+    """A column type storing a ``StrEnum`` by value, as a checked VARCHAR (easy to extend)."""
+    return Enum(
+        enum_type,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 def utcnow() -> dt.datetime:

@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("full_name", sa.String(length=200), nullable=True),
         sa.Column(
             "role",
-            sa.Enum("customer", "staff", "admin", name="role", native_enum=False, length=16),
+            sa.Enum("customer", "staff", "admin", name="role", native_enum=False, length=32),
             nullable=False,
         ),
         sa.Column("is_active", sa.Boolean(), nullable=False),
@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column(
             "status",
-            sa.Enum("draft", "published", name="productstatus", native_enum=False, length=16),
+            sa.Enum("draft", "published", name="productstatus", native_enum=False, length=32),
             nullable=False,
         ),
         sa.Column("category_id", sa.Uuid(), nullable=True),
