@@ -138,7 +138,7 @@ def decode_access_token(settings: Settings, token: str) -> Principal:
             options={"require": ["exp", "iat", "sub", "aud", "iss", "typ"]},
         )
         if claims["typ"] != ACCESS_TOKEN_TYPE:
-            raise Unauthorized("Not an access token.", code="invalid_token")
+            raise jwt.InvalidTokenError("not an access token")
         return Principal(user_id=uuid.UUID(claims["sub"]), role=Role(claims["role"]))
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise Unauthorized(
