@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
+BENCHMARKS := http_baseline
+
 .PHONY: up test lint fmt bench clean
 
 $(INSTALLED): pyproject.toml
@@ -29,7 +31,7 @@ fmt: $(INSTALLED)  ## Format and autofix
 	$(BIN)/ruff check --fix src tests bench
 
 bench: $(INSTALLED)  ## Run every benchmark, each printing its table
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name || exit 1; done
 
 clean:  ## Remove the virtualenv and local data
 	rm -rf $(VENV) .agora .agora-test

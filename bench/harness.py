@@ -1,0 +1,229 @@
+"""Shared pieces of the benchmarks: start servers, drive a closed-loop load, print a table.
+
+Every benchmark measures its baseline in the same run, on the same machine and server settings,
+so the table compares like with like. The load generator is a closed loop: ``concurrency``
+clients each send their next request as soon as the previous one answered. It uses aiohttp, whose
+client costs far less per request than httpx's under concurrency, so the server is what is measured.
+A request is a coroutine ``(session, sequence_number) -> HTTP status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from agora.core.embedded import ServiceUrls, resolve_service_urls
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATA_DIR = Path(os.environ.get("AGORA_BENCH_DATA_DIR", ROOT / ".agora" / "bench"))
+UVICORN_FLAGS = [
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
+
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+
+
+@dataclass
+class LoadResult:
+    """What one load run observed."""
+
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        """Requests answered, errors included."""
+        return len(self.latencies) + self.errors
+
+    @property
+    def throughput(self) -> float:
+        """Successful requests per second."""
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        """A latency percentile in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+    @property
+    def median(self) -> float:
+        """The median latency in milliseconds."""
+        return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def bench_services() -> ServiceUrls:
+    """Embedded PostgreSQL and Redis for benchmarks, apart from development and test data."""
+    return resolve_service_urls(BENCH_DATA_DIR, None, None, None, database="agora_bench")
+
+
+def agora_env(urls: ServiceUrls, **extra: str) -> dict[str, str]:
+    """Environment for an ``agora`` process on the benchmark services."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AGORA_")}
+    env.update(
+        AGORA_ENV="test",
+        AGORA_DATA_DIR=str(BENCH_DATA_DIR),
+        AGORA_DATABASE_URL=urls.database_url,
+        AGORA_REDIS_URL=urls.redis_url,
+        AGORA_BROKER_URL=urls.broker_url,
+        AGORA_LOG_LEVEL="WARNING",
+        AGORA_RATE_LIMIT_DEFAULT="1000000/second",
+        **extra,
+    )
+    return env
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    """Run a server process until the block ends; yields its base URL once it answers."""
+    process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base_url, process)
+        yield base_url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def agora_server(
+    env: dict[str, str], port: int, workers: int = 1
+) -> contextlib.AbstractContextManager[str]:
+    """Agora's API (``agora api``) on ``port``."""
+    command = [sys.executable, "-m", "agora", "api", "--port", str(port), "--workers", str(workers)]
+    return server(command, env, port)
+
+
+def uvicorn_server(app: str, port: int, workers: int = 1) -> contextlib.AbstractContextManager[str]:
+    """Any ASGI app factory (``module:function``) under uvicorn with Agora's server settings."""
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port)]
+    command += ["--workers", str(workers), *UVICORN_FLAGS]
+    return server(command, dict(os.environ), port)
+
+
+def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server at {base_url} did not answer within {timeout}s")
+
+
+async def run_load(
+    name: str,
+    base_url: str,
+    request: Request,
+    *,
+    concurrency: int = 32,
+    duration: float = 5.0,
+    warmup: float = 1.0,
+    ok_statuses: frozenset[int] = frozenset({200, 201, 202, 204, 304}),
+) -> LoadResult:
+    """Drive ``request`` from ``concurrency`` clients for ``duration`` seconds after a warm-up."""
+    result = LoadResult(name)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as session:
+        await _drive(session, request, concurrency, warmup, LoadResult("warm-up"), ok_statuses)
+        started = time.perf_counter()
+        await _drive(session, request, concurrency, duration, result, ok_statuses)
+        result.elapsed = time.perf_counter() - started
+    return result
+
+
+async def _drive(
+    session: aiohttp.ClientSession,
+    request: Request,
+    concurrency: int,
+    duration: float,
+    result: LoadResult,
+    ok_statuses: frozenset[int],
+) -> None:
+    deadline = time.perf_counter() + duration
+    counter = iter(range(10**9))
+
+    async def one_client() -> None:
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            try:
+                status = await request(session, next(counter))
+            except (aiohttp.ClientError, TimeoutError):
+                result.errors += 1
+                continue
+            if status in ok_statuses:
+                result.latencies.append(time.perf_counter() - sent)
+            else:
+                result.errors += 1
+
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+
+
+def get(path: str, headers: dict[str, str] | None = None) -> Request:
+    """A request that GETs ``path``."""
+
+    async def send(session: aiohttp.ClientSession, _: int) -> int:
+        async with session.get(path, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    return send
+
+
+def print_table(title: str, results: list[LoadResult], baseline: LoadResult) -> None:
+    """Print throughput and latency of each result, relative to the baseline's throughput."""
+    table = Table(title=title)
+    for column in ("scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms", "vs baseline"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for result in [baseline, *results]:
+        ratio = result.throughput / baseline.throughput if baseline.throughput else float("nan")
+        table.add_row(
+            result.name,
+            str(result.requests),
+            str(result.errors),
+            f"{result.throughput:,.0f}",
+            f"{result.median:.2f}",
+            f"{result.percentile(0.99):.2f}",
+            "baseline" if result is baseline else f"{ratio:.2f}x",
+        )
+    Console(width=120).print(table)
