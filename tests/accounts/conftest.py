@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from agora.accounts import service
 from agora.core.db import Database
 from agora.core.security import Role
 from tests.accounts.flows import bearer, tokens
-from tests.support import ROOT
+from tests.support import ROOT, free_port
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "an admin passphrase"
@@ -32,9 +31,7 @@ async def admin_headers(client: httpx.AsyncClient, database: Database) -> dict[s
 @pytest.fixture
 def api_server(service_env: dict[str, str]) -> Iterator[str]:
     """A real ``agora api`` (uvicorn, two worker processes) on a free port; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "agora", "api", "--port", str(port), "--workers", "2"],
         env=service_env,
