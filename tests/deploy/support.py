@@ -34,6 +34,13 @@ _SAMPLE_SUFFIXES = {
 }
 _METRIC_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?=[{\[])")
 _AGORA_METRIC = re.compile(r"\bagora_[a-z0-9_]+")
+_NGINX_TOKEN = re.compile(
+    r"#[^\n]*"  # a comment
+    r"|'((?:[^'\\]|\\.)*)'"  # a single-quoted string
+    r'|"((?:[^"\\]|\\.)*)"'  # a double-quoted string
+    r"|([;{}])"  # the end of a directive, or a block
+    r"|([^\s;{}'\"#]+)"  # a bare word
+)
 
 
 def settings_variables() -> set[str]:
@@ -170,9 +177,8 @@ def parse_nginx(text: str) -> NginxBlock:
 
 
 def _nginx_tokens(text: str) -> list[str]:
-    pattern = re.compile(r"""#[^\n]*|'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([;{}])|([^\s;{}'"#]+)""")
     tokens = []
-    for match in pattern.finditer(text):
+    for match in _NGINX_TOKEN.finditer(text):
         if match.group(0).startswith("#"):
             continue
         single, double, punctuation, word = match.groups()

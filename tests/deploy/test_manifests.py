@@ -47,6 +47,8 @@ AGORA_COMMANDS = {"migrate", "api", "worker", "beat"}
 BUILTIN_METRICS = {"up"}
 K8S = DEPLOY / "k8s"
 NAMESPACE = "agora"
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - a container listens on every interface
+METRICS_DIR = "/tmp/agora-metrics"  # noqa: S108 - the image's PROMETHEUS_MULTIPROC_DIR
 
 
 @cache
@@ -189,7 +191,7 @@ def test_dockerfile_runs_agora_as_an_unprivileged_user() -> None:
     entrypoint = json.loads(next(a for k, a in runtime if k == "ENTRYPOINT"))
     assert entrypoint == ["agora"]
     command = json.loads(next(a for k, a in runtime if k == "CMD"))
-    assert command == ["api", "--host", "0.0.0.0", "--workers", "2"]
+    assert command == ["api", "--host", ALL_INTERFACES, "--workers", "2"]
     check_cli_arguments(command)
 
 
@@ -202,7 +204,7 @@ def test_dockerfile_health_check_and_metrics_folder() -> None:
     environment = " ".join(a for k, a in runtime if k == "ENV")
     metrics_dir = re.search(r"PROMETHEUS_MULTIPROC_DIR=(\S+)", environment)
     assert metrics_dir
-    assert metrics_dir[1].startswith("/tmp/")
+    assert metrics_dir[1] == METRICS_DIR
     created = [a for k, a in runtime if k == "RUN" and metrics_dir[1] in a]
     assert created
     assert "-o agora" in created[0], "the metrics folder must belong to the runtime user"
@@ -264,7 +266,8 @@ def test_compose_services_are_health_checked_or_one_shot() -> None:
         healthcheck = service.get("healthcheck", {})
         if is_one_shot(service):
             continue
-        assert healthcheck.get("test") and not healthcheck.get("disable"), name
+        assert healthcheck.get("test"), name
+        assert not healthcheck.get("disable"), name
 
 
 def test_compose_runs_every_process_kind_with_real_commands() -> None:
@@ -282,7 +285,7 @@ def test_compose_runs_every_process_kind_with_real_commands() -> None:
             "condition": "service_completed_successfully"
         }
     assert "--host" in by_command["api"]["command"]
-    assert option_value(by_command["api"]["command"], "--host") == "0.0.0.0"
+    assert option_value(by_command["api"]["command"], "--host") == ALL_INTERFACES
 
 
 def test_compose_configuration_is_valid_for_production() -> None:
@@ -306,7 +309,8 @@ def test_compose_images_are_pinned_and_redis_keeps_an_append_only_file() -> None
     assert images["rabbitmq"] == "rabbitmq:3-management"
     for name, image in images.items():
         if name not in agora_services():
-            assert ":" in image and not image.endswith(":latest"), f"{name}: {image}"
+            assert ":" in image, f"{name}: {image}"
+            assert not image.endswith(":latest"), f"{name}: {image}"
     command = services()["redis"]["command"]
     assert option_value(command, "--appendonly") == "yes"
     assert {"nginx", "prometheus", "grafana"} <= set(images)
@@ -321,7 +325,9 @@ def test_nginx_proxies_to_the_api_replicas_with_keepalive() -> None:
     assert upstreams
     api_port = option_value(agora_services()["api"]["command"], "--port")
     for upstream in upstreams.values():
-        assert upstream.values("keepalive"), "upstream without keepalive"
+        (keepalive,) = upstream.values("keepalive")
+        assert len(keepalive) == 1, f"keepalive {keepalive}"
+        assert keepalive[0].isdigit(), f"keepalive {keepalive}"
         for server in upstream.values("server"):
             host, port = server[0].split(":")
             assert host in services(), f"upstream server {host} is no compose service"
@@ -339,7 +345,7 @@ def test_nginx_proxies_to_the_api_replicas_with_keepalive() -> None:
 def test_nginx_forwards_client_headers_and_upgrades_websockets() -> None:
     http = nginx().find("http")[0]
     server = http.find("server")[0]
-    headers = {name: value for name, value in server.values("proxy_set_header")}
+    headers = dict(server.values("proxy_set_header"))
     assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for"
     assert headers["X-Forwarded-Proto"] == "$scheme"
     assert headers["Upgrade"] == "$http_upgrade"
@@ -418,7 +424,7 @@ def test_k8s_api_deployment_has_probes_resources_and_three_replicas() -> None:
     container = only_container(deployment)
     port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert port_names["http"] == int(option_value(container["args"], "--port"))
-    assert option_value(container["args"], "--host") == "0.0.0.0"
+    assert option_value(container["args"], "--host") == ALL_INTERFACES
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     for probe in ("readinessProbe", "livenessProbe"):
@@ -428,7 +434,7 @@ def test_k8s_api_deployment_has_probes_resources_and_three_replicas() -> None:
     assert resources["requests"]["memory"]
     assert resources["limits"]["memory"]
     mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
-    assert "/tmp/agora-metrics" in mounts, "PROMETHEUS_MULTIPROC_DIR must be writable"
+    assert METRICS_DIR in mounts, "PROMETHEUS_MULTIPROC_DIR must be writable"
 
 
 def test_k8s_api_has_a_disruption_budget_autoscaler_and_service() -> None:
