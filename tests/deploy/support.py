@@ -60,14 +60,18 @@ def settings_from_environment(environment: Mapping[str, object]) -> Settings:
 
 def check_cli_arguments(arguments: list[str]) -> None:
     """Fail unless ``arguments`` parse as a real ``agora`` subcommand with real options."""
-    commands = typer.main.get_command(cli_app).commands  # type: ignore[attr-defined]
-    assert arguments, "no agora subcommand given"
-    name, *rest = arguments
-    command = commands.get(name)
-    assert command is not None, f"`agora {name}` is not a command: {sorted(commands)}"
-    assert not hasattr(command, "commands"), f"`agora {name}` needs a subcommand"
+    command: Any = typer.main.get_command(cli_app)
+    path: list[str] = []
+    remaining = list(arguments)
+    while hasattr(command, "commands"):  # a group: the next argument names its subcommand
+        assert remaining, f"`agora {' '.join(path)}` needs a subcommand"
+        name = remaining.pop(0)
+        path.append(name)
+        known = sorted(command.commands)
+        command = command.commands.get(name)
+        assert command is not None, f"`agora {' '.join(path)}` is not a command: {known}"
     try:
-        command.make_context(f"agora {name}", list(rest))
+        command.make_context(f"agora {' '.join(path)}", remaining)
     except Exception as error:  # the command line's usage errors
         if not hasattr(error, "format_message"):
             raise

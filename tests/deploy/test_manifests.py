@@ -582,6 +582,8 @@ def test_grafana_dashboard_uses_the_provisioned_datasource_and_exported_metrics(
 def test_checks_reject_broken_input() -> None:
     with pytest.raises(AssertionError, match="not a command"):
         check_cli_arguments(["serve"])
+    with pytest.raises(AssertionError, match="needs a subcommand"):
+        check_cli_arguments(["services"])
     with pytest.raises(AssertionError, match="--wrokers"):
         check_cli_arguments(["api", "--wrokers", "2"])
     with pytest.raises(AssertionError, match="workers"):
