@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -75,7 +76,9 @@ def api(
     import uvicorn
 
     _export_service_urls()
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    else:
         _prepare_metrics_dir()
     uvicorn.run(
         "agora.app:create_app",
@@ -97,11 +100,8 @@ def worker(
 ) -> None:
     """Run a Celery worker."""
     _export_service_urls()
-    from agora.core.observability import configure_logging
     from agora.worker import app as celery
 
-    settings = get_settings()
-    configure_logging(settings.log_level, json=settings.wants_json_logs)
     celery.worker_main(
         ["worker", f"--concurrency={concurrency}", "--without-gossip", "--without-mingle"]
     )
@@ -121,13 +121,11 @@ def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")
     """Publish a ping after a committed transaction and wait until a worker records it."""
     import asyncio
 
+    urls = _export_service_urls()
     from agora.core.db import Database
     from agora.core.jobs import defer
     from agora.core.redis import create_redis
-    from agora.worker import PING_KEY_PREFIX
-
-    urls = _export_service_urls()
-    import agora.worker  # noqa: F401 - configures the Celery app from the environment
+    from agora.worker import PING_KEY_PREFIX  # also configures Celery from the environment
 
     async def round_trip() -> bool:
         token = uuid.uuid4().hex

@@ -7,15 +7,24 @@ the worker process's own event loop, and is safe to run twice.
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
+from agora.core.observability import configure_logging
 from agora.settings import get_settings
 
 PING_KEY_PREFIX = "agora:ping:"
 PING_TTL_S = 300
+
+
+@setup_logging.connect
+def _use_agora_logging(**_: object) -> None:
+    """Worker and beat log through structlog like the API (JSON lines in production)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
 
 
 def build_celery() -> Celery:
