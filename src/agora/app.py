@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agora import __version__
+from agora.catalog.api import router as catalog_router
+from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
@@ -43,8 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
         app.state.services = AppServices(settings=settings, database=database, redis=redis)
+        app.state.cache = TwoLevelCache.from_settings(redis, settings)
         try:
-            yield
+            async with app.state.cache.invalidation_subscriber():
+                yield
         finally:
             await redis.aclose()
             await database.dispose()
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
+    app.include_router(catalog_router, prefix=API_PREFIX)
     return app
 
 

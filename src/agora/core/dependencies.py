@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.settings import Settings
 
@@ -46,7 +47,13 @@ def _settings(request: Request) -> Settings:
     return app_services(request).settings
 
 
+def _cache(request: Request) -> TwoLevelCache:
+    cache: TwoLevelCache = request.app.state.cache
+    return cache
+
+
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ServicesDep = Annotated[AppServices, Depends(app_services)]
+CacheDep = Annotated[TwoLevelCache, Depends(_cache)]
