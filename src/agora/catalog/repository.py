@@ -188,7 +188,7 @@ async def refresh_derived_columns(
     for field_text in document:
         english = func.to_tsvector(_ENGLISH, field_text.text.english)
         chinese = func.to_tsvector(_SIMPLE, field_text.text.chinese)
-        weight = literal_column(_WEIGHTS[field_text.weight])
+        weight: ColumnElement[Any] = literal_column(_WEIGHTS[field_text.weight])
         parts.append(func.setweight(english, weight))
         parts.append(func.setweight(chinese, weight))
     vector: ColumnElement[Any] = parts[0]
