@@ -165,6 +165,11 @@ async def product_id_by_slug(session: AsyncSession, slug: str) -> uuid.UUID | No
     return await session.scalar(select(Product.id).where(Product.slug == slug))
 
 
+async def any_product(session: AsyncSession) -> bool:
+    """Whether the catalog has any product at all."""
+    return bool(await session.scalar(select(exists().select_from(Product))))
+
+
 async def product_slug_taken(session: AsyncSession, slug: str) -> bool:
     """Whether a product already has this slug."""
     return bool(await session.scalar(select(exists().where(Product.slug == slug))))
@@ -178,6 +183,11 @@ async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
 async def delete_variant(session: AsyncSession, variant_id: uuid.UUID) -> None:
     """Delete one variant."""
     await session.execute(delete(ProductVariant).where(ProductVariant.id == variant_id))
+
+
+async def variant_by_sku(session: AsyncSession, sku: str) -> ProductVariant | None:
+    """The variant with this SKU."""
+    return await session.scalar(select(ProductVariant).where(ProductVariant.sku == sku))
 
 
 async def refresh_derived_columns(
