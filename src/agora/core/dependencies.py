@@ -39,15 +39,21 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _redis(request: Request) -> Redis:
+# Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread, a
+# thread hop per request that costs more than what these functions do.
+async def _services(request: Request) -> AppServices:
+    return app_services(request)
+
+
+async def _redis(request: Request) -> Redis:
     return app_services(request).redis
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return app_services(request).settings
 
 
-def _cache(request: Request) -> TwoLevelCache:
+async def _cache(request: Request) -> TwoLevelCache:
     cache: TwoLevelCache = request.app.state.cache
     return cache
 
@@ -55,5 +61,5 @@ def _cache(request: Request) -> TwoLevelCache:
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-ServicesDep = Annotated[AppServices, Depends(app_services)]
+ServicesDep = Annotated[AppServices, Depends(_services)]
 CacheDep = Annotated[TwoLevelCache, Depends(_cache)]
