@@ -22,6 +22,8 @@ from agora.core.observability import RequestContextMiddleware, configure_logging
 from agora.core.redis import create_redis
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
+from agora.realtime.api import router as realtime_router
+from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -46,9 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
         app.state.services = AppServices(settings=settings, database=database, redis=redis)
+        app.state.event_hub = EventHub(redis)
+        await app.state.event_hub.start()
         try:
             yield
         finally:
+            await app.state.event_hub.stop()
             await redis.aclose()
             await database.dispose()
 
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)
+    app.include_router(realtime_router, prefix=API_PREFIX)
     return app
 
 
