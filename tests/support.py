@@ -73,21 +73,13 @@ class WorkerProcess:
                 self.kill()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class ApiProcess:
     """A real ``agora api`` server (uvicorn) on a free port, for real concurrent clients."""
 
     env: dict[str, str]
     workers: int = 1
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=lambda: free_port())
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -154,3 +146,11 @@ async def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -12,13 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agora import __version__
+from agora.accounts.api import router as accounts_router
 from agora.cart.api import router as cart_router
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
 from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
+from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
@@ -47,7 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_celery(urls.broker_url)
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
-        app.state.services = AppServices(settings=settings, database=database, redis=redis)
+        rate_limiter = RateLimiter(urls.redis_url, connection_pool=redis.connection_pool)
+        app.state.services = AppServices(
+            settings=settings, database=database, redis=redis, rate_limiter=rate_limiter
+        )
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
         try:
@@ -64,8 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_http_middleware(app, settings, api_prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
+    app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)

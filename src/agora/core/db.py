@@ -48,6 +48,7 @@ class Base(DeclarativeBase):
         for value in list(vars(cls).values()):
             if isinstance(value, RelationshipProperty) and value.lazy == "select":
                 value.lazy = "raise"
+                value.strategy_key = (("lazy", "raise"),)
         super().__init_subclass__(**kwargs)
 
 

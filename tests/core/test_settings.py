@@ -1,0 +1,49 @@
+"""Settings: production refuses unsafe defaults with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agora.settings import Settings
+
+STRONG_SECRET = "x" * 48
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+def test_production_refuses_the_default_secret_key() -> None:
+    with pytest.raises(ValidationError, match="AGORA_SECRET_KEY must be set"):
+        make(env="production", payment_providers="stripe")
+
+
+def test_production_refuses_a_short_secret_key() -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        make(env="production", secret_key="short", payment_providers="stripe")
+
+
+def test_production_refuses_the_dev_payment_provider() -> None:
+    with pytest.raises(ValidationError, match="dev payment provider"):
+        make(env="production", secret_key=STRONG_SECRET, payment_providers="dev,stripe")
+
+
+def test_production_accepts_safe_settings() -> None:
+    settings = make(env="production", secret_key=STRONG_SECRET, payment_providers="stripe")
+    assert settings.is_production
+    assert settings.enabled_payment_providers == {"stripe"}
+    assert settings.wants_json_logs
+
+
+def test_unknown_payment_provider_is_refused() -> None:
+    with pytest.raises(ValidationError, match="unknown payment providers: paypal"):
+        make(payment_providers="dev,paypal")
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGORA_ORDER_PAYMENT_TIMEOUT", "60")
+    monkeypatch.setenv("AGORA_CORS_ORIGINS", "https://shop.example, https://admin.example")
+    settings = make()
+    assert settings.order_payment_timeout == 60
+    assert settings.cors_origin_list == ["https://shop.example", "https://admin.example"]
