@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)
-    app.include_router(realtime_router, prefix=API_PREFIX)
+    app.include_router(realtime_router)
     return app
 
 

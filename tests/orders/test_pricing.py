@@ -19,6 +19,8 @@ async def _staff_post(
 ) -> None:
     response = await client.post(f"/api/v1/{path}", json=body, headers=staff.headers)
     assert response.status_code == 201, response.text
+    located = await client.get(response.headers["location"], headers=staff.headers)
+    assert located.json() == response.json()
 
 
 async def test_weight_based_and_flat_shipping_cheapest_by_default(

@@ -25,7 +25,7 @@ EVENT_TIMEOUT_S = 15
 
 def _ws_url(server: ApiProcess, account: Account, stream: str = "orders") -> str:
     token = account.headers["Authorization"].removeprefix("Bearer ")
-    return f"ws://127.0.0.1:{server.port}/api/v1/ws?token={token}&stream={stream}"
+    return f"ws://127.0.0.1:{server.port}/ws?token={token}&stream={stream}"
 
 
 async def _next_event(socket: Any) -> dict[str, Any]:

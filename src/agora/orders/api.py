@@ -132,6 +132,12 @@ async def list_shipping_methods(session: SessionDep) -> ShippingMethodList:
     return ShippingMethodList(items=[ShippingMethodOut.model_validate(m) for m in methods])
 
 
+@router.get("/shipping-methods/{code}", summary="A shipping method")
+async def get_shipping_method(code: str, session: SessionDep) -> ShippingMethodOut:
+    """One shipping method and its prices."""
+    return ShippingMethodOut.model_validate(await pricing.get_shipping_method(session, code))
+
+
 @router.post("/shipping-methods", status_code=201, summary="Create a shipping method (staff)")
 async def create_shipping_method(
     body: ShippingMethodIn, _: StaffPrincipal, session: SessionDep, response: Response
@@ -147,6 +153,12 @@ async def list_vouchers(_: StaffPrincipal, session: SessionDep) -> VoucherList:
     """Every voucher with its use count."""
     vouchers = await pricing.list_vouchers(session)
     return VoucherList(items=[VoucherOut.model_validate(v) for v in vouchers])
+
+
+@router.get("/vouchers/{voucher_id}", summary="A voucher (staff)")
+async def get_voucher(voucher_id: uuid.UUID, _: StaffPrincipal, session: SessionDep) -> VoucherOut:
+    """One voucher with its use count."""
+    return VoucherOut.model_validate(await pricing.get_voucher(session, voucher_id))
 
 
 @router.post("/vouchers", status_code=201, summary="Create a voucher (staff)")

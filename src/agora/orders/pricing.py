@@ -9,12 +9,13 @@ concurrency; a failed checkout rolls the count back with its transaction.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.errors import Conflict, ValidationFailed
+from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.orders import repository
 from agora.orders.models import ShippingKind, ShippingMethod, Voucher, VoucherKind
 
@@ -113,6 +114,14 @@ async def list_shipping_methods(session: AsyncSession) -> Sequence[ShippingMetho
     return await repository.active_shipping_methods(session)
 
 
+async def get_shipping_method(session: AsyncSession, code: str) -> ShippingMethod:
+    """A shipping method; 404 if there is none with this code."""
+    method = await repository.get_shipping_method(session, code)
+    if method is None:
+        raise NotFound("No such shipping method.", code="shipping_method_not_found")
+    return method
+
+
 async def create_shipping_method(
     session: AsyncSession,
     *,
@@ -143,6 +152,14 @@ async def create_shipping_method(
 async def list_vouchers(session: AsyncSession) -> Sequence[Voucher]:
     """Every voucher."""
     return await repository.list_vouchers(session)
+
+
+async def get_voucher(session: AsyncSession, voucher_id: uuid.UUID) -> Voucher:
+    """A voucher; 404 if there is none with this id."""
+    voucher = await repository.get_voucher(session, voucher_id)
+    if voucher is None:
+        raise NotFound("No such voucher.", code="voucher_not_found")
+    return voucher
 
 
 async def create_voucher(

@@ -138,6 +138,16 @@ async def insert_voucher(session: AsyncSession, **values: Any) -> Voucher | None
     return None if voucher_id is None else await session.get(Voucher, voucher_id)
 
 
+async def get_shipping_method(session: AsyncSession, code: str) -> ShippingMethod | None:
+    """A shipping method by code."""
+    return await session.get(ShippingMethod, code)
+
+
+async def get_voucher(session: AsyncSession, voucher_id: uuid.UUID) -> Voucher | None:
+    """A voucher by id."""
+    return await session.get(Voucher, voucher_id)
+
+
 async def list_vouchers(session: AsyncSession) -> Sequence[Voucher]:
     """Every voucher, newest first."""
     result = await session.scalars(select(Voucher).order_by(Voucher.created_at.desc()))

@@ -1,7 +1,10 @@
 """Order rules: checkout, the state machine, auto-cancel of unpaid orders.
 
-Checkout claims the cart, reserves the stock, counts the voucher's use and writes the order with
-its frozen prices and totals, all in the caller's transaction: it happens entirely or not at all.
+Checkout claims the cart, counts the voucher's use, writes the order with its frozen prices and
+totals and reserves the stock, all in the caller's transaction: it happens entirely or not at all.
+Row locks are always taken in one order (order row, voucher, stock rows by primary key), so
+checkouts, payments and cancellations never deadlock; the stock rows, which every buyer of a
+popular item contends for, are locked last so they are held only until the commit that follows.
 
 The state machine (``TRANSITIONS``) is enforced by one conditional UPDATE per move
 (``… WHERE status IN (legal sources)``), so two concurrent moves of one order cannot both win:
@@ -126,10 +129,6 @@ async def create_order(
         )
         weight_grams += variant.weight_grams * line.quantity
     _price(order)
-    quantities: dict[uuid.UUID, int] = {}
-    for line in lines:
-        quantities[line.variant_id] = quantities.get(line.variant_id, 0) + line.quantity
-    await inventory.reserve(session, order.id, quantities)
     await _apply_voucher(session, order, checkout.voucher_code)
     quote = await pricing.quote_shipping(
         session,
@@ -144,6 +143,11 @@ async def create_order(
     order.payment_due_at = utcnow() + dt.timedelta(seconds=payment_timeout)
     session.add(order)
     await session.flush()
+    # Last, so the stock rows (the hot ones) stay locked for as little of the transaction as can be.
+    quantities: dict[uuid.UUID, int] = {}
+    for line in lines:
+        quantities[line.variant_id] = quantities.get(line.variant_id, 0) + line.quantity
+    await inventory.reserve(session, order.id, quantities)
     _announce(session, order, "order.created")
     defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
     return order
@@ -322,10 +326,11 @@ async def mark_refunded(session: AsyncSession, order_id: uuid.UUID) -> Order:
 
 
 async def _after_cancel(session: AsyncSession, order_id: uuid.UUID) -> Order:
-    await inventory.release(session, order_id)
+    """Give back the voucher use, then the units: vouchers before stock rows, as checkout locks."""
     order = await get_order(session, order_id)
     if order.voucher_id is not None:
         await repository.release_voucher(session, order.voucher_id)
+    await inventory.release(session, order_id)
     _announce(session, order, "order.cancelled")
     return order
 

@@ -1,10 +1,11 @@
-"""``WS /api/v1/ws?token=…``: a buyer's own order events, or (staff) the ops stream, pushed live.
+"""``WS /ws?token=…``: a buyer's own order events, or (staff) the ops stream, pushed live.
 
 The access token travels in the query string because browsers cannot set headers on a WebSocket.
 It is checked before the handshake is accepted: an invalid token, or a buyer asking for the ops
-stream, is refused with HTTP 403 and never gets a socket. Each message is the outbox event as
-JSON: ``{id, topic, data, user_id, created_at}``; ``id`` grows with time, so a client can order
-events and drop one it saw twice.
+stream, is refused with HTTP 403 and never gets a socket. The path sits outside ``/api/v1`` so the
+edge proxy can give sockets their own idle timeout (``deploy/nginx.conf``, ``location /ws``).
+Each message is the outbox event as JSON: ``{id, topic, data, user_id, created_at}``; ``id``
+grows with time, so a client can order events and drop one it saw twice.
 """
 
 from __future__ import annotations
