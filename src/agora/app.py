@@ -14,6 +14,8 @@ from starlette.responses import Response
 from agora import __version__
 from agora.accounts.api import router as accounts_router
 from agora.cart.api import router as cart_router
+from agora.catalog.api import router as catalog_router
+from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
@@ -54,10 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = AppServices(
             settings=settings, database=database, redis=redis, rate_limiter=rate_limiter
         )
+        app.state.cache = TwoLevelCache.from_settings(redis, settings)
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
         try:
-            yield
+            async with app.state.cache.invalidation_subscriber():
+                yield
         finally:
             await app.state.event_hub.stop()
             await redis.aclose()
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
+    app.include_router(catalog_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)
