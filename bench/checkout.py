@@ -22,6 +22,8 @@ from pydantic import SecretStr
 from agora.accounts.models import User
 from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
+from agora.core.embedded import ServiceUrls
+from agora.core.redis import create_redis
 from agora.core.security import Role, issue_access_token
 from agora.inventory import service as inventory
 from agora.migrations import upgrade
@@ -48,9 +50,9 @@ ADDRESS = {
 STOCK = 1_000_000_000
 
 
-async def seed(database_url: str, buyers: int) -> tuple[uuid.UUID, list[dict[str, str]]]:
+async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, list[dict[str, str]]]:
     """A published variant with plenty of stock, and ``buyers`` users; their auth headers."""
-    database = Database(database_url, pool_size=1)
+    database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
     product_id, variant_id = uuid.uuid4(), uuid.uuid4()
     user_ids = [uuid.uuid4() for _ in range(buyers)]
     try:
@@ -79,8 +81,9 @@ async def seed(database_url: str, buyers: int) -> tuple[uuid.UUID, list[dict[str
                 )
             )
             await session.flush()
-            await inventory.set_stock(session, variant_id, STOCK)
+            await inventory.set_stock(session, variant_id, STOCK, redis=redis)
     finally:
+        await redis.aclose()
         await database.dispose()
     settings = Settings(secret_key=SecretStr(DEFAULT_SECRET_KEY))  # what the server signs with
     tokens = [issue_access_token(settings, user_id, Role.CUSTOMER) for user_id in user_ids]
@@ -166,7 +169,7 @@ def main() -> None:
 
     urls = bench_services()
     upgrade(urls.database_url)
-    variant_id, buyer_headers = asyncio.run(seed(urls.database_url, args.concurrency))
+    variant_id, buyer_headers = asyncio.run(seed(urls, args.concurrency))
     env = agora_env(urls)
     with agora_server(env, free_port(), workers=args.workers) as url:
 

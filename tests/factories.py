@@ -10,6 +10,7 @@ from agora.cart.models import Cart, CartItem, CartStatus
 from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
 from agora.core.security import Role, issue_access_token
+from agora.inventory import repository as inventory_repository
 from agora.inventory import service as inventory
 from agora.settings import Settings
 
@@ -89,9 +90,11 @@ async def create_variant(
 
 
 async def set_stock(database: Database, variant_id: uuid.UUID, quantity: int) -> None:
-    """Units on hand of a variant in the default warehouse."""
+    """Units on hand of a variant in the default warehouse (test data: no ledger line, no event)."""
     async with database.unit_of_work() as session:
-        await inventory.set_stock(session, variant_id, quantity)
+        warehouse_id = await inventory_repository.default_warehouse_id(session)
+        level = await inventory_repository.lock_stock_level(session, variant_id, warehouse_id)
+        await inventory_repository.set_quantity(session, level, quantity)
 
 
 async def stock_of(database: Database, variant_id: uuid.UUID) -> inventory.VariantStock:

@@ -15,6 +15,7 @@ from agora import __version__
 from agora.accounts.api import router as accounts_router
 from agora.cart.api import router as cart_router
 from agora.catalog.api import router as catalog_router
+from agora.catalog.service import register_stock_lookup
 from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
@@ -25,6 +26,7 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
 from agora.realtime.api import router as realtime_router
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A fast, async, headless commerce backend.",
         lifespan=lifespan,
     )
+    register_stock_lookup(inventory_service.in_stock_variant_ids)
     install_error_handlers(app)
     install_http_middleware(app, settings, api_prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import select, text
 
 from agora.core.db import Database
@@ -24,12 +25,14 @@ def _counts(stock: service.VariantStock) -> tuple[int, int, int]:
     return level.quantity, level.reserved, level.allocated
 
 
-async def test_reserve_allocate_ship_moves_units_through_the_counts(database: Database) -> None:
+async def test_reserve_allocate_ship_moves_units_through_the_counts(
+    database: Database, redis: Redis
+) -> None:
     variant = await create_variant(database, stock=10)
     order = uuid.uuid4()
 
     async with database.unit_of_work() as session:
-        await service.reserve(session, order, {variant: 3})
+        await service.reserve(session, order, {variant: 3}, redis=redis)
     assert _counts(await stock_of(database, variant)) == (10, 3, 0)
     async with database.unit_of_work() as session:
         assert await service.allocate(session, order) == 3
@@ -37,7 +40,7 @@ async def test_reserve_allocate_ship_moves_units_through_the_counts(database: Da
     assert _counts(await stock_of(database, variant)) == (10, 0, 3)
     async with database.unit_of_work() as session:
         assert await service.ship(session, order) == 3
-        assert await service.release(session, order) == 0
+        assert await service.release(session, order, redis=redis) == 0
     assert _counts(await stock_of(database, variant)) == (7, 0, 0)
 
     async with database.unit_of_work() as session:
@@ -47,36 +50,37 @@ async def test_reserve_allocate_ship_moves_units_through_the_counts(database: Da
             .order_by(StockMovement.id)
         )
         assert list(kinds) == [
-            MovementKind.ADJUSTMENT,
             MovementKind.RESERVATION,
             MovementKind.ALLOCATION,
             MovementKind.SHIPMENT,
         ]
 
 
-async def test_release_frees_held_and_allocated_units_once(database: Database) -> None:
+async def test_release_frees_held_and_allocated_units_once(
+    database: Database, redis: Redis
+) -> None:
     variant = await create_variant(database, stock=5)
     held, paid = uuid.uuid4(), uuid.uuid4()
     async with database.unit_of_work() as session:
-        await service.reserve(session, held, {variant: 2})
-        await service.reserve(session, paid, {variant: 3})
+        await service.reserve(session, held, {variant: 2}, redis=redis)
+        await service.reserve(session, paid, {variant: 3}, redis=redis)
         await service.allocate(session, paid)
     assert (await stock_of(database, variant)).available == 0
 
     async with database.unit_of_work() as session:
-        assert await service.release(session, held) == 2
-        assert await service.release(session, paid) == 3
-        assert await service.release(session, paid) == 0
+        assert await service.release(session, held, redis=redis) == 2
+        assert await service.release(session, paid, redis=redis) == 3
+        assert await service.release(session, paid, redis=redis) == 0
     assert _counts(await stock_of(database, variant)) == (5, 0, 0)
 
 
-async def test_a_multi_line_reservation_is_all_or_nothing(database: Database) -> None:
+async def test_a_multi_line_reservation_is_all_or_nothing(database: Database, redis: Redis) -> None:
     plenty = await create_variant(database, stock=10)
     scarce = await create_variant(database, stock=1)
 
     with pytest.raises(Conflict) as refused:
         async with database.unit_of_work() as session:
-            await service.reserve(session, uuid.uuid4(), {plenty: 4, scarce: 2})
+            await service.reserve(session, uuid.uuid4(), {plenty: 4, scarce: 2}, redis=redis)
 
     assert refused.value.instance_code == "out_of_stock"
     assert refused.value.extensions["variant_id"] == str(scarce)
@@ -84,16 +88,16 @@ async def test_a_multi_line_reservation_is_all_or_nothing(database: Database) ->
 
 
 async def test_reservation_takes_the_first_warehouse_with_enough_units(
-    database: Database,
+    database: Database, redis: Redis
 ) -> None:
     variant = await create_variant(database, stock=1)
     async with database.unit_of_work() as session:
         second = await service.create_warehouse(session, "second", "Second")
-        await service.set_stock(session, variant, 5, second.id)
+        await service.set_stock(session, variant, 5, second.id, redis=redis)
 
     async with database.unit_of_work() as session:
-        await service.reserve(session, uuid.uuid4(), {variant: 3})
-        await service.reserve(session, uuid.uuid4(), {variant: 1})
+        await service.reserve(session, uuid.uuid4(), {variant: 3}, redis=redis)
+        await service.reserve(session, uuid.uuid4(), {variant: 1}, redis=redis)
     stock = await stock_of(database, variant)
 
     assert stock.available == 2
@@ -104,18 +108,18 @@ async def test_reservation_takes_the_first_warehouse_with_enough_units(
     assert sum(by_warehouse.values()) == 4
 
 
-async def test_quantity_cannot_go_below_committed_units(database: Database) -> None:
+async def test_quantity_cannot_go_below_committed_units(database: Database, redis: Redis) -> None:
     variant = await create_variant(database, stock=5)
     async with database.unit_of_work() as session:
-        await service.reserve(session, uuid.uuid4(), {variant: 4})
+        await service.reserve(session, uuid.uuid4(), {variant: 4}, redis=redis)
 
     with pytest.raises(Conflict) as refused:
         async with database.unit_of_work() as session:
-            await service.set_stock(session, variant, 3)
+            await service.set_stock(session, variant, 3, redis=redis)
     assert refused.value.instance_code == "below_committed_stock"
 
     async with database.unit_of_work() as session:
-        await service.set_stock(session, variant, 4)
+        await service.set_stock(session, variant, 4, redis=redis)
     assert _counts(await stock_of(database, variant)) == (4, 4, 0)
 
 
@@ -130,14 +134,16 @@ async def test_check_constraint_refuses_overselling_whatever_the_code(database: 
 
 
 async def test_availability_events_fire_when_stock_runs_out_and_returns(
-    database: Database,
+    database: Database, redis: Redis
 ) -> None:
-    variant = await create_variant(database, stock=1)
+    variant = await create_variant(database)
     order = uuid.uuid4()
     async with database.unit_of_work() as session:
-        await service.reserve(session, order, {variant: 1})
+        await service.set_stock(session, variant, 1, redis=redis)
     async with database.unit_of_work() as session:
-        await service.release(session, order)
+        await service.reserve(session, order, {variant: 1}, redis=redis)
+    async with database.unit_of_work() as session:
+        await service.release(session, order, redis=redis)
 
     async with database.unit_of_work() as session:
         events = await session.scalars(
@@ -155,3 +161,18 @@ async def test_in_stock_lookup(database: Database) -> None:
     async with database.unit_of_work() as session:
         found = await service.in_stock_variant_ids(session, [stocked, empty, unknown])
     assert found == {stocked}
+
+
+async def test_demo_stocking_fills_only_variants_without_stock(
+    database: Database, redis: Redis
+) -> None:
+    stocked = await create_variant(database, stock=3)
+    unstocked = await create_variant(database)
+
+    async with database.unit_of_work() as session:
+        assert await service.stock_unstocked_variants(session, 100, redis=redis) == 1
+    async with database.unit_of_work() as session:
+        assert await service.stock_unstocked_variants(session, 100, redis=redis) == 0
+
+    assert (await stock_of(database, stocked)).available == 3
+    assert (await stock_of(database, unstocked)).available == 100

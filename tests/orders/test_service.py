@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import update
 
 from agora.core.db import Database
@@ -20,7 +21,7 @@ CHECKOUT = service.Checkout(shipping_address=ADDRESS)
 
 
 async def _order(
-    database: Database, settings: Settings, variant: uuid.UUID, **line: object
+    database: Database, settings: Settings, redis: Redis, variant: uuid.UUID, **line: object
 ) -> Order:
     buyer = await create_user(database, settings)
     async with database.unit_of_work() as session:
@@ -30,6 +31,7 @@ async def _order(
             [service.LineRequest(variant, 2, **line)],  # type: ignore[arg-type]
             CHECKOUT,
             payment_timeout=900,
+            redis=redis,
         )
 
 
@@ -40,10 +42,14 @@ async def _make_overdue(database: Database, order_id: uuid.UUID) -> None:
         )
 
 
-async def test_explicit_lines_keep_their_unit_price(database: Database, settings: Settings) -> None:
+async def test_explicit_lines_keep_their_unit_price(
+    database: Database, settings: Settings, redis: Redis
+) -> None:
     variant = await create_variant(database, price=5000, stock=5)
 
-    order = await _order(database, settings, variant, unit_price=Money(amount=999, currency="EUR"))
+    order = await _order(
+        database, settings, redis, variant, unit_price=Money(amount=999, currency="EUR")
+    )
 
     assert order.status == OrderStatus.PENDING_PAYMENT
     assert (order.subtotal_amount, order.total_amount) == (1998, 1998)
@@ -51,10 +57,10 @@ async def test_explicit_lines_keep_their_unit_price(database: Database, settings
 
 
 async def test_mark_paid_allocates_once_and_is_idempotent(
-    database: Database, settings: Settings
+    database: Database, settings: Settings, redis: Redis
 ) -> None:
     variant = await create_variant(database, stock=5)
-    order = await _order(database, settings, variant)
+    order = await _order(database, settings, redis, variant)
 
     async with database.unit_of_work() as session:
         paid = await service.mark_paid(session, order.id)
@@ -67,19 +73,19 @@ async def test_mark_paid_allocates_once_and_is_idempotent(
 
 
 async def test_a_cancelled_order_cannot_be_paid_and_a_paid_one_cannot_be_cancelled(
-    database: Database, settings: Settings
+    database: Database, settings: Settings, redis: Redis
 ) -> None:
     variant = await create_variant(database, stock=5)
-    cancelled = await _order(database, settings, variant)
-    paid = await _order(database, settings, variant)
+    cancelled = await _order(database, settings, redis, variant)
+    paid = await _order(database, settings, redis, variant)
     async with database.unit_of_work() as session:
-        await service.cancel_order(session, cancelled.id, reason="test")
-        await service.cancel_order(session, cancelled.id, reason="test")
+        await service.cancel_order(session, cancelled.id, reason="test", redis=redis)
+        await service.cancel_order(session, cancelled.id, reason="test", redis=redis)
         await service.mark_paid(session, paid.id)
 
     for attempt in (
         lambda session: service.mark_paid(session, cancelled.id),
-        lambda session: service.cancel_order(session, paid.id, reason="test"),
+        lambda session: service.cancel_order(session, paid.id, reason="test", redis=redis),
     ):
         with pytest.raises(Conflict) as refused:
             async with database.unit_of_work() as session:
@@ -89,14 +95,14 @@ async def test_a_cancelled_order_cannot_be_paid_and_a_paid_one_cannot_be_cancell
 
 
 async def test_refund_puts_unshipped_units_back_on_sale(
-    database: Database, settings: Settings
+    database: Database, settings: Settings, redis: Redis
 ) -> None:
     variant = await create_variant(database, stock=5)
-    order = await _order(database, settings, variant)
+    order = await _order(database, settings, redis, variant)
     async with database.unit_of_work() as session:
         await service.mark_paid(session, order.id)
-        refunded = await service.mark_refunded(session, order.id)
-        await service.mark_refunded(session, order.id)
+        refunded = await service.mark_refunded(session, order.id, redis)
+        await service.mark_refunded(session, order.id, redis)
 
     assert refunded.status == OrderStatus.REFUNDED
     level = (await stock_of(database, variant)).levels[0]
@@ -104,20 +110,20 @@ async def test_refund_puts_unshipped_units_back_on_sale(
 
 
 async def test_expire_cancels_only_overdue_unpaid_orders(
-    database: Database, settings: Settings
+    database: Database, settings: Settings, redis: Redis
 ) -> None:
     variant = await create_variant(database, stock=6)
-    early, overdue, paid = [await _order(database, settings, variant) for _ in range(3)]
+    early, overdue, paid = [await _order(database, settings, redis, variant) for _ in range(3)]
     await _make_overdue(database, overdue.id)
     await _make_overdue(database, paid.id)
     async with database.unit_of_work() as session:
         await service.mark_paid(session, paid.id)
 
     async with database.unit_of_work() as session:
-        assert await service.expire_order(session, early.id) is False
-        assert await service.expire_order(session, overdue.id) is True
-        assert await service.expire_order(session, overdue.id) is False
-        assert await service.expire_order(session, paid.id) is False
+        assert await service.expire_order(session, early.id, redis) is False
+        assert await service.expire_order(session, overdue.id, redis) is True
+        assert await service.expire_order(session, overdue.id, redis) is False
+        assert await service.expire_order(session, paid.id, redis) is False
         cancelled = await service.get_order(session, overdue.id)
 
     assert cancelled.status == OrderStatus.CANCELLED
@@ -125,9 +131,11 @@ async def test_expire_cancels_only_overdue_unpaid_orders(
     assert (await stock_of(database, variant)).available == 2
 
 
-async def test_sweep_queues_every_overdue_order(database: Database, settings: Settings) -> None:
+async def test_sweep_queues_every_overdue_order(
+    database: Database, settings: Settings, redis: Redis
+) -> None:
     variant = await create_variant(database, stock=6)
-    orders = [await _order(database, settings, variant) for _ in range(3)]
+    orders = [await _order(database, settings, redis, variant) for _ in range(3)]
     for order in orders[:2]:
         await _make_overdue(database, order.id)
 

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from agora.core.dependencies import SessionDep
+from agora.core.dependencies import RedisDep, SessionDep
 from agora.core.security import StaffPrincipal
 from agora.inventory import service
 from agora.inventory.schemas import (
@@ -57,8 +57,10 @@ async def get_stock(
 
 @router.put("/variants/{variant_id}/stock", summary="Set a variant's units on hand")
 async def put_stock(
-    variant_id: uuid.UUID, body: StockIn, _: StaffPrincipal, session: SessionDep
+    variant_id: uuid.UUID, body: StockIn, _: StaffPrincipal, session: SessionDep, redis: RedisDep
 ) -> VariantStockOut:
     """Set the units on hand in a warehouse (the default one when omitted)."""
-    stock = await service.set_stock(session, variant_id, body.quantity, body.warehouse_id)
+    stock = await service.set_stock(
+        session, variant_id, body.quantity, body.warehouse_id, redis=redis
+    )
     return VariantStockOut.model_validate(stock)

@@ -99,6 +99,43 @@ async def variant_exists(session: AsyncSession, variant_id: uuid.UUID) -> bool:
     return found is not None
 
 
+async def product_of_variant(session: AsyncSession, variant_id: uuid.UUID) -> uuid.UUID:
+    """The product a variant belongs to."""
+    product_id = await session.scalar(
+        select(ProductVariant.product_id).where(ProductVariant.id == variant_id)
+    )
+    assert product_id is not None, "stock only exists for existing variants"
+    return product_id
+
+
+async def unstocked_variants(session: AsyncSession) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(variant, product) of every variant no warehouse has a stock level for."""
+    rows = await session.execute(
+        select(ProductVariant.id, ProductVariant.product_id).where(
+            ~select(StockLevel.variant_id)
+            .where(StockLevel.variant_id == ProductVariant.id)
+            .exists()
+        )
+    )
+    return [(variant_id, product_id) for variant_id, product_id in rows]
+
+
+async def insert_stock_levels(
+    session: AsyncSession, warehouse_id: uuid.UUID, quantities: dict[uuid.UUID, int]
+) -> set[uuid.UUID]:
+    """New stock levels in one statement (existing ones are kept); the variants inserted."""
+    if not quantities:
+        return set()
+    rows = [
+        {"variant_id": variant_id, "warehouse_id": warehouse_id, "quantity": quantity}
+        for variant_id, quantity in quantities.items()
+    ]
+    inserted = await session.scalars(
+        insert(StockLevel).values(rows).on_conflict_do_nothing().returning(StockLevel.variant_id)
+    )
+    return set(inserted)
+
+
 async def lock_stock_level(
     session: AsyncSession, variant_id: uuid.UUID, warehouse_id: uuid.UUID
 ) -> StockLevel:

@@ -11,6 +11,12 @@ stock level, lines are taken in (variant, warehouse) order so two multi-line ord
 the same order and cannot deadlock, and the CHECK constraints of ``stock_levels`` are the last
 guard. Every other change goes through the reservation rows, locked first, so running one twice
 changes nothing the second time.
+
+When a variant runs out or comes back (its available units cross zero), the catalog's cached
+documents of its product are invalidated once the transaction commits (they show ``in_stock``),
+and a ``stock.availability_changed`` event is recorded. Reserving, releasing and setting stock can
+cause that, so they take the Redis client the invalidation goes through; allocating and shipping
+never change what is available.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.catalog import service as catalog
+from agora.core.db import on_after_commit, pending, take_committed
 from agora.core.errors import Conflict, NotFound
 from agora.core.outbox import record_event
 from agora.inventory import repository
@@ -28,6 +37,7 @@ from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, 
 from agora.inventory.repository import StockChange
 
 AVAILABILITY_TOPIC = "stock.availability_changed"
+_CATALOG_INVALIDATIONS = "inventory.catalog_invalidations"
 _HELD = ReservationStatus.HELD
 _ALLOCATED = ReservationStatus.ALLOCATED
 
@@ -81,6 +91,8 @@ async def set_stock(
     variant_id: uuid.UUID,
     quantity: int,
     warehouse_id: uuid.UUID | None = None,
+    *,
+    redis: Redis,
 ) -> VariantStock:
     """Set the units on hand of a variant in a warehouse (the default one when omitted).
 
@@ -106,8 +118,26 @@ async def set_stock(
             session, variant_id, warehouse_id, MovementKind.ADJUSTMENT, quantity - level.quantity
         )
         before = level.available
-        await _note_availability(session, variant_id, before, before + quantity - level.quantity)
+        after = before + quantity - level.quantity
+        await _note_availability(session, redis, variant_id, before, after)
     return VariantStock(variant_id, await repository.stock_levels(session, variant_id))
+
+
+async def stock_unstocked_variants(session: AsyncSession, quantity: int, *, redis: Redis) -> int:
+    """Give every variant that has no stock anywhere ``quantity`` units in the default warehouse
+    (demo data); how many variants were stocked. Safe to run again: stocked ones are kept."""
+    warehouse_id = await repository.default_warehouse_id(session)
+    unstocked = await repository.unstocked_variants(session)
+    stocked = await repository.insert_stock_levels(
+        session, warehouse_id, {variant_id: quantity for variant_id, _ in unstocked}
+    )
+    for variant_id, product_id in unstocked:
+        if variant_id in stocked:
+            repository.add_movement(
+                session, variant_id, warehouse_id, MovementKind.ADJUSTMENT, quantity
+            )
+            pending(session, _CATALOG_INVALIDATIONS).append((redis, product_id))
+    return len(stocked)
 
 
 async def available_quantities(
@@ -127,7 +157,11 @@ async def in_stock_variant_ids(
 
 
 async def reserve(
-    session: AsyncSession, reference_id: uuid.UUID, quantities: Mapping[uuid.UUID, int]
+    session: AsyncSession,
+    reference_id: uuid.UUID,
+    quantities: Mapping[uuid.UUID, int],
+    *,
+    redis: Redis,
 ) -> None:
     """Hold units of each variant for ``reference_id``, all or nothing.
 
@@ -144,7 +178,7 @@ async def reserve(
         repository.add_movement(
             session, variant_id, warehouse_id, MovementKind.RESERVATION, quantity, reference_id
         )
-        await _note_availability(session, variant_id, left + quantity, left)
+        await _note_availability(session, redis, variant_id, left + quantity, left)
 
 
 async def _reserve_line(
@@ -162,17 +196,32 @@ async def _reserve_line(
 
 async def allocate(session: AsyncSession, reference_id: uuid.UUID) -> int:
     """Turn held units into allocated ones (the order is paid); returns units moved."""
-    return await _move(session, reference_id, [_HELD], ReservationStatus.ALLOCATED)
+    moves = await _move(session, reference_id, [_HELD], ReservationStatus.ALLOCATED)
+    return sum(move.units for move in moves)
 
 
 async def ship(session: AsyncSession, reference_id: uuid.UUID) -> int:
     """Units allocated to a reference leave the warehouse; returns units moved."""
-    return await _move(session, reference_id, [_ALLOCATED], ReservationStatus.SHIPPED)
+    moves = await _move(session, reference_id, [_ALLOCATED], ReservationStatus.SHIPPED)
+    return sum(move.units for move in moves)
 
 
-async def release(session: AsyncSession, reference_id: uuid.UUID) -> int:
+async def release(session: AsyncSession, reference_id: uuid.UUID, *, redis: Redis) -> int:
     """Make units held or allocated to a reference available again; returns units moved."""
-    return await _move(session, reference_id, [_HELD, _ALLOCATED], ReservationStatus.RELEASED)
+    moves = await _move(session, reference_id, [_HELD, _ALLOCATED], ReservationStatus.RELEASED)
+    for move in moves:
+        await _note_availability(session, redis, move.variant_id, move.before, move.after)
+    return sum(move.units for move in moves)
+
+
+@dataclass(frozen=True)
+class _Move:
+    """Units of a variant that changed state, and its available units before and after."""
+
+    variant_id: uuid.UUID
+    units: int
+    before: int
+    after: int
 
 
 _CHANGES: dict[tuple[ReservationStatus, ReservationStatus], tuple[StockChange, MovementKind]] = {
@@ -194,8 +243,8 @@ async def _move(
     reference_id: uuid.UUID,
     statuses: list[ReservationStatus],
     new_status: ReservationStatus,
-) -> int:
-    moved = 0
+) -> list[_Move]:
+    moves = []
     taken = await repository.take_reservations(session, reference_id, statuses, new_status)
     for reservation, previous in taken:
         unit_change, kind = _CHANGES[(previous, new_status)]
@@ -208,15 +257,15 @@ async def _move(
         variant_id, warehouse_id = reservation.variant_id, reservation.warehouse_id
         after = await repository.change_stock(session, variant_id, warehouse_id, change)
         repository.add_movement(session, variant_id, warehouse_id, kind, units, reference_id)
-        await _note_availability(session, variant_id, after - change.available, after)
-        moved += units
-    return moved
+        moves.append(_Move(variant_id, units, after - change.available, after))
+    return moves
 
 
 async def _note_availability(
-    session: AsyncSession, variant_id: uuid.UUID, before: int, after: int
+    session: AsyncSession, redis: Redis, variant_id: uuid.UUID, before: int, after: int
 ) -> None:
-    """When a stock level runs out or comes back, tell listeners whether the variant is in stock.
+    """When a stock level runs out or comes back, tell listeners whether the variant is in stock
+    and have the catalog drop its product's cached documents once this transaction commits.
 
     Only a change crossing zero can change the variant's availability, so the total over every
     warehouse is read only then.
@@ -227,3 +276,15 @@ async def _note_availability(
     if after == 0 and total > 0:
         return  # another warehouse still has units
     record_event(session, AVAILABILITY_TOPIC, {"variant_id": variant_id, "in_stock": total > 0})
+    product_id = await repository.product_of_variant(session, variant_id)
+    pending(session, _CATALOG_INVALIDATIONS).append((redis, product_id))
+
+
+@on_after_commit
+async def _invalidate_catalog(session: AsyncSession) -> None:
+    """Drop the cached catalog documents of products whose availability changed (committed)."""
+    done: set[tuple[int, uuid.UUID]] = set()
+    for redis, product_id in take_committed(session, _CATALOG_INVALIDATIONS):
+        if (id(redis), product_id) not in done:
+            done.add((id(redis), product_id))
+            await catalog.invalidate_product(redis, product_id)

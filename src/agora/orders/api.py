@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import EmailStr
 
-from agora.core.dependencies import SessionDep, SettingsDep
+from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from agora.core.security import CurrentPrincipal, StaffPrincipal
@@ -43,6 +43,7 @@ async def create_order(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
+    redis: RedisDep,
     idempotency: IdempotencyDep,
 ) -> Response:
     """Turn the caller's cart into an order awaiting payment, its stock reserved until
@@ -60,6 +61,7 @@ async def create_order(
             body.cart_id,
             checkout,
             payment_timeout=settings.order_payment_timeout,
+            redis=redis,
         )
         return StoredResponse(
             201,
@@ -108,21 +110,26 @@ async def get_order(
 
 @router.post("/orders/{order_id}/cancel", summary="Cancel an unpaid order")
 async def cancel_order(
-    order_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    order_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, redis: RedisDep
 ) -> OrderOut:
     """Cancel an order awaiting payment and release its stock; 409 once it is paid."""
     owner = None if principal.is_staff else principal.user_id
     reason = "staff" if principal.is_staff else "buyer"
-    order = await service.cancel_order(session, order_id, reason=reason, user_id=owner)
+    order = await service.cancel_order(session, order_id, reason=reason, redis=redis, user_id=owner)
     return OrderOut.model_validate(order)
 
 
 @router.patch("/orders/{order_id}", summary="Move an order (staff)")
 async def move_order(
-    order_id: uuid.UUID, body: OrderStatusIn, _: StaffPrincipal, session: SessionDep
+    order_id: uuid.UUID,
+    body: OrderStatusIn,
+    _: StaffPrincipal,
+    session: SessionDep,
+    redis: RedisDep,
 ) -> OrderOut:
     """Move an order along its state machine; 409 for an illegal move."""
-    return OrderOut.model_validate(await service.move_order(session, order_id, body.status))
+    order = await service.move_order(session, order_id, body.status, redis)
+    return OrderOut.model_validate(order)
 
 
 @router.get("/shipping-methods", summary="Shipping methods")

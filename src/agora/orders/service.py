@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.cart import service as cart
@@ -82,6 +83,7 @@ async def place_order(
     checkout: Checkout,
     *,
     payment_timeout: int,
+    redis: Redis,
 ) -> Order:
     """Turn a user's cart into an order awaiting payment, with its stock reserved.
 
@@ -90,7 +92,9 @@ async def place_order(
     """
     claimed = await cart.claim_for_checkout(session, cart_id, user_id)
     lines = [LineRequest(line.variant_id, line.quantity) for line in claimed.lines]
-    return await create_order(session, user_id, lines, checkout, payment_timeout=payment_timeout)
+    return await create_order(
+        session, user_id, lines, checkout, payment_timeout=payment_timeout, redis=redis
+    )
 
 
 async def create_order(
@@ -100,6 +104,7 @@ async def create_order(
     checkout: Checkout,
     *,
     payment_timeout: int,
+    redis: Redis,
 ) -> Order:
     """Create an order from explicit lines (checkout, flash-sale tickets): prices frozen, stock
     reserved, voucher counted, totals computed, an ``order.created`` event and the auto-cancel
@@ -147,7 +152,7 @@ async def create_order(
     quantities: dict[uuid.UUID, int] = {}
     for line in lines:
         quantities[line.variant_id] = quantities.get(line.variant_id, 0) + line.quantity
-    await inventory.reserve(session, order.id, quantities)
+    await inventory.reserve(session, order.id, quantities, redis=redis)
     _announce(session, order, "order.created")
     defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
     return order
@@ -235,6 +240,7 @@ async def cancel_order(
     order_id: uuid.UUID,
     *,
     reason: str,
+    redis: Redis,
     user_id: uuid.UUID | None = None,
 ) -> Order:
     """Cancel an unpaid order (the buyer's own when ``user_id`` is given), releasing its stock
@@ -248,14 +254,14 @@ async def cancel_order(
         cancelled_at=utcnow(),
         cancel_reason=reason,
     ):
-        return await _after_cancel(session, order_id)
+        return await _after_cancel(session, order_id, redis)
     order = await get_order(session, order_id)
     if order.status == _S.CANCELLED:
         return order
     raise _illegal(order, _S.CANCELLED)
 
 
-async def expire_order(session: AsyncSession, order_id: uuid.UUID) -> bool:
+async def expire_order(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> bool:
     """Cancel an order still unpaid past its deadline; whether it was cancelled now.
 
     Safe to run twice and against a concurrent payment (one of them wins). An order not yet due
@@ -270,7 +276,7 @@ async def expire_order(session: AsyncSession, order_id: uuid.UUID) -> bool:
         cancelled_at=utcnow(),
         cancel_reason=PAYMENT_TIMEOUT_REASON,
     ):
-        await _after_cancel(session, order_id)
+        await _after_cancel(session, order_id, redis)
         return True
     order = await repository.get_order(session, order_id)
     if order is not None and order.status == _S.PENDING_PAYMENT:
@@ -291,16 +297,18 @@ async def schedule_overdue_expiries(session: AsyncSession) -> int:
     return len(overdue)
 
 
-async def move_order(session: AsyncSession, order_id: uuid.UUID, status: str) -> Order:
+async def move_order(
+    session: AsyncSession, order_id: uuid.UUID, status: str, redis: Redis
+) -> Order:
     """Staff moves an order along the state machine: 409 for an illegal move, nothing for a move
     to the state it is already in."""
     target = OrderStatus(status)
     if target == _S.PAID:
         return await mark_paid(session, order_id)
     if target == _S.CANCELLED:
-        return await cancel_order(session, order_id, reason="staff")
+        return await cancel_order(session, order_id, reason="staff", redis=redis)
     if target == _S.REFUNDED:
-        return await mark_refunded(session, order_id)
+        return await mark_refunded(session, order_id, redis)
     sources = [status for status, targets in TRANSITIONS.items() if target in targets]
     values: dict[str, Any] = {"shipped_at": utcnow()} if target == _S.SHIPPED else {}
     if await repository.update_status(session, order_id, sources, target, **values):
@@ -313,11 +321,11 @@ async def move_order(session: AsyncSession, order_id: uuid.UUID, status: str) ->
     raise _illegal(order, target)
 
 
-async def mark_refunded(session: AsyncSession, order_id: uuid.UUID) -> Order:
+async def mark_refunded(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> Order:
     """The order's payment was refunded: units not yet shipped go back on sale. Idempotent."""
     sources = [status for status, targets in TRANSITIONS.items() if _S.REFUNDED in targets]
     if await repository.update_status(session, order_id, sources, _S.REFUNDED):
-        await inventory.release(session, order_id)
+        await inventory.release(session, order_id, redis=redis)
         return await _announce_moved(session, order_id, _S.REFUNDED)
     order = await get_order(session, order_id)
     if order.status == _S.REFUNDED:
@@ -325,12 +333,12 @@ async def mark_refunded(session: AsyncSession, order_id: uuid.UUID) -> Order:
     raise _illegal(order, _S.REFUNDED)
 
 
-async def _after_cancel(session: AsyncSession, order_id: uuid.UUID) -> Order:
+async def _after_cancel(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> Order:
     """Give back the voucher use, then the units: vouchers before stock rows, as checkout locks."""
     order = await get_order(session, order_id)
     if order.voucher_id is not None:
         await repository.release_voucher(session, order.voucher_id)
-    await inventory.release(session, order_id)
+    await inventory.release(session, order_id, redis=redis)
     _announce(session, order, "order.cancelled")
     return order
 

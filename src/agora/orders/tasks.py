@@ -18,8 +18,8 @@ __all__ = ["EXPIRE_ORDER_TASK", "EXPIRE_OVERDUE_ORDERS_TASK"]
 def expire_order(order_id: str) -> bool:
     """Cancel the order if it is still unpaid past its deadline (safe to run twice)."""
 
-    async def expire(session: AsyncSession, _: Redis) -> bool:
-        return await service.expire_order(session, uuid.UUID(order_id))
+    async def expire(session: AsyncSession, redis: Redis) -> bool:
+        return await service.expire_order(session, uuid.UUID(order_id), redis)
 
     return worker_runtime().run(expire)
 
