@@ -13,7 +13,9 @@ from starlette.responses import Response
 
 from agora import __version__
 from agora.accounts.api import router as accounts_router
+from agora.cart.api import router as cart_router
 from agora.catalog.api import router as catalog_router
+from agora.catalog.service import register_stock_lookup
 from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
@@ -24,6 +26,11 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.inventory import service as inventory_service
+from agora.inventory.api import router as inventory_router
+from agora.orders.api import router as orders_router
+from agora.realtime.api import router as realtime_router
+from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -52,10 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings, database=database, redis=redis, rate_limiter=rate_limiter
         )
         app.state.cache = TwoLevelCache.from_settings(redis, settings)
+        app.state.event_hub = EventHub(redis)
+        await app.state.event_hub.start()
         try:
             async with app.state.cache.invalidation_subscriber():
                 yield
         finally:
+            await app.state.event_hub.stop()
             await redis.aclose()
             await database.dispose()
 
@@ -65,12 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A fast, async, headless commerce backend.",
         lifespan=lifespan,
     )
+    register_stock_lookup(inventory_service.in_stock_variant_ids)
     install_error_handlers(app)
     install_http_middleware(app, settings, api_prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)
+    app.include_router(inventory_router, prefix=API_PREFIX)
+    app.include_router(cart_router, prefix=API_PREFIX)
+    app.include_router(orders_router, prefix=API_PREFIX)
+    app.include_router(realtime_router)
     return app
 
 

@@ -37,6 +37,7 @@ HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option(help="TCP port to listen on.")]
 WorkersOption = Annotated[int, typer.Option(help="API worker processes.")]
 _STOP_GRACE_S = 10.0
+DEMO_STOCK_PER_VARIANT = 100
 
 
 def _export_service_urls() -> ServiceUrls:
@@ -153,7 +154,7 @@ def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")
 
 @app.command()
 def demo() -> None:
-    """Load the demo catalog (idempotent: what exists already is kept)."""
+    """Load the demo catalog, with stock (idempotent: what exists already is kept)."""
     created = _load_demo(only_if_empty=False)
     console.print(f"[green]demo catalog ready[/green] ({created} products created)")
 
@@ -166,6 +167,7 @@ def _load_demo(*, only_if_empty: bool) -> int:
     from agora.catalog.demo import CATEGORIES, PRODUCTS_PER_CATEGORY, load_demo
     from agora.core.db import Database
     from agora.core.redis import create_redis
+    from agora.inventory.service import stock_unstocked_variants
 
     urls = _export_service_urls()
 
@@ -173,12 +175,15 @@ def _load_demo(*, only_if_empty: bool) -> int:
         task = progress.add_task("demo catalog", total=len(CATEGORIES) * PRODUCTS_PER_CATEGORY)
         database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
         try:
-            return await load_demo(
+            created = await load_demo(
                 database,
                 redis,
                 only_if_empty=only_if_empty,
                 on_product=lambda: progress.advance(task),
             )
+            async with database.unit_of_work() as session:
+                await stock_unstocked_variants(session, DEMO_STOCK_PER_VARIANT, redis=redis)
+            return created
         finally:
             await redis.aclose()
             await database.dispose()

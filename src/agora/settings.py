@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     catalog_cache_control: str = "public, max-age=30, stale-while-revalidate=60"
 
     order_payment_timeout: int = 900
+    order_expiry_sweep_interval: float = 30.0
+    outbox_relay_interval: float = 5.0
     payment_providers: str = "dev"
 
     stripe_api_key: SecretStr | None = None

@@ -32,7 +32,7 @@ async def test_staff_create_a_product_with_variants(
     [only] = body["variants"]
     assert only["sku"] == "SHOE-42-RED"
     assert only["attributes"] == {"size": 42, "color": "red"}
-    assert only["in_stock"] is True
+    assert only["in_stock"] is False  # no units in any warehouse yet
 
 
 async def test_only_staff_may_write(client: httpx.AsyncClient, settings: Settings) -> None:
@@ -241,7 +241,8 @@ async def test_detail_takes_a_fixed_number_of_queries(
     query_counter.reset()
     by_id = await client.get(f"/api/v1/products/{product['id']}")
     assert len(by_id.json()["variants"]) == 20
-    assert query_counter.count == 2  # the product with its category, then its variants
+    # the product with its category, its variants, then their stock (one query for all)
+    assert query_counter.count == 3
     query_counter.reset()
     await client.get("/api/v1/products/many-variants")
     assert query_counter.count == 1  # the slug; the document itself is cached
@@ -260,4 +261,5 @@ async def test_a_list_page_of_50_takes_a_fixed_number_of_queries(
     page = (await client.get("/api/v1/products?limit=50")).json()
     assert len(page["items"]) == 50
     assert all(len(item["variants"]) == 2 for item in page["items"])
-    assert query_counter.count == 2  # the page, then the variants of all its products
+    # the page, the variants of all its products, then their stock (one query for all)
+    assert query_counter.count == 3

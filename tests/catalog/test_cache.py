@@ -71,7 +71,6 @@ async def test_stock_lookup_seam_and_product_invalidation(
 ) -> None:
     product = await create_product(client, settings, "Scarce")
     url = f"/api/v1/products/{product['id']}"
-    assert (await client.get(url)).json()["variants"][0]["in_stock"] is True
     sold_out: set[uuid.UUID] = set()
 
     async def lookup(_: AsyncSession, variant_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -79,6 +78,7 @@ async def test_stock_lookup_seam_and_product_invalidation(
 
     service.register_stock_lookup(lookup)
     try:
+        assert (await client.get(url)).json()["variants"][0]["in_stock"] is True
         sold_out.add(uuid.UUID(product["variants"][0]["id"]))
         assert (await client.get(url)).json()["variants"][0]["in_stock"] is True  # still cached
         await service.invalidate_product(redis, uuid.UUID(product["id"]))
