@@ -19,6 +19,7 @@ from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.redis import create_redis
+from agora.payments.api import router as payments_router
 from agora.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
+    app.include_router(payments_router, prefix=API_PREFIX)
     return app
 
 

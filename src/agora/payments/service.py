@@ -118,6 +118,7 @@ async def create_payment(
             amount=order.amount,
             currency=order.currency,
             status=PaymentStatus.PENDING,
+            created_at=utcnow(),
         ),
     )
     request = PaymentRequest(
@@ -300,7 +301,13 @@ async def request_refund(
         )
     refund = await repository.add_refund(
         session,
-        Refund(payment_id=payment.id, amount=to_refund, reason=reason, requested_by=requested_by),
+        Refund(
+            payment_id=payment.id,
+            amount=to_refund,
+            reason=reason,
+            requested_by=requested_by,
+            created_at=utcnow(),
+        ),
     )
     defer(session, SUBMIT_REFUND_TASK, str(refund.id))
     return refund
