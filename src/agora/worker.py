@@ -45,6 +45,12 @@ def build_celery() -> Celery:
     broker = settings.broker_url or broker_url_for_redis(settings.redis_url or "")
     app = configure_celery(broker)
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
+    app.conf.beat_schedule = {
+        "reconcile-payments": {
+            "task": RECONCILE_PAYMENTS_TASK,
+            "schedule": settings.payment_reconcile_interval,
+        },
+    }
     return app
 
 
@@ -57,5 +63,8 @@ def ping(token: str) -> None:
 
     runtime().run(record)
 
+
+# Domain task modules register their tasks on import; they use ``runtime()`` defined above.
+from agora.payments.tasks import RECONCILE_PAYMENTS_TASK  # noqa: E402
 
 app = build_celery()

@@ -63,9 +63,7 @@ def payment_environment(keys: RunKeys, base_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def settings(
-    service_urls: ServiceUrls, keys: RunKeys, standin_server: ProviderStandIn
-) -> Settings:
+def settings(service_urls: ServiceUrls, keys: RunKeys, standin_server: ProviderStandIn) -> Settings:
     """The test settings with every payment provider enabled."""
     values = {
         key.removeprefix("AGORA_").lower(): value

@@ -215,10 +215,7 @@ class ProviderStandIn:
         header = request.headers.get("Authorization", "")
         schema, _, rest = header.partition(" ")
         fields = (
-            dict(
-                (part.split("=", 1)[0], part.split("=", 1)[1].strip('"'))
-                for part in rest.split(",")
-            )
+            {part.split("=", 1)[0]: part.split("=", 1)[1].strip('"') for part in rest.split(",")}
             if rest
             else {}
         )

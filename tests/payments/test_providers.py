@@ -102,10 +102,12 @@ async def test_stripe_create_sends_the_bearer_key_and_form(
     settings: Settings, standin: ProviderStandIn
 ) -> None:
     created = await stripe_provider(settings).create_payment(request_for(1999, "EUR"))
-    assert created.client_secret and created.provider_reference
+    assert created.client_secret
+    assert created.provider_reference
     (sent,) = standin.received("stripe")
     form = dict(parse_qsl(sent.body.decode()))
-    assert form["amount"] == "1999" and form["currency"] == "eur"
+    assert form["amount"] == "1999"
+    assert form["currency"] == "eur"
     assert form["metadata[payment_id]"] == PAYMENT_ID.hex
     assert sent.headers["Idempotency-Key"] == f"payment-{PAYMENT_ID.hex}"
 
@@ -164,7 +166,8 @@ async def test_alipay_page_pay_url_is_signed_as_the_sdk_signs(
     assert url.path == "/gateway.do"
     params = dict(parse_qsl(url.query))
     signature = params.pop("sign")
-    assert params["method"] == "alipay.trade.page.pay" and params["app_id"] == "2021000000000001"
+    assert params["method"] == "alipay.trade.page.pay"
+    assert params["app_id"] == "2021000000000001"
     assert '"total_amount":"19.99"' in params["biz_content"]
     ours = signing.alipay_sdk(keys.alipay_app, keys.alipay_platform)
     expected = ours.sign_data(dict(params)).rsplit("&sign=", 1)[1]
@@ -235,11 +238,13 @@ async def test_wechat_native_pay_is_signed_and_its_answer_verified(
     settings: Settings, standin: ProviderStandIn
 ) -> None:
     created = await wechat_provider(settings).create_payment(request_for(1999, "CNY"))
-    assert created.code_url is not None and created.code_url.startswith("weixin://")
+    assert created.code_url is not None
+    assert created.code_url.startswith("weixin://")
     assert standin.refused == []
     (sent,) = standin.received("wechatpay")
     assert sent.headers["Authorization"].startswith("WECHATPAY2-SHA256-RSA2048 mchid=")
-    assert b'"total":1999' in sent.body and PAYMENT_ID.hex.encode() in sent.body
+    assert b'"total":1999' in sent.body
+    assert PAYMENT_ID.hex.encode() in sent.body
 
 
 async def test_wechat_answer_signed_by_another_key_is_refused(

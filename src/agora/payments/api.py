@@ -29,9 +29,7 @@ async def provider_callback(
     """Verify the callback on its raw body, apply it once, answer as the provider expects."""
     gateway = service.provider_named(settings, provider)
     result = await service.handle_callback(session, gateway, await request.body(), request.headers)
-    answer = (
-        gateway.acknowledgement() if result in _ACKNOWLEDGED else gateway.refusal(result.value)
-    )
+    answer = gateway.acknowledgement() if result in _ACKNOWLEDGED else gateway.refusal(result.value)
     return Response(answer.body, answer.status_code, media_type=answer.media_type)
 
 
