@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agora import __version__
+from agora.cart.api import router as cart_router
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
@@ -19,6 +20,8 @@ from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.redis import create_redis
+from agora.inventory.api import router as inventory_router
+from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
 from agora.settings import Settings, get_settings
 
@@ -59,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
+    app.include_router(inventory_router, prefix=API_PREFIX)
+    app.include_router(cart_router, prefix=API_PREFIX)
+    app.include_router(orders_router, prefix=API_PREFIX)
     app.include_router(payments_router, prefix=API_PREFIX)
     return app
 

@@ -6,17 +6,23 @@ the worker process's own event loop, and is safe to run twice.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from celery import Celery
 from celery.signals import worker_process_shutdown
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.core import idempotency, outbox
 from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import WorkerRuntime, celery_app, configure_celery
 from agora.settings import get_settings
 
 PING_KEY_PREFIX = "agora:ping:"
 PING_TTL_S = 300
+IDEMPOTENCY_PURGE_TASK = "agora.idempotency.purge"
+OUTBOX_PURGE_TASK = "agora.outbox.purge"
+OUTBOX_RETENTION = dt.timedelta(days=7)
 _runtime: WorkerRuntime | None = None
 
 
@@ -46,6 +52,13 @@ def build_celery() -> Celery:
     app = configure_celery(broker)
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     app.conf.beat_schedule = {
+        "relay-outbox": {"task": outbox.RELAY_TASK, "schedule": settings.outbox_relay_interval},
+        "expire-overdue-orders": {
+            "task": EXPIRE_OVERDUE_ORDERS_TASK,
+            "schedule": settings.order_expiry_sweep_interval,
+        },
+        "purge-idempotency-keys": {"task": IDEMPOTENCY_PURGE_TASK, "schedule": 3600.0},
+        "purge-relayed-events": {"task": OUTBOX_PURGE_TASK, "schedule": 3600.0},
         "reconcile-payments": {
             "task": RECONCILE_PAYMENTS_TASK,
             "schedule": settings.payment_reconcile_interval,
@@ -64,7 +77,34 @@ def ping(token: str) -> None:
     runtime().run(record)
 
 
+@celery_app.task(name=outbox.RELAY_TASK)
+def relay_outbox() -> int:
+    """Publish the outbox events not yet relayed (after a commit, and periodically)."""
+    return runtime().run(outbox.relay_pending)
+
+
+@celery_app.task(name=OUTBOX_PURGE_TASK)
+def purge_relayed_events() -> int:
+    """Forget relayed outbox events after their retention period."""
+
+    async def purge(session: AsyncSession, _: Redis) -> int:
+        return await outbox.purge_relayed(session, OUTBOX_RETENTION)
+
+    return runtime().run(purge)
+
+
+@celery_app.task(name=IDEMPOTENCY_PURGE_TASK)
+def purge_idempotency_keys() -> int:
+    """Delete expired idempotency keys."""
+
+    async def purge(session: AsyncSession, _: Redis) -> int:
+        return await idempotency.purge_expired(session)
+
+    return runtime().run(purge)
+
+
 # Domain task modules register their tasks on import; they use ``runtime()`` defined above.
+from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK  # noqa: E402
 from agora.payments.tasks import RECONCILE_PAYMENTS_TASK  # noqa: E402
 
 app = build_celery()

@@ -1,4 +1,4 @@
-"""Helpers of the payments tests: open a payment for an order, read tables back."""
+"""Helpers of the payments tests: real orders with open payments, tables read back."""
 
 from __future__ import annotations
 
@@ -7,9 +7,39 @@ import uuid
 from sqlalchemy import func, select
 
 from agora.core.db import Database
+from agora.orders import service as orders
+from agora.orders.models import Order, OrderStatus
 from agora.payments import service
 from agora.payments.models import InboxEvent, Payment, Refund
 from agora.settings import Settings
+from tests.factories import create_user, create_variant
+from tests.orders.support import ADDRESS
+
+
+async def place_orders(
+    database: Database,
+    settings: Settings,
+    count: int,
+    price: int = 1999,
+    currency: str = "EUR",
+    owner: uuid.UUID | None = None,
+) -> list[Order]:
+    """``count`` orders of one unit each, awaiting payment (total = price: free shipping)."""
+    variant = await create_variant(database, price=price, currency=currency, stock=count)
+    buyer_id = owner or (await create_user(database, settings)).id
+    placed = []
+    async with database.unit_of_work() as session:
+        for _ in range(count):
+            order = await orders.create_order(
+                session,
+                buyer_id,
+                [orders.LineRequest(variant, 1)],
+                orders.Checkout(shipping_address=ADDRESS),
+                payment_timeout=900,
+            )
+            placed.append(order)
+    assert all(order.total_amount == price for order in placed)
+    return placed
 
 
 async def open_payment(
@@ -18,11 +48,13 @@ async def open_payment(
     provider: str,
     amount: int = 1999,
     currency: str = "EUR",
+    order: Order | None = None,
 ) -> Payment:
     """A pending payment of a fresh order awaiting payment."""
-    order = service.PayableOrder(uuid.uuid4(), amount, currency, "Test order", True)
+    if order is None:
+        (order,) = await place_orders(database, settings, 1, amount, currency)
     async with database.unit_of_work() as session:
-        return await service.create_payment(session, settings, order, provider)
+        return await service.create_payment(session, settings, order.id, provider, user_id=None)
 
 
 async def reload(database: Database, payment_id: uuid.UUID) -> Payment:
@@ -31,6 +63,14 @@ async def reload(database: Database, payment_id: uuid.UUID) -> Payment:
         payment = await session.get(Payment, payment_id)
         assert payment is not None
         return payment
+
+
+async def order_status(database: Database, order_id: uuid.UUID) -> OrderStatus:
+    """An order's status now."""
+    async with database.sessionmaker() as session:
+        status = await session.scalar(select(Order.status).where(Order.id == order_id))
+        assert status is not None
+        return status
 
 
 async def inbox_count(database: Database) -> int:

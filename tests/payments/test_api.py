@@ -10,12 +10,15 @@ import httpx
 import pytest
 
 from agora.core.db import Database
+from agora.core.security import Role
+from agora.orders.models import OrderStatus
 from agora.payments.models import PaymentFlag, PaymentStatus
 from agora.settings import Settings
+from tests.factories import create_user
 from tests.payments import signing
 from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
-from tests.payments.support import inbox_count, open_payment, reload
+from tests.payments.support import inbox_count, open_payment, order_status, place_orders, reload
 
 STRIPE = "/api/v1/payments/webhooks/stripe"
 ALIPAY = "/api/v1/payments/webhooks/alipay"
@@ -122,6 +125,7 @@ async def test_wrong_amount_is_flagged_and_never_pays(
     assert response.text == "success"  # authentic: resending would not change the amount
     stored = await reload(database, payment.id)
     assert stored.status is PaymentStatus.PENDING
+    assert await order_status(database, payment.order_id) is OrderStatus.PENDING_PAYMENT
     assert stored.flag is PaymentFlag.AMOUNT_MISMATCH
     assert "1 CNY" in (stored.flag_detail or "")
 
@@ -171,3 +175,58 @@ async def test_dev_payment_completes_through_the_api(
     assert await inbox_count(database) == 1
     missing = await client.post(f"/api/v1/payments/dev/{uuid.uuid4()}/complete")
     assert missing.status_code == 404
+
+
+async def test_buyer_opens_payments_with_an_idempotency_key(
+    client: httpx.AsyncClient, database: Database, settings: Settings, standin: ProviderStandIn
+) -> None:
+    buyer = await create_user(database, settings)
+    (order,) = await place_orders(database, settings, 1, owner=buyer.id)
+    url = f"/api/v1/orders/{order.id}/payments"
+    headers = {**buyer.headers, "Idempotency-Key": "pay-1"}
+    first = await client.post(url, json={"provider": "stripe"}, headers=headers)
+    again = await client.post(url, json={"provider": "stripe"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.json()["client_secret"]
+    assert first.json()["amount"] == {
+        "amount": 1999,
+        "currency": "EUR",
+    }
+    assert len(standin.received("stripe")) == 1
+    alipay = await client.post(url, json={"provider": "alipay"}, headers=buyer.headers)
+    assert alipay.status_code == 422
+    assert alipay.json()["code"] == "currency_not_supported"
+    fetched = await client.get(first.headers["Location"], headers=buyer.headers)
+    assert fetched.json()["id"] == first.json()["id"]
+    stranger = await create_user(database, settings)
+    assert (
+        await client.post(url, json={"provider": "dev"}, headers=stranger.headers)
+    ).status_code == 404
+    assert (
+        await client.get(first.headers["Location"], headers=stranger.headers)
+    ).status_code == 404
+
+
+async def test_staff_refunds_over_http(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    payment = await open_payment(database, settings, "dev")
+    await client.post(f"/api/v1/payments/dev/{payment.id}/complete")
+    staff = await create_user(database, settings, Role.STAFF)
+    buyer = await create_user(database, settings)
+    url = f"/api/v1/orders/{payment.order_id}/refunds"
+    body = {"amount": {"amount": 500, "currency": "EUR"}, "reason": "damaged"}
+    assert (await client.post(url, json=body, headers=buyer.headers)).status_code == 403
+    accepted = await client.post(url, json=body, headers=staff.headers)
+    assert accepted.status_code == 202
+    assert accepted.json()["status"] == "pending"
+    too_much = {"amount": {"amount": 1500, "currency": "EUR"}}
+    refused = await client.post(url, json=too_much, headers=staff.headers)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "refund_exceeds_captured"
+    wrong = await client.post(
+        url, json={"amount": {"amount": 1, "currency": "USD"}}, headers=staff.headers
+    )
+    assert wrong.status_code == 422

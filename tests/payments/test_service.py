@@ -13,19 +13,28 @@ from sqlalchemy import update
 
 from agora.core.db import Database
 from agora.core.errors import Conflict
+from agora.core.money import Money
+from agora.orders import service as orders
+from agora.orders.models import OrderStatus
 from agora.payments import service
 from agora.payments.models import Payment, PaymentFlag, PaymentStatus, RefundStatus
 from agora.settings import Settings
 from tests.payments import signing
 from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
-from tests.payments.support import open_payment, refunds_of, reload
+from tests.payments.support import open_payment, order_status, place_orders, refunds_of, reload
 
 
 async def captured(
-    database: Database, settings: Settings, provider: str, **kwargs: object
+    database: Database,
+    settings: Settings,
+    provider: str,
+    currency: str = "EUR",
+    payment: Payment | None = None,
 ) -> Payment:
-    payment = await open_payment(database, settings, provider, **kwargs)  # type: ignore[arg-type]
+    """A payment whose success callback was applied (of a new order unless ``payment`` given)."""
+    if payment is None:
+        payment = await open_payment(database, settings, provider, currency=currency)
     event = service.CallbackEvent(
         event_id=f"test-capture-{payment.id}",
         event_type="test",
@@ -40,8 +49,10 @@ async def captured(
 
 
 async def refund(database: Database, order_id: uuid.UUID, amount: int | None) -> uuid.UUID:
+    money = None if amount is None else Money(amount=amount, currency="EUR")
     async with database.unit_of_work() as session:
-        return (await service.request_refund(session, order_id, amount, "test", None)).id
+        refund, _ = await service.request_refund(session, order_id, money, "test", None)
+        return refund.id
 
 
 async def test_refunds_never_exceed_the_capture_even_concurrently(
@@ -74,6 +85,36 @@ async def test_dev_refund_settles_on_submission(database: Database, settings: Se
     async with database.unit_of_work() as session:
         await service.submit_refund(session, settings, refund_id)  # a second run changes nothing
     assert (await reload(database, payment.id)).refunded_amount == 700
+    assert await order_status(database, payment.order_id) is OrderStatus.PAID
+    rest = await refund(database, payment.order_id, None)
+    async with database.unit_of_work() as session:
+        await service.submit_refund(session, settings, rest)
+    assert await order_status(database, payment.order_id) is OrderStatus.REFUNDED
+
+
+async def test_capture_for_a_cancelled_order_is_flagged(
+    database: Database, settings: Settings
+) -> None:
+    payment = await open_payment(database, settings, "dev")
+    async with database.unit_of_work() as session:
+        await orders.cancel_order(session, payment.order_id, reason="test")
+    stored = await captured(database, settings, "dev", payment=payment)
+    assert stored.flag is PaymentFlag.ORDER_NOT_PAYABLE
+    assert await order_status(database, payment.order_id) is OrderStatus.CANCELLED
+
+
+async def test_second_capture_of_a_paid_order_is_flagged_for_refund(
+    database: Database, settings: Settings
+) -> None:
+    (order,) = await place_orders(database, settings, 1)
+    first = await open_payment(database, settings, "dev", order=order)
+    second = await open_payment(database, settings, "stripe", order=order)
+    await captured(database, settings, "dev", payment=first)
+    stored = await captured(database, settings, "stripe", payment=second)
+    assert stored.status is PaymentStatus.SUCCEEDED
+    assert stored.flag is PaymentFlag.ORDER_NOT_PAYABLE
+    assert str(first.id) in (stored.flag_detail or "")
+    assert (await reload(database, first.id)).flag is None
 
 
 async def test_stripe_refund_is_submitted_then_settled_by_charge_refunded(

@@ -8,13 +8,78 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from agora.core.dependencies import SessionDep, SettingsDep
+from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.money import Money
+from agora.core.security import CurrentPrincipal, StaffPrincipal
 from agora.payments import service
 from agora.payments.models import Payment, Refund
-from agora.payments.schemas import PaymentOut, RefundOut, WebhookProvider
+from agora.payments.schemas import (
+    PaymentCreate,
+    PaymentOut,
+    RefundCreate,
+    RefundOut,
+    WebhookProvider,
+)
 
 router = APIRouter(tags=["payments"])
 _ACKNOWLEDGED = frozenset({service.CallbackResult.ACCEPTED, service.CallbackResult.DUPLICATE})
+
+
+@router.post(
+    "/orders/{order_id}/payments",
+    status_code=201,
+    summary="Pay an order through a provider",
+    response_model=PaymentOut,
+    responses={409: {"description": "The order is not awaiting payment"}},
+)
+async def create_payment(
+    order_id: uuid.UUID,
+    body: PaymentCreate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Open a payment of the order's total; send an ``Idempotency-Key`` to retry safely."""
+
+    async def open_payment() -> StoredResponse:
+        payment = await service.create_payment(
+            session, settings, order_id, body.provider, user_id=principal.user_id
+        )
+        return StoredResponse(
+            201,
+            payment_out(payment).model_dump_json().encode(),
+            {"Location": f"/api/v1/payments/{payment.id}"},
+        )
+
+    stored = await respond_once(session, idempotency, user_scope(principal.user_id), open_payment)
+    return stored.to_response()
+
+
+@router.get("/payments/{payment_id}", summary="A payment of one of the caller's orders")
+async def get_payment(
+    payment_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> PaymentOut:
+    """The payment's status and what the client needs to complete it (staff see every one)."""
+    owner = None if principal.is_staff else principal.user_id
+    return payment_out(await service.get_payment(session, payment_id, user_id=owner))
+
+
+@router.post(
+    "/orders/{order_id}/refunds",
+    status_code=202,
+    summary="Refund an order's payment, in full or in part (staff)",
+    responses={409: {"description": "Nothing captured, or more than is left to refund"}},
+)
+async def create_refund(
+    order_id: uuid.UUID, body: RefundCreate, principal: StaffPrincipal, session: SessionDep
+) -> RefundOut:
+    """Reserve the amount against the capture and ask the provider; the provider's callback
+    settles the refund (it stays ``pending`` until then)."""
+    refund, payment = await service.request_refund(
+        session, order_id, body.amount, body.reason, principal.user_id
+    )
+    return refund_out(refund, payment.currency)
 
 
 @router.post(

@@ -77,7 +77,9 @@ class Payment(TimestampMixin, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    order_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="RESTRICT"), index=True
+    )
     provider: Mapped[str] = mapped_column(String(32))
     status: Mapped[PaymentStatus] = mapped_column(
         enum_column(PaymentStatus), default=PaymentStatus.PENDING

@@ -237,6 +237,23 @@ async def captured_payment_of_order(session: AsyncSession, order_id: uuid.UUID) 
     return payment
 
 
+async def other_captured_payment(
+    session: AsyncSession, order_id: uuid.UUID, payment_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Another payment of the order that was captured (committed), if any."""
+    other: uuid.UUID | None = await session.scalar(
+        select(Payment.id)
+        .where(
+            Payment.order_id == order_id,
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Payment.id != payment_id,
+        )
+        .order_by(Payment.paid_at)
+        .limit(1)
+    )
+    return other
+
+
 async def overdue_payments(
     session: AsyncSession, older_than: dt.datetime, newer_than: dt.datetime, limit: int
 ) -> Sequence[Payment]:

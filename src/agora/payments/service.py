@@ -19,7 +19,6 @@ import datetime as dt
 import enum
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import structlog
 from prometheus_client import Counter
@@ -28,6 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agora.core.db import utcnow
 from agora.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from agora.core.jobs import defer
+from agora.core.money import Money
+from agora.orders import service as orders
+from agora.orders.models import OrderStatus
 from agora.payments import repository
 from agora.payments.models import (
     InboxOutcome,
@@ -72,17 +74,6 @@ class CallbackResult(enum.StrEnum):
     RETRY_LATER = "retry_later"
 
 
-@dataclass(frozen=True)
-class PayableOrder:
-    """What a payment needs to know of an order: whose it is, how much, and whether it is open."""
-
-    id: uuid.UUID
-    amount: int
-    currency: str
-    description: str
-    is_awaiting_payment: bool
-
-
 def provider_named(settings: Settings, name: str) -> PaymentProvider:
     """An enabled provider; ``NotFound`` for one that is not enabled (or does not exist)."""
     provider = enabled_providers(settings).get(name)
@@ -94,16 +85,23 @@ def provider_named(settings: Settings, name: str) -> PaymentProvider:
 
 
 async def create_payment(
-    session: AsyncSession, settings: Settings, order: PayableOrder, provider_name: str
+    session: AsyncSession,
+    settings: Settings,
+    order_id: uuid.UUID,
+    provider_name: str,
+    *,
+    user_id: uuid.UUID | None,
 ) -> Payment:
-    """Open a payment of the order's total at ``provider_name``; the payment holds what the
-    client needs next (client secret, redirect URL or QR code URL)."""
+    """Open a payment of the order's frozen total at ``provider_name`` (the buyer's own order
+    when ``user_id`` is given: 404 otherwise); the payment holds what the client needs next
+    (client secret, redirect URL or QR code URL)."""
     if provider_name not in settings.enabled_payment_providers:
         raise ValidationFailed(
             f"The payment provider {provider_name!r} is not enabled.", code="provider_not_enabled"
         )
     provider = provider_named(settings, provider_name)
-    if not order.is_awaiting_payment:
+    order = await orders.get_order(session, order_id, user_id=user_id)
+    if order.status != OrderStatus.PENDING_PAYMENT:
         raise Conflict("This order is not awaiting payment.", code="order_not_payable")
     if provider.currencies is not None and order.currency not in provider.currencies:
         raise ValidationFailed(
@@ -115,7 +113,7 @@ async def create_payment(
         Payment(
             order_id=order.id,
             provider=provider_name,
-            amount=order.amount,
+            amount=order.total_amount,
             currency=order.currency,
             status=PaymentStatus.PENDING,
             created_at=utcnow(),
@@ -123,9 +121,9 @@ async def create_payment(
     )
     request = PaymentRequest(
         payment.id,
-        order.amount,
+        order.total_amount,
         order.currency,
-        order.description,
+        f"Order {order.number}",
         notify_url=settings.public_base_url.rstrip("/")
         + WEBHOOK_PATH.format(provider=provider_name),
     )
@@ -149,6 +147,17 @@ async def create_payment(
         if value
     }
     await session.flush()
+    return payment
+
+
+async def get_payment(
+    session: AsyncSession, payment_id: uuid.UUID, *, user_id: uuid.UUID | None
+) -> Payment:
+    """A payment; when ``user_id`` is given its order must be theirs (404 otherwise)."""
+    payment = await repository.get_payment(session, payment_id)
+    if payment is None:
+        raise NotFound("No such payment.", code="payment_not_found")
+    await orders.get_order(session, payment.order_id, user_id=user_id)
     return payment
 
 
@@ -231,7 +240,25 @@ async def _capture(session: AsyncSession, payment: Payment, event: CallbackEvent
 
 
 async def _on_captured(session: AsyncSession, payment: Payment) -> None:
-    """The money is in: the order becomes paid (wired to the order state machine)."""
+    """The money is in: the order becomes paid, its reserved stock allocated.
+
+    A capture the order cannot take (it was cancelled meanwhile, or another payment paid it
+    first) is flagged for a refund. ``mark_paid`` waits on the order's row, so by the time it
+    returns a competing capture has committed and the check below sees it.
+    """
+    try:
+        await orders.mark_paid(session, payment.order_id)
+    except Conflict as error:
+        await _flag_unpayable(session, payment, f"order cannot be paid: {error.detail}")
+        return
+    other = await repository.other_captured_payment(session, payment.order_id, payment.id)
+    if other is not None:
+        await _flag_unpayable(session, payment, f"order already paid by payment {other}")
+
+
+async def _flag_unpayable(session: AsyncSession, payment: Payment, detail: str) -> None:
+    await repository.flag_payment(session, payment.id, PaymentFlag.ORDER_NOT_PAYABLE, detail)
+    log.error("payment_captured_for_unpayable_order", payment_id=str(payment.id), detail=detail)
 
 
 async def _settle_refunds(
@@ -254,7 +281,18 @@ async def _settle_refunds(
             settled += refund.amount
     if not settled:
         return InboxOutcome.ALREADY_APPLIED
+    await _on_refunded(session, payment)
     return InboxOutcome.APPLIED
+
+
+async def _on_refunded(session: AsyncSession, payment: Payment) -> None:
+    """Once everything captured is refunded, the order becomes refunded."""
+    if await repository.refunded_amount(session, payment.id) < payment.amount:
+        return
+    try:
+        await orders.mark_refunded(session, payment.order_id)
+    except Conflict as error:
+        log.warning("order_not_refundable", order_id=str(payment.order_id), detail=error.detail)
 
 
 async def complete_dev_payment(
@@ -281,10 +319,10 @@ async def complete_dev_payment(
 async def request_refund(
     session: AsyncSession,
     order_id: uuid.UUID,
-    amount: int | None,
+    amount: Money | None,
     reason: str,
     requested_by: uuid.UUID | None,
-) -> Refund:
+) -> tuple[Refund, Payment]:
     """Refund ``amount`` (everything left when None) of the order's captured payment.
 
     The amount is reserved atomically against what was captured, so concurrent refunds can never
@@ -293,7 +331,13 @@ async def request_refund(
     payment = await repository.captured_payment_of_order(session, order_id)
     if payment is None:
         raise Conflict("This order has no captured payment to refund.", code="not_refundable")
-    to_refund = amount if amount is not None else payment.amount - payment.refund_reserved_amount
+    if amount is not None and amount.currency != payment.currency:
+        raise ValidationFailed(
+            f"The payment was made in {payment.currency}.", code="currency_mismatch"
+        )
+    to_refund = (
+        amount.amount if amount is not None else payment.amount - payment.refund_reserved_amount
+    )
     if to_refund <= 0 or not await repository.reserve_refund(session, payment.id, to_refund):
         raise Conflict(
             "The refund would exceed what was captured and not yet refunded.",
@@ -310,7 +354,7 @@ async def request_refund(
         ),
     )
     defer(session, SUBMIT_REFUND_TASK, str(refund.id))
-    return refund
+    return refund, payment
 
 
 async def submit_refund(session: AsyncSession, settings: Settings, refund_id: uuid.UUID) -> None:
@@ -342,6 +386,7 @@ async def submit_refund(session: AsyncSession, settings: Settings, refund_id: uu
     await repository.mark_refund_submitted(session, refund.id, submitted.provider_reference)
     if submitted.is_settled:
         await repository.settle_refund(session, refund.id, payment_row.id, RefundStatus.SUCCEEDED)
+        await _on_refunded(session, payment_row)
 
 
 async def reconcile(session: AsyncSession, settings: Settings) -> int:

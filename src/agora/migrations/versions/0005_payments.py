@@ -1,7 +1,7 @@
 """payments
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-24 04:16:50.018030
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005"
-down_revision: str | None = "0001"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -66,6 +66,12 @@ def upgrade() -> None:
             "refunded_amount >= 0 AND refunded_amount <= refund_reserved_amount "
             "AND refund_reserved_amount <= amount",
             name=op.f("ck_payments_refunds_within_amount"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["orders.id"],
+            name=op.f("fk_payments_order_id_orders"),
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
         sa.UniqueConstraint(
