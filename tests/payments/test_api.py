@@ -19,6 +19,7 @@ from tests.payments import signing
 from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
 from tests.payments.support import inbox_count, open_payment, order_status, place_orders, reload
+from tests.support import wait_for
 
 STRIPE = "/api/v1/payments/webhooks/stripe"
 ALIPAY = "/api/v1/payments/webhooks/alipay"
@@ -230,3 +231,25 @@ async def test_staff_refunds_over_http(
         url, json={"amount": {"amount": 1, "currency": "USD"}}, headers=staff.headers
     )
     assert wrong.status_code == 422
+
+
+@pytest.mark.worker
+async def test_worker_submits_refunds_to_the_provider(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    celery_worker: object,
+) -> None:
+    payment = await open_payment(database, settings, "dev")
+    await client.post(f"/api/v1/payments/dev/{payment.id}/complete")
+    staff = await create_user(database, settings, Role.STAFF)
+    response = await client.post(
+        f"/api/v1/orders/{payment.order_id}/refunds", json={}, headers=staff.headers
+    )
+    assert response.status_code == 202
+
+    async def refunded() -> bool:
+        return await order_status(database, payment.order_id) is OrderStatus.REFUNDED
+
+    await wait_for(refunded, timeout=60)
+    assert (await reload(database, payment.id)).refunded_amount == 1999

@@ -124,8 +124,7 @@ async def create_payment(
         order.total_amount,
         order.currency,
         f"Order {order.number}",
-        notify_url=settings.public_base_url.rstrip("/")
-        + WEBHOOK_PATH.format(provider=provider_name),
+        notify_url=notify_url(settings, provider_name),
     )
     try:
         created = await provider.create_payment(request)
@@ -372,8 +371,7 @@ async def submit_refund(session: AsyncSession, settings: Settings, refund_id: uu
         _lookup(payment_row),
         refund.amount,
         refund.reason or "refund",
-        notify_url=settings.public_base_url.rstrip("/")
-        + WEBHOOK_PATH.format(provider=payment_row.provider),
+        notify_url=notify_url(settings, payment_row.provider),
     )
     try:
         submitted = await provider.refund(request)
@@ -428,6 +426,11 @@ async def reconcile(session: AsyncSession, settings: Settings) -> int:
     ):
         defer(session, SUBMIT_REFUND_TASK, str(refund_id))
     return changed
+
+
+def notify_url(settings: Settings, provider: str) -> str:
+    """The public URL of a provider's webhook, sent with each payment and refund."""
+    return settings.public_base_url.rstrip("/") + WEBHOOK_PATH.format(provider=provider)
 
 
 def _lookup(payment: Payment) -> PaymentLookup:
