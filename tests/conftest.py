@@ -4,7 +4,7 @@ client on the app, a query counter, and a real Celery worker for the tests that 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from agora.core.embedded import ServiceUrls, resolve_service_urls
 from agora.migrations import upgrade
 from agora.models import metadata
 from agora.settings import Settings
-from tests.support import ROOT, QueryCounter, WorkerProcess
+from tests.support import ROOT, ApiProcess, BeatProcess, QueryCounter, WorkerProcess
 
 TEST_DATA_DIR = Path(os.environ.get("AGORA_TEST_DATA_DIR", ROOT / ".agora-test"))
 
@@ -126,3 +126,35 @@ def celery_worker(service_env: dict[str, str]) -> Iterator[WorkerProcess]:
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def api_server(service_env: dict[str, str]) -> Iterator[Callable[..., ApiProcess]]:
+    """Start real ``agora api`` servers: ``api_server(workers=2, AGORA_X="...")``."""
+    started: list[ApiProcess] = []
+
+    def start(workers: int = 1, **env: str) -> ApiProcess:
+        server = ApiProcess(env={**service_env, **env}, workers=workers)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def celery_beat(service_env: dict[str, str]) -> Iterator[Callable[..., BeatProcess]]:
+    """Start a real ``agora beat``: ``celery_beat(AGORA_ORDER_EXPIRY_SWEEP_INTERVAL="1")``."""
+    started: list[BeatProcess] = []
+
+    def start(**env: str) -> BeatProcess:
+        beat = BeatProcess(env={**service_env, **env})
+        started.append(beat)
+        beat.start()
+        return beat
+
+    yield start
+    for beat in started:
+        beat.stop()

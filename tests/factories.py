@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from agora.accounts.models import User
+from agora.cart.models import Cart, CartItem, CartStatus
 from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
 from agora.core.security import Role, issue_access_token
@@ -97,3 +98,19 @@ async def stock_of(database: Database, variant_id: uuid.UUID) -> inventory.Varia
     """The stock levels of a variant as they are committed now."""
     async with database.unit_of_work() as session:
         return await inventory.variant_stock(session, variant_id)
+
+
+async def create_carts(
+    database: Database, owners: list[Account], items: dict[uuid.UUID, int]
+) -> list[uuid.UUID]:
+    """An active cart holding ``items`` for each owner, in one transaction; their ids."""
+    carts = [Cart(id=uuid.uuid4(), user_id=owner.id, status=CartStatus.ACTIVE) for owner in owners]
+    async with database.unit_of_work() as session:
+        session.add_all(carts)
+        await session.flush()
+        session.add_all(
+            CartItem(cart_id=cart.id, variant_id=variant_id, quantity=quantity)
+            for cart in carts
+            for variant_id, quantity in items.items()
+        )
+    return [cart.id for cart in carts]

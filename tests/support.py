@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +71,69 @@ class WorkerProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@dataclass
+class ApiProcess:
+    """A real ``agora api`` server (uvicorn) on a free port, for real concurrent clients."""
+
+    env: dict[str, str]
+    workers: int = 1
+    port: int = field(default_factory=lambda: free_port())
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where the server answers HTTP."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the server and wait until it answers ``/healthz``."""
+        command = [sys.executable, "-m", "agora", "api", "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, "--workers", str(self.workers)], env=self.env, cwd=ROOT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "the API server exited"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise AssertionError("the API server did not answer within 60s")
+
+    def stop(self) -> None:
+        """Stop the server (and its worker processes) cleanly."""
+        _terminate(self.process)
+
+
+@dataclass
+class BeatProcess:
+    """A real ``agora beat`` process sending the periodic tasks."""
+
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start beat; it sends its first round of periodic tasks at once."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agora", "beat"], env=self.env, cwd=ROOT
+        )
+
+    def stop(self) -> None:
+        """Stop beat."""
+        _terminate(self.process)
+
+
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 async def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:

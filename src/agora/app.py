@@ -12,17 +12,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agora import __version__
+from agora.accounts.api import router as accounts_router
 from agora.cart.api import router as cart_router
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
 from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
+from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
+from agora.realtime.api import router as realtime_router
+from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -46,10 +51,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_celery(urls.broker_url)
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
-        app.state.services = AppServices(settings=settings, database=database, redis=redis)
+        rate_limiter = RateLimiter(urls.redis_url, connection_pool=redis.connection_pool)
+        app.state.services = AppServices(
+            settings=settings, database=database, redis=redis, rate_limiter=rate_limiter
+        )
+        app.state.event_hub = EventHub(redis)
+        await app.state.event_hub.start()
         try:
             yield
         finally:
+            await app.state.event_hub.stop()
             await redis.aclose()
             await database.dispose()
 
@@ -60,12 +71,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_http_middleware(app, settings, api_prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
+    app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)
     app.include_router(payments_router, prefix=API_PREFIX)
+    app.include_router(realtime_router, prefix=API_PREFIX)
     return app
 
 

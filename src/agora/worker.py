@@ -9,13 +9,16 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.signals import setup_logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core import idempotency, outbox
 from agora.core.embedded import broker_url_for_redis
-from agora.core.jobs import WorkerRuntime, celery_app, configure_celery
+from agora.core.jobs import celery_app, configure_celery, worker_runtime
+from agora.core.observability import configure_logging
+from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
+from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
 
 PING_KEY_PREFIX = "agora:ping:"
@@ -23,26 +26,13 @@ PING_TTL_S = 300
 IDEMPOTENCY_PURGE_TASK = "agora.idempotency.purge"
 OUTBOX_PURGE_TASK = "agora.outbox.purge"
 OUTBOX_RETENTION = dt.timedelta(days=7)
-_runtime: WorkerRuntime | None = None
 
 
-def runtime() -> WorkerRuntime:
-    """This worker process's runtime, created on first use (after the pool has forked)."""
-    global _runtime
-    if _runtime is None:
-        settings = get_settings()
-        if settings.database_url is None or settings.redis_url is None:
-            raise RuntimeError("the worker needs AGORA_DATABASE_URL and AGORA_REDIS_URL")
-        _runtime = WorkerRuntime(settings.database_url, settings.redis_url)
-    return _runtime
-
-
-@worker_process_shutdown.connect
-def _close_runtime(**_: object) -> None:
-    global _runtime
-    if _runtime is not None:
-        _runtime.close()
-        _runtime = None
+@setup_logging.connect
+def _use_agora_logging(**_: object) -> None:
+    """Worker and beat log through structlog like the API (JSON lines in production)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
 
 
 def build_celery() -> Celery:
@@ -74,13 +64,13 @@ def ping(token: str) -> None:
     async def record(_: AsyncSession, redis: Redis) -> None:
         await redis.set(PING_KEY_PREFIX + token, "pong", ex=PING_TTL_S)
 
-    runtime().run(record)
+    worker_runtime().run(record)
 
 
 @celery_app.task(name=outbox.RELAY_TASK)
 def relay_outbox() -> int:
     """Publish the outbox events not yet relayed (after a commit, and periodically)."""
-    return runtime().run(outbox.relay_pending)
+    return worker_runtime().run(outbox.relay_pending)
 
 
 @celery_app.task(name=OUTBOX_PURGE_TASK)
@@ -90,7 +80,7 @@ def purge_relayed_events() -> int:
     async def purge(session: AsyncSession, _: Redis) -> int:
         return await outbox.purge_relayed(session, OUTBOX_RETENTION)
 
-    return runtime().run(purge)
+    return worker_runtime().run(purge)
 
 
 @celery_app.task(name=IDEMPOTENCY_PURGE_TASK)
@@ -100,11 +90,7 @@ def purge_idempotency_keys() -> int:
     async def purge(session: AsyncSession, _: Redis) -> int:
         return await idempotency.purge_expired(session)
 
-    return runtime().run(purge)
+    return worker_runtime().run(purge)
 
-
-# Domain task modules register their tasks on import; they use ``runtime()`` defined above.
-from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK  # noqa: E402
-from agora.payments.tasks import RECONCILE_PAYMENTS_TASK  # noqa: E402
 
 app = build_celery()

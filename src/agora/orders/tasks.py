@@ -7,10 +7,9 @@ import uuid
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.jobs import celery_app
+from agora.core.jobs import celery_app, worker_runtime
 from agora.orders import service
 from agora.orders.service import EXPIRE_ORDER_TASK, EXPIRE_OVERDUE_ORDERS_TASK
-from agora.worker import runtime
 
 __all__ = ["EXPIRE_ORDER_TASK", "EXPIRE_OVERDUE_ORDERS_TASK"]
 
@@ -22,7 +21,7 @@ def expire_order(order_id: str) -> bool:
     async def expire(session: AsyncSession, _: Redis) -> bool:
         return await service.expire_order(session, uuid.UUID(order_id))
 
-    return runtime().run(expire)
+    return worker_runtime().run(expire)
 
 
 @celery_app.task(name=EXPIRE_OVERDUE_ORDERS_TASK)
@@ -32,4 +31,4 @@ def expire_overdue_orders() -> int:
     async def sweep(session: AsyncSession, _: Redis) -> int:
         return await service.schedule_overdue_expiries(session)
 
-    return runtime().run(sweep)
+    return worker_runtime().run(sweep)

@@ -11,11 +11,10 @@ import uuid
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.jobs import celery_app
+from agora.core.jobs import celery_app, worker_runtime
 from agora.payments import service
 from agora.payments.providers.base import ProviderError
 from agora.settings import get_settings
-from agora.worker import runtime
 
 RECONCILE_PAYMENTS_TASK = service.RECONCILE_TASK
 _RETRY_COUNTDOWN_S = 30
@@ -30,7 +29,7 @@ def submit_refund(refund_id: str) -> None:
         await service.submit_refund(session, get_settings(), uuid.UUID(refund_id))
 
     try:
-        runtime().run(submit)
+        worker_runtime().run(submit)
     except ProviderError as error:
         raise submit_refund.retry(exc=error, countdown=_RETRY_COUNTDOWN_S) from error
 
@@ -42,4 +41,4 @@ def reconcile() -> int:
     async def run(session: AsyncSession, _: Redis) -> int:
         return await service.reconcile(session, get_settings())
 
-    return runtime().run(run)
+    return worker_runtime().run(run)
