@@ -14,6 +14,8 @@ from starlette.responses import Response
 from agora import __version__
 from agora.accounts.api import router as accounts_router
 from agora.cart.api import router as cart_router
+from agora.catalog.api import router as catalog_router
+from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
@@ -31,6 +33,7 @@ from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+PAYMENT_WEBHOOKS_PREFIX = API_PREFIX + "/payments/webhooks/"
 _READINESS_TIMEOUT_S = 2.0
 
 
@@ -57,8 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
+        app.state.cache = TwoLevelCache.from_settings(redis, settings)
         try:
-            yield
+            async with app.state.cache.invalidation_subscriber():
+                yield
         finally:
             await app.state.event_hub.stop()
             await redis.aclose()
@@ -71,10 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    install_http_middleware(app, settings, api_prefix=API_PREFIX)
+    # Provider callbacks come from a few provider IPs in bursts and are authenticated by their
+    # signatures: a 429 would only delay payments, so they skip the per-client default budget.
+    install_http_middleware(
+        app, settings, api_prefix=API_PREFIX, unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,)
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
+    app.include_router(catalog_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)

@@ -29,6 +29,8 @@ services_app = typer.Typer(help="The embedded PostgreSQL and Redis.", no_args_is
 app.add_typer(services_app, name="services")
 user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -150,14 +152,101 @@ def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")
 
 
 @app.command()
-def up(host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1) -> None:
-    """Run everything in one terminal: services, migrations, API, worker and beat."""
+def demo() -> None:
+    """Load the demo catalog (idempotent: what exists already is kept)."""
+    created = _load_demo(only_if_empty=False)
+    console.print(f"[green]demo catalog ready[/green] ({created} products created)")
+
+
+def _load_demo(*, only_if_empty: bool) -> int:
+    import asyncio
+
+    from rich.progress import Progress
+
+    from agora.catalog.demo import CATEGORIES, PRODUCTS_PER_CATEGORY, load_demo
+    from agora.core.db import Database
+    from agora.core.redis import create_redis
+
+    urls = _export_service_urls()
+
+    async def run(progress: Progress) -> int:
+        task = progress.add_task("demo catalog", total=len(CATEGORIES) * PRODUCTS_PER_CATEGORY)
+        database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
+        try:
+            return await load_demo(
+                database,
+                redis,
+                only_if_empty=only_if_empty,
+                on_product=lambda: progress.advance(task),
+            )
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    with Progress(console=console, transient=True) as progress:
+        return asyncio.run(run(progress))
+
+
+@import_app.command("products")
+def import_products(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file.")],
+) -> None:
+    """Import products from CSV (one variant per row); rejected rows are listed with reasons."""
+    import asyncio
+
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from agora.catalog.importer import ImportReport, import_rows, read_rows
+    from agora.core.db import Database
+    from agora.core.redis import create_redis
+
+    urls = _export_service_urls()
+    try:
+        rows = read_rows(file)
+    except (ValueError, UnicodeDecodeError) as exc:
+        console.print(f"[red]cannot read {file}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+
+    async def run(progress: Progress) -> ImportReport:
+        task = progress.add_task(f"importing {file.name}", total=len(rows))
+        database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
+        try:
+            async with database.unit_of_work() as session:
+                return await import_rows(session, redis, rows, lambda: progress.advance(task))
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    with Progress(console=console) as progress:
+        report = asyncio.run(run(progress))
+    console.print(
+        f"[green]{report.imported} rows imported[/green], {len(report.rejected)} rejected"
+    )
+    if report.rejected:
+        table = Table("line", "reason", title="Rejected rows")
+        for rejected in report.rejected:
+            table.add_row(str(rejected.line), rejected.reason)
+        console.print(table)
+        raise typer.Exit(1)
+
+
+@app.command()
+def up(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    workers: WorkersOption = 1,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo catalog.")] = False,
+) -> None:
+    """Run everything in one terminal: services, migrations, demo data, API, worker and beat."""
     settings = get_settings()
     started_postgres = (
         settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()
     )
     started_redis = settings.redis_url is None and not EmbeddedRedis(settings.data_dir).is_running()
     migrate()
+    if not no_demo:
+        _load_demo(only_if_empty=True)
     _prepare_metrics_dir()
     agora = [sys.executable, "-m", "agora"]
     commands = [

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_register: str = "20/hour"
 
+    cache_local_ttl: float = 30.0
+    cache_local_max_entries: int = 10_000
+    cache_redis_ttl: int = 600
+    catalog_cache_control: str = "public, max-age=30, stale-while-revalidate=60"
+
     order_payment_timeout: int = 900
     order_expiry_sweep_interval: float = 30.0
     outbox_relay_interval: float = 5.0

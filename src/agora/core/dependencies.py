@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.ratelimit import RateLimiter
 from agora.settings import Settings
@@ -40,20 +41,32 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _redis(request: Request) -> Redis:
+# Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread, a
+# thread hop per request that costs more than what these functions do.
+async def _services(request: Request) -> AppServices:
+    return app_services(request)
+
+
+async def _redis(request: Request) -> Redis:
     return app_services(request).redis
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return app_services(request).settings
 
 
-def _rate_limiter(request: Request) -> RateLimiter:
+async def _rate_limiter(request: Request) -> RateLimiter:
     return app_services(request).rate_limiter
+
+
+async def _cache(request: Request) -> TwoLevelCache:
+    cache: TwoLevelCache = request.app.state.cache
+    return cache
 
 
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-ServicesDep = Annotated[AppServices, Depends(app_services)]
+ServicesDep = Annotated[AppServices, Depends(_services)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
+CacheDep = Annotated[TwoLevelCache, Depends(_cache)]

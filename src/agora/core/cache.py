@@ -1,0 +1,255 @@
+"""Two-level read cache: an in-process LRU, then Redis, then a loader (usually PostgreSQL).
+
+**Invalidation is by tag, with generations.** Every entry names the tags it depends on (one
+product, "every product list" ...). Each tag has a generation token in Redis. An entry is stored
+in Redis together with the tokens its tags had when its load started, and is served only while
+they are all still current. Invalidating a tag gives it a fresh token, once the write has
+committed, and publishes the tag on a pub/sub channel; every process then drops its local
+entries carrying that tag.
+
+Why generations rather than deleting keys: a reader that loaded from a snapshot older than a
+write may store its result *after* the writer's invalidation. With a plain ``DEL`` that stale
+entry would be served until its TTL; here it carries the old token and is never served. Why tags
+rather than one version for a whole namespace: a stock change on one product must not evict the
+whole catalog, while one tag can still drop every list page at once.
+
+Local entries go when the pub/sub message arrives (about a millisecond after the commit), and all
+of them go whenever the subscription is (re)established, since messages may have been lost while
+it was down; a short local TTL bounds staleness should a message still be missed. The process
+that wrote drops its own local entries at once, so it reads its own writes.
+
+A miss is loaded once per key per process (single flight): concurrent readers of a key await the
+same load instead of stampeding the database. If Redis is unreachable, reads fall back to the
+loader rather than failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.core.db import on_after_commit, pending, take_committed
+from agora.core.serialization import dumps, loads
+from agora.settings import Settings
+
+CHANNEL = "agora:cache:invalidations"
+_TAG_PREFIX = "agora:cache:tag:"
+_ENTRY_PREFIX = "agora:cache:entry:"
+_TAG_TTL_S = 7 * 24 * 3600
+_RESUBSCRIBE_DELAY_S = 1.0
+_AFTER_COMMIT_KEY = "cache.invalidations"
+
+# KEYS[1] is the entry, KEYS[2..] its tags; a tag without a token gets ARGV[1].
+_GET_WITH_GENERATIONS = """
+local result = {redis.call('GET', KEYS[1]) or false}
+for i = 2, #KEYS do
+  local token = redis.call('GET', KEYS[i])
+  if not token then
+    redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
+    token = ARGV[1]
+  end
+  result[i] = token
+end
+return result
+"""
+
+log = structlog.get_logger(__name__)
+Loader = Callable[[], Awaitable[Any]]
+_live_caches: weakref.WeakSet[TwoLevelCache] = weakref.WeakSet()
+
+
+@dataclass
+class _LocalEntry:
+    value: Any
+    expires_at: float
+    tags: tuple[str, ...]
+
+
+class TwoLevelCache:
+    """One process's cache: a bounded local LRU in front of Redis, with single-flight loads."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        local_ttl: float = 30.0,
+        local_max_entries: int = 10_000,
+        redis_ttl: int = 600,
+    ) -> None:
+        self.redis = redis
+        self.local_ttl = local_ttl
+        self.local_max_entries = local_max_entries
+        self.redis_ttl = redis_ttl
+        self._local: OrderedDict[str, _LocalEntry] = OrderedDict()
+        self._keys_by_tag: dict[str, set[str]] = {}
+        self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._epoch = 0
+        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
+        self._get_script = redis.register_script(_GET_WITH_GENERATIONS)
+        _live_caches.add(self)
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> TwoLevelCache:
+        """A cache sized and timed by the ``AGORA_CACHE_*`` settings."""
+        return cls(
+            redis,
+            local_ttl=settings.cache_local_ttl,
+            local_max_entries=settings.cache_local_max_entries,
+            redis_ttl=settings.cache_redis_ttl,
+        )
+
+    async def get_or_load(self, key: str, tags: Sequence[str], loader: Loader) -> Any:
+        """The value of ``key`` (JSON-ready), loaded by ``loader`` on a miss of both levels."""
+        entry = self._local.get(key)
+        if entry is not None and entry.expires_at > time.monotonic():
+            self._local.move_to_end(key)
+            return entry.value
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._load(key, tuple(tags), loader))
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        return await asyncio.shield(flight)
+
+    def drop_local(self, tags: Iterable[str]) -> None:
+        """Forget this process's entries carrying any of ``tags``."""
+        self._epoch += 1
+        for tag in tags:
+            for key in self._keys_by_tag.pop(tag, ()):
+                self._forget(key)
+
+    def clear_local(self) -> None:
+        """Forget every local entry (when invalidation messages may have been missed)."""
+        self._epoch += 1
+        self._local.clear()
+        self._keys_by_tag.clear()
+
+    @contextlib.asynccontextmanager
+    async def invalidation_subscriber(self) -> AsyncIterator[None]:
+        """Apply published invalidations to this process while the block runs (app lifespan)."""
+        await self._pubsub.subscribe(CHANNEL)
+        task = asyncio.create_task(self._listen(), name="cache-invalidation-subscriber")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    self.drop_local(loads(message["data"]))
+            except (RedisError, OSError) as exc:
+                log.warning("cache_subscription_lost", error=str(exc))
+                self.clear_local()
+                await self._resubscribe()
+
+    async def _resubscribe(self) -> None:
+        while True:
+            await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await self._pubsub.subscribe(CHANNEL)
+            except (RedisError, OSError):
+                continue
+            self.clear_local()  # what was published while we were away is lost
+            return
+
+    async def _load(self, key: str, tags: tuple[str, ...], loader: Loader) -> Any:
+        epoch = self._epoch
+        entry_key = _ENTRY_PREFIX + key
+        try:
+            reply = await self._get_script(
+                keys=[entry_key, *(_TAG_PREFIX + tag for tag in tags)],
+                args=[uuid.uuid4().hex, _TAG_TTL_S],
+            )
+        except RedisError as exc:
+            log.warning("cache_unavailable", error=str(exc))
+            return await loader()
+        stored, generations = reply[0], [token.decode() for token in reply[1:]]
+        if stored is not None:
+            stored_generations, value = loads(stored)
+            if stored_generations == generations:
+                self._remember(key, tags, value, epoch)
+                return value
+        value = await loader()
+        with contextlib.suppress(RedisError):
+            await self.redis.set(entry_key, dumps([generations, value]), ex=self.redis_ttl)
+        self._remember(key, tags, value, epoch)
+        return value
+
+    def _remember(self, key: str, tags: tuple[str, ...], value: Any, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # an invalidation arrived while loading: the value may predate it
+        self._forget(key)
+        self._local[key] = _LocalEntry(value, time.monotonic() + self.local_ttl, tags)
+        for tag in tags:
+            self._keys_by_tag.setdefault(tag, set()).add(key)
+        while len(self._local) > self.local_max_entries:
+            self._forget(next(iter(self._local)))
+
+    def _forget(self, key: str) -> None:
+        entry = self._local.pop(key, None)
+        if entry is None:
+            return
+        for tag in entry.tags:
+            keys = self._keys_by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._keys_by_tag[tag]
+
+
+async def invalidate(redis: Redis, tags: Iterable[str]) -> None:
+    """Invalidate ``tags`` everywhere now: new generations in Redis, a message to every process.
+
+    Call it after the change has committed (or use ``invalidate_after_commit``).
+    """
+    unique = sorted(set(tags))
+    if not unique:
+        return
+    token = uuid.uuid4().hex
+    async with redis.pipeline(transaction=True) as pipe:
+        for tag in unique:
+            pipe.set(_TAG_PREFIX + tag, token, ex=_TAG_TTL_S)
+        pipe.publish(CHANNEL, dumps(unique))
+        await pipe.execute()
+    for cache in list(_live_caches):
+        if cache.redis is redis:
+            cache.drop_local(unique)
+
+
+def invalidate_after_commit(session: AsyncSession, redis: Redis, tags: Iterable[str]) -> None:
+    """Invalidate ``tags`` once the session's transaction commits; nothing if it rolls back."""
+    pending(session, _AFTER_COMMIT_KEY).append((redis, tuple(tags)))
+
+
+@on_after_commit
+async def _invalidate_committed(session: AsyncSession) -> None:
+    by_client: dict[int, tuple[Redis, set[str]]] = {}
+    for redis, tags in take_committed(session, _AFTER_COMMIT_KEY):
+        by_client.setdefault(id(redis), (redis, set()))[1].update(tags)
+    for redis, tags in by_client.values():
+        try:
+            await invalidate(redis, tags)
+        except RedisError as exc:
+            log.error("cache_invalidation_failed", tags=sorted(tags), error=str(exc))
