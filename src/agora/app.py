@@ -29,11 +29,13 @@ from agora.core.redis import create_redis
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
+from agora.payments.api import router as payments_router
 from agora.realtime.api import router as realtime_router
 from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+PAYMENT_WEBHOOKS_PREFIX = API_PREFIX + "/payments/webhooks/"
 _READINESS_TIMEOUT_S = 2.0
 
 
@@ -77,7 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     register_stock_lookup(inventory_service.in_stock_variant_ids)
     install_error_handlers(app)
-    install_http_middleware(app, settings, api_prefix=API_PREFIX)
+    # Provider callbacks come from a few provider IPs in bursts and are authenticated by their
+    # signatures: a 429 would only delay payments, so they skip the per-client default budget.
+    install_http_middleware(
+        app, settings, api_prefix=API_PREFIX, unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,)
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
@@ -85,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)
+    app.include_router(payments_router, prefix=API_PREFIX)
     app.include_router(realtime_router)
     return app
 

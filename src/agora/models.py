@@ -10,6 +10,7 @@ from agora.core import outbox as outbox_models
 from agora.core.db import Base
 from agora.inventory import models as inventory_models
 from agora.orders import models as orders_models
+from agora.payments import models as payments_models
 
 metadata = Base.metadata
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "metadata",
     "orders_models",
     "outbox_models",
+    "payments_models",
 ]

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     order_expiry_sweep_interval: float = 30.0
     outbox_relay_interval: float = 5.0
     payment_providers: str = "dev"
+    public_base_url: str = "http://127.0.0.1:8000"
+    payment_http_timeout: float = 10.0
+    payment_http_retries: int = 2
+    payment_reconcile_after: int = 300
+    payment_reconcile_interval: float = 60.0
 
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
@@ -59,6 +64,7 @@ class Settings(BaseSettings):
     alipay_app_private_key: SecretStr | None = None
     alipay_public_key: str | None = None
     alipay_gateway: str = "https://openapi.alipay.com/gateway.do"
+    alipay_return_url: str | None = None
 
     wechatpay_mchid: str | None = None
     wechatpay_appid: str | None = None

@@ -18,6 +18,7 @@ from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
 from agora.core.observability import configure_logging
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
+from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
 
 PING_KEY_PREFIX = "agora:ping:"
@@ -48,6 +49,10 @@ def build_celery() -> Celery:
         },
         "purge-idempotency-keys": {"task": IDEMPOTENCY_PURGE_TASK, "schedule": 3600.0},
         "purge-relayed-events": {"task": OUTBOX_PURGE_TASK, "schedule": 3600.0},
+        "reconcile-payments": {
+            "task": RECONCILE_PAYMENTS_TASK,
+            "schedule": settings.payment_reconcile_interval,
+        },
     }
     return app
 

@@ -25,9 +25,21 @@ CORS_EXPOSED_HEADERS = [
 CORS_ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def install_http_middleware(app: FastAPI, settings: Settings, *, api_prefix: str) -> None:
-    """Add the hardening middleware; the last added runs first."""
-    app.add_middleware(DefaultBudgetMiddleware, settings=settings, path_prefix=api_prefix)
+def install_http_middleware(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    api_prefix: str,
+    unmetered_prefixes: tuple[str, ...] = (),
+) -> None:
+    """Add the hardening middleware; the last added runs first. Paths under
+    ``unmetered_prefixes`` skip the default budget (callers authenticated another way)."""
+    app.add_middleware(
+        DefaultBudgetMiddleware,
+        settings=settings,
+        path_prefix=api_prefix,
+        unmetered_prefixes=unmetered_prefixes,
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size)
     if settings.cors_origin_list:
         app.add_middleware(

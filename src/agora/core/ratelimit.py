@@ -127,14 +127,23 @@ def client_identity(connection: HTTPConnection, settings: Settings) -> str:
 class DefaultBudgetMiddleware:
     """Spends one unit of the caller's default budget per API request (pure ASGI)."""
 
-    def __init__(self, app: ASGIApp, *, settings: Settings, path_prefix: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        path_prefix: str,
+        unmetered_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.settings = settings
         self.path_prefix = path_prefix
+        self.unmetered_prefixes = unmetered_prefixes
         self.limit = rate_limit("default", settings.rate_limit_default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not path.startswith(self.path_prefix) or path.startswith(self.unmetered_prefixes):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)

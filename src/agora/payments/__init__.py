@@ -1,0 +1,2 @@
+"""Payments: providers behind one interface, callbacks verified and applied exactly once, refunds
+and reconciliation."""

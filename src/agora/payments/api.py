@@ -1,0 +1,135 @@
+"""The payments API: provider callbacks, the dev provider's completion, (staff) refunds."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from agora.core.dependencies import SessionDep, SettingsDep
+from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
+from agora.core.money import Money
+from agora.core.security import CurrentPrincipal, StaffPrincipal
+from agora.payments import service
+from agora.payments.models import Payment, Refund
+from agora.payments.schemas import (
+    PaymentCreate,
+    PaymentOut,
+    RefundCreate,
+    RefundOut,
+    WebhookProvider,
+)
+
+router = APIRouter(tags=["payments"])
+_ACKNOWLEDGED = frozenset({service.CallbackResult.ACCEPTED, service.CallbackResult.DUPLICATE})
+
+
+@router.post(
+    "/orders/{order_id}/payments",
+    status_code=201,
+    summary="Pay an order through a provider",
+    response_model=PaymentOut,
+    responses={409: {"description": "The order is not awaiting payment"}},
+)
+async def create_payment(
+    order_id: uuid.UUID,
+    body: PaymentCreate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Open a payment of the order's total; send an ``Idempotency-Key`` to retry safely."""
+
+    async def open_payment() -> StoredResponse:
+        payment = await service.create_payment(
+            session, settings, order_id, body.provider, user_id=principal.user_id
+        )
+        return StoredResponse(
+            201,
+            payment_out(payment).model_dump_json().encode(),
+            {"Location": f"/api/v1/payments/{payment.id}"},
+        )
+
+    stored = await respond_once(session, idempotency, user_scope(principal.user_id), open_payment)
+    return stored.to_response()
+
+
+@router.get("/payments/{payment_id}", summary="A payment of one of the caller's orders")
+async def get_payment(
+    payment_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> PaymentOut:
+    """The payment's status and what the client needs to complete it (staff see every one)."""
+    owner = None if principal.is_staff else principal.user_id
+    return payment_out(await service.get_payment(session, payment_id, user_id=owner))
+
+
+@router.post(
+    "/orders/{order_id}/refunds",
+    status_code=202,
+    summary="Refund an order's payment, in full or in part (staff)",
+    responses={409: {"description": "Nothing captured, or more than is left to refund"}},
+)
+async def create_refund(
+    order_id: uuid.UUID, body: RefundCreate, principal: StaffPrincipal, session: SessionDep
+) -> RefundOut:
+    """Reserve the amount against the capture and ask the provider; the provider's callback
+    settles the refund (it stays ``pending`` until then)."""
+    refund, payment = await service.request_refund(
+        session, order_id, body.amount, body.reason, principal.user_id
+    )
+    return refund_out(refund, payment.currency)
+
+
+@router.post(
+    "/payments/webhooks/{provider}",
+    summary="A payment provider's callback (Stripe webhook, Alipay notify, WeChat Pay notify)",
+    response_class=Response,
+    responses={400: {"description": "Refused: not authentic, or to be resent later"}},
+)
+async def provider_callback(
+    provider: WebhookProvider, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Verify the callback on its raw body, apply it once, answer as the provider expects."""
+    gateway = service.provider_named(settings, provider)
+    result = await service.handle_callback(session, gateway, await request.body(), request.headers)
+    answer = gateway.acknowledgement() if result in _ACKNOWLEDGED else gateway.refusal(result.value)
+    return Response(answer.body, answer.status_code, media_type=answer.media_type)
+
+
+@router.post(
+    "/payments/dev/{payment_id}/complete",
+    summary="Complete a dev payment (only when the dev provider is enabled)",
+)
+async def complete_dev_payment(
+    payment_id: uuid.UUID, session: SessionDep, settings: SettingsDep
+) -> PaymentOut:
+    """Play the success callback of a dev payment, as a real provider would send it."""
+    payment = await service.complete_dev_payment(session, settings, payment_id)
+    return payment_out(payment)
+
+
+def payment_out(payment: Payment) -> PaymentOut:
+    """The response body of a payment."""
+    return PaymentOut(
+        id=payment.id,
+        order_id=payment.order_id,
+        provider=payment.provider,
+        status=payment.status.value,
+        amount=Money(amount=payment.amount, currency=payment.currency),
+        created_at=payment.created_at,
+        **payment.client_action,
+    )
+
+
+def refund_out(refund: Refund, currency: str) -> RefundOut:
+    """The response body of a refund."""
+    return RefundOut(
+        id=refund.id,
+        payment_id=refund.payment_id,
+        status=refund.status.value,
+        amount=Money(amount=refund.amount, currency=currency),
+        reason=refund.reason,
+        created_at=refund.created_at,
+    )

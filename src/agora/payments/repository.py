@@ -1,0 +1,290 @@
+"""Every query on the payments tables. State changes are single atomic ``UPDATE … WHERE
+<expected state> … RETURNING`` statements, so a transition happens at most once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.payments.models import (
+    InboxEvent,
+    InboxOutcome,
+    Payment,
+    PaymentFlag,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
+
+
+async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
+    """Insert a payment and flush it."""
+    session.add(payment)
+    await session.flush()
+    return payment
+
+
+async def get_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
+    """A payment by id."""
+    return await session.get(Payment, payment_id)
+
+
+async def lock_payment(
+    session: AsyncSession,
+    provider: str,
+    payment_id: uuid.UUID | None,
+    provider_reference: str | None,
+) -> Payment | None:
+    """The provider's payment named by our id or by the provider's reference, row-locked.
+
+    Locking serialises every callback about one payment, so their effects never interleave.
+    """
+    if payment_id is not None:
+        condition = Payment.id == payment_id
+    elif provider_reference:
+        condition = Payment.provider_reference == provider_reference
+    else:
+        return None
+    statement = (
+        select(Payment)
+        .where(condition, Payment.provider == provider)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    payment: Payment | None = await session.scalar(statement)
+    return payment
+
+
+async def record_inbox_event(
+    session: AsyncSession,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    payment_id: uuid.UUID | None,
+    payload: dict[str, Any],
+    outcome: InboxOutcome,
+) -> bool:
+    """Store a callback once; False when this (provider, event id) was already stored."""
+    statement = (
+        insert(InboxEvent)
+        .values(
+            provider=provider,
+            event_id=event_id,
+            event_type=event_type[:100],
+            payment_id=payment_id,
+            payload=payload,
+            outcome=outcome,
+        )
+        .on_conflict_do_nothing(index_elements=[InboxEvent.provider, InboxEvent.event_id])
+        .returning(InboxEvent.id)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def set_inbox_outcome(
+    session: AsyncSession, provider: str, event_id: str, outcome: InboxOutcome
+) -> None:
+    """Record what applying a stored callback did."""
+    await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.provider == provider, InboxEvent.event_id == event_id)
+        .values(outcome=outcome)
+    )
+
+
+async def mark_succeeded(
+    session: AsyncSession, payment_id: uuid.UUID, provider_reference: str | None
+) -> bool:
+    """pending|failed → succeeded; False if it had already succeeded."""
+    result = await session.execute(
+        update(Payment)
+        .where(
+            Payment.id == payment_id,
+            Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.FAILED]),
+        )
+        .values(
+            status=PaymentStatus.SUCCEEDED,
+            paid_at=func.now(),
+            provider_reference=func.coalesce(Payment.provider_reference, provider_reference),
+        )
+        .returning(Payment.id)
+    )
+    return result.scalar() is not None
+
+
+async def mark_failed(session: AsyncSession, payment_id: uuid.UUID) -> bool:
+    """pending → failed; a succeeded payment never goes back."""
+    result = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == PaymentStatus.PENDING)
+        .values(status=PaymentStatus.FAILED)
+        .returning(Payment.id)
+    )
+    return result.scalar() is not None
+
+
+async def flag_payment(
+    session: AsyncSession, payment_id: uuid.UUID, flag: PaymentFlag, detail: str
+) -> None:
+    """Mark a payment for a human to look at."""
+    await session.execute(
+        update(Payment).where(Payment.id == payment_id).values(flag=flag, flag_detail=detail[:500])
+    )
+
+
+async def reserve_refund(session: AsyncSession, payment_id: uuid.UUID, amount: int) -> bool:
+    """Count ``amount`` against what may still be refunded; False if it would exceed the capture."""
+    result = await session.execute(
+        update(Payment)
+        .where(
+            Payment.id == payment_id,
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Payment.refund_reserved_amount + amount <= Payment.amount,
+        )
+        .values(refund_reserved_amount=Payment.refund_reserved_amount + amount)
+        .returning(Payment.id)
+    )
+    return result.scalar() is not None
+
+
+async def add_refund(session: AsyncSession, refund: Refund) -> Refund:
+    """Insert a refund and flush it."""
+    session.add(refund)
+    await session.flush()
+    return refund
+
+
+async def lock_refund(session: AsyncSession, refund_id: uuid.UUID) -> Refund | None:
+    """A refund, row-locked (one submission at a time)."""
+    refund: Refund | None = await session.scalar(
+        select(Refund)
+        .where(Refund.id == refund_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return refund
+
+
+async def mark_refund_submitted(
+    session: AsyncSession, refund_id: uuid.UUID, provider_reference: str | None
+) -> None:
+    """The provider accepted the refund."""
+    await session.execute(
+        update(Refund)
+        .where(Refund.id == refund_id)
+        .values(submitted_at=func.now(), provider_reference=provider_reference)
+    )
+
+
+async def settle_refund(
+    session: AsyncSession, refund_id: uuid.UUID, payment_id: uuid.UUID, status: RefundStatus
+) -> int | None:
+    """pending → succeeded|failed, moving the payment's totals; the refund's amount, or None if it
+    was not pending."""
+    amount: int | None = await session.scalar(
+        update(Refund)
+        .where(
+            Refund.id == refund_id,
+            Refund.payment_id == payment_id,
+            Refund.status == RefundStatus.PENDING,
+        )
+        .values(status=status, settled_at=func.now())
+        .returning(Refund.amount)
+    )
+    if amount is None:
+        return None
+    values = (
+        {"refunded_amount": Payment.refunded_amount + amount}
+        if status is RefundStatus.SUCCEEDED
+        else {"refund_reserved_amount": Payment.refund_reserved_amount - amount}
+    )
+    await session.execute(update(Payment).where(Payment.id == payment_id).values(**values))
+    return amount
+
+
+async def pending_refunds(session: AsyncSession, payment_id: uuid.UUID) -> Sequence[Refund]:
+    """A payment's pending refunds, oldest first."""
+    return (
+        await session.scalars(
+            select(Refund)
+            .where(Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING)
+            .order_by(Refund.created_at, Refund.id)
+        )
+    ).all()
+
+
+async def refunded_amount(session: AsyncSession, payment_id: uuid.UUID) -> int:
+    """What has been refunded of a payment so far."""
+    return int(
+        await session.scalar(select(Payment.refunded_amount).where(Payment.id == payment_id)) or 0
+    )
+
+
+async def captured_payment_of_order(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
+    """The order's captured payment (the first one, if several providers captured)."""
+    payment: Payment | None = await session.scalar(
+        select(Payment)
+        .where(Payment.order_id == order_id, Payment.status == PaymentStatus.SUCCEEDED)
+        .order_by(Payment.paid_at, Payment.id)
+        .limit(1)
+    )
+    return payment
+
+
+async def other_captured_payment(
+    session: AsyncSession, order_id: uuid.UUID, payment_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Another payment of the order that was captured (committed), if any."""
+    other: uuid.UUID | None = await session.scalar(
+        select(Payment.id)
+        .where(
+            Payment.order_id == order_id,
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Payment.id != payment_id,
+        )
+        .order_by(Payment.paid_at)
+        .limit(1)
+    )
+    return other
+
+
+async def overdue_payments(
+    session: AsyncSession, older_than: dt.datetime, newer_than: dt.datetime, limit: int
+) -> Sequence[Payment]:
+    """Payments still pending after their callback should have come, oldest first."""
+    return (
+        await session.scalars(
+            select(Payment)
+            .where(
+                Payment.status == PaymentStatus.PENDING,
+                Payment.created_at < older_than,
+                Payment.created_at > newer_than,
+            )
+            .order_by(Payment.created_at)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def unsubmitted_refund_ids(
+    session: AsyncSession, older_than: dt.datetime, limit: int
+) -> Sequence[uuid.UUID]:
+    """Pending refunds whose submission task was lost (never accepted by the provider)."""
+    return (
+        await session.scalars(
+            select(Refund.id)
+            .where(
+                Refund.status == RefundStatus.PENDING,
+                Refund.submitted_at.is_(None),
+                Refund.created_at < older_than,
+            )
+            .order_by(Refund.created_at)
+            .limit(limit)
+        )
+    ).all()

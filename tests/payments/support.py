@@ -1,0 +1,89 @@
+"""Helpers of the payments tests: real orders with open payments, tables read back."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+
+from agora.core.db import Database
+from agora.orders import service as orders
+from agora.orders.models import Order, OrderStatus
+from agora.payments import service
+from agora.payments.models import InboxEvent, Payment, Refund
+from agora.settings import Settings
+from tests.factories import create_user, create_variant
+from tests.orders.support import ADDRESS
+
+
+async def place_orders(
+    database: Database,
+    settings: Settings,
+    count: int,
+    price: int = 1999,
+    currency: str = "EUR",
+    owner: uuid.UUID | None = None,
+) -> list[Order]:
+    """``count`` orders of one unit each, awaiting payment (total = price: free shipping)."""
+    variant = await create_variant(database, price=price, currency=currency, stock=count)
+    buyer_id = owner or (await create_user(database, settings)).id
+    placed = []
+    async with database.unit_of_work() as session:
+        for _ in range(count):
+            order = await orders.create_order(
+                session,
+                buyer_id,
+                [orders.LineRequest(variant, 1)],
+                orders.Checkout(shipping_address=ADDRESS),
+                payment_timeout=900,
+            )
+            placed.append(order)
+    assert all(order.total_amount == price for order in placed)
+    return placed
+
+
+async def open_payment(
+    database: Database,
+    settings: Settings,
+    provider: str,
+    amount: int = 1999,
+    currency: str = "EUR",
+    order: Order | None = None,
+) -> Payment:
+    """A pending payment of a fresh order awaiting payment."""
+    if order is None:
+        (order,) = await place_orders(database, settings, 1, amount, currency)
+    async with database.unit_of_work() as session:
+        return await service.create_payment(session, settings, order.id, provider, user_id=None)
+
+
+async def reload(database: Database, payment_id: uuid.UUID) -> Payment:
+    """A payment as stored now."""
+    async with database.sessionmaker() as session:
+        payment = await session.get(Payment, payment_id)
+        assert payment is not None
+        return payment
+
+
+async def order_status(database: Database, order_id: uuid.UUID) -> OrderStatus:
+    """An order's status now."""
+    async with database.sessionmaker() as session:
+        status = await session.scalar(select(Order.status).where(Order.id == order_id))
+        assert status is not None
+        return status
+
+
+async def inbox_count(database: Database) -> int:
+    """How many callbacks the inbox holds."""
+    async with database.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(InboxEvent)) or 0)
+
+
+async def refunds_of(database: Database, payment_id: uuid.UUID) -> list[Refund]:
+    """A payment's refunds, oldest first."""
+    async with database.sessionmaker() as session:
+        return list(
+            await session.scalars(
+                select(Refund).where(Refund.payment_id == payment_id).order_by(Refund.created_at)
+            )
+        )
