@@ -12,12 +12,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agora import __version__
+from agora.accounts.api import router as accounts_router
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
 from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
+from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
 from agora.settings import Settings, get_settings
 
@@ -42,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_celery(urls.broker_url)
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
-        app.state.services = AppServices(settings=settings, database=database, redis=redis)
+        rate_limiter = RateLimiter(urls.redis_url, connection_pool=redis.connection_pool)
+        app.state.services = AppServices(
+            settings=settings, database=database, redis=redis, rate_limiter=rate_limiter
+        )
         try:
             yield
         finally:
@@ -56,8 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_http_middleware(app, settings, api_prefix=API_PREFIX)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
+    app.include_router(accounts_router, prefix=API_PREFIX)
     return app
 
 

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import Database
+from agora.core.ratelimit import RateLimiter
 from agora.settings import Settings
 
 
@@ -25,6 +26,7 @@ class AppServices:
     settings: Settings
     database: Database
     redis: Redis
+    rate_limiter: RateLimiter
 
 
 def app_services(request: Request) -> AppServices:
@@ -46,7 +48,12 @@ def _settings(request: Request) -> Settings:
     return app_services(request).settings
 
 
+def _rate_limiter(request: Request) -> RateLimiter:
+    return app_services(request).rate_limiter
+
+
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ServicesDep = Annotated[AppServices, Depends(app_services)]
+RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]

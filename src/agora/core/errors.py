@@ -143,17 +143,26 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def error_response(error: AgoraError, instance: str | None = None) -> Response:
+    """The problem document of an error, for callers that answer it rather than raise it.
+
+    A middleware cannot raise into the app's handlers, and an endpoint whose refusal must still
+    commit its side effects (revoking a stolen session) returns the error instead of raising it.
+    """
+    return problem_response(
+        error.status,
+        error.title,
+        error.detail,
+        error.instance_code,
+        instance=instance,
+        headers=error.headers,
+        **error.extensions,
+    )
+
+
 async def _agora_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AgoraError)
-    return problem_response(
-        exc.status,
-        exc.title,
-        exc.detail,
-        exc.instance_code,
-        instance=request.url.path,
-        headers=exc.headers,
-        **exc.extensions,
-    )
+    return error_response(exc, request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,8 @@
-"""Access tokens and the principal they carry, as typed dependencies.
+"""Passwords, tokens and the principal they carry, as typed dependencies.
+
+Passwords are hashed with argon2id (OWASP parameters) in a worker thread, so a login never blocks
+the event loop; a login for an unknown email verifies a dummy hash so it costs the same time.
+Refresh tokens are opaque random strings stored only as their SHA-256 digest.
 
 Access tokens are short-lived JWTs signed with HS256 only (an explicit allowlist, so neither
 ``alg: none`` nor a public-key/HMAC confusion is accepted), checked for ``exp``, ``iat``, ``aud``,
@@ -8,13 +12,19 @@ database round trip; the short lifetime bounds how long a role change takes to a
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
+import functools
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
@@ -25,6 +35,13 @@ ALGORITHM = "HS256"
 ISSUER = "agora"
 AUDIENCE = "agora-api"
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a token type name, not a secret
+
+REFRESH_TOKEN_BYTES = 32
+
+# OWASP Password Storage Cheat Sheet: argon2id, 19 MiB of memory, 2 iterations, 1 lane.
+_password_hasher = PasswordHasher(
+    time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+)
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -48,6 +65,48 @@ class Principal:
     def is_staff(self) -> bool:
         """Staff and admins operate the shop."""
         return self.role in (Role.STAFF, Role.ADMIN)
+
+
+async def hash_password(password: str) -> str:
+    """The argon2id hash of ``password``, computed in a thread to keep the loop free."""
+    return await asyncio.to_thread(_password_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``, checked in a thread.
+
+    With no hash (an unknown account) a dummy hash is verified instead, so the answer takes as
+    long as for a wrong password and does not reveal which emails have an account.
+    """
+    return await asyncio.to_thread(_verify, password_hash, password)
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    """Whether a stored hash was made with weaker parameters than today's."""
+    return _password_hasher.check_needs_rehash(password_hash)
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    try:
+        matches = _password_hasher.verify(password_hash or _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return matches and password_hash is not None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _password_hasher.hash(secrets.token_urlsafe(16))
+
+
+def new_refresh_token() -> str:
+    """A fresh opaque refresh token (256 random bits, URL-safe)."""
+    return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+def refresh_token_digest(token: str) -> str:
+    """The SHA-256 hex digest under which a refresh token is stored (never the token itself)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_access_token(settings: Settings, user_id: uuid.UUID, role: Role) -> str:
