@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline
+BENCHMARKS := http_baseline auth
 
 .PHONY: up test lint fmt bench clean
 

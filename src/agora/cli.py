@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
 from agora.core.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceUrls, resolve_service_urls
@@ -25,6 +26,8 @@ from agora.settings import get_settings
 app = typer.Typer(help="Agora: a fast, async, headless commerce backend.", no_args_is_help=True)
 services_app = typer.Typer(help="The embedded PostgreSQL and Redis.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -209,6 +212,58 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The account's email (its login).")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Its password."),
+    ],
+    role: Annotated[str, typer.Option(help="customer, staff or admin.")] = "customer",
+) -> None:
+    """Create an account, typically the first admin or a member of staff."""
+    import asyncio
+
+    from agora.accounts import service
+    from agora.accounts.schemas import RegisterRequest
+    from agora.core.db import Database
+    from agora.core.errors import Conflict
+    from agora.core.security import Role
+
+    try:
+        account = RegisterRequest(email=email, password=password)
+        account_role = TypeAdapter(Role).validate_python(role)
+    except ValidationError as exc:
+        console.print(f"[red]{_first_error(exc)}[/red]")
+        raise typer.Exit(2) from exc
+    urls = _export_service_urls()
+
+    async def create() -> uuid.UUID:
+        database = Database(urls.database_url, pool_size=1)
+        try:
+            async with database.unit_of_work() as session:
+                user = await service.register(
+                    session, email=account.email, password=account.password, role=account_role
+                )
+                return user.id
+        finally:
+            await database.dispose()
+
+    try:
+        user_id = asyncio.run(create())
+    except Conflict as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]created {account_role.value} {account.email}[/green]")
+    typer.echo(user_id)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "value"
+    return f"{location}: {first['msg']}"
 
 
 @services_app.command("start")

@@ -7,36 +7,15 @@ the worker process's own event loop, and is safe to run twice.
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.embedded import broker_url_for_redis
-from agora.core.jobs import WorkerRuntime, celery_app, configure_celery
+from agora.core.jobs import celery_app, configure_celery, worker_runtime
 from agora.settings import get_settings
 
 PING_KEY_PREFIX = "agora:ping:"
 PING_TTL_S = 300
-_runtime: WorkerRuntime | None = None
-
-
-def runtime() -> WorkerRuntime:
-    """This worker process's runtime, created on first use (after the pool has forked)."""
-    global _runtime
-    if _runtime is None:
-        settings = get_settings()
-        if settings.database_url is None or settings.redis_url is None:
-            raise RuntimeError("the worker needs AGORA_DATABASE_URL and AGORA_REDIS_URL")
-        _runtime = WorkerRuntime(settings.database_url, settings.redis_url)
-    return _runtime
-
-
-@worker_process_shutdown.connect
-def _close_runtime(**_: object) -> None:
-    global _runtime
-    if _runtime is not None:
-        _runtime.close()
-        _runtime = None
 
 
 def build_celery() -> Celery:
@@ -55,7 +34,7 @@ def ping(token: str) -> None:
     async def record(_: AsyncSession, redis: Redis) -> None:
         await redis.set(PING_KEY_PREFIX + token, "pong", ex=PING_TTL_S)
 
-    runtime().run(record)
+    worker_runtime().run(record)
 
 
 app = build_celery()

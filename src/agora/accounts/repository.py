@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,19 +129,18 @@ async def stored_refresh_token(
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dt.datetime) -> None:
     """Revoke every refresh token of one login session."""
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    await _revoke(session, RefreshToken.family_id == family_id, now)
 
 
 async def revoke_user_tokens(session: AsyncSession, user_id: uuid.UUID, now: dt.datetime) -> None:
     """Revoke every refresh token of a user (all their sessions)."""
+    await _revoke(session, RefreshToken.user_id == user_id, now)
+
+
+async def _revoke(session: AsyncSession, which: ColumnElement[bool], now: dt.datetime) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .where(which, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )

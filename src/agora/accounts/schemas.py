@@ -13,7 +13,7 @@ from agora.core.security import Role
 # ASVS 5 (6.2.1, 6.2.9): at least 8 characters, and long passphrases allowed.
 NewPassword = Annotated[str, Field(min_length=8, max_length=128)]
 Password = Annotated[str, Field(min_length=1, max_length=128)]
-RefreshTokenText = Annotated[str, Field(min_length=1, max_length=256)]
+RefreshTokenText = Annotated[str, Field(min_length=1, max_length=2048)]
 
 
 class RegisterRequest(BaseModel):

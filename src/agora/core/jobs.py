@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 
 import anyio
 from celery import Celery
+from celery.signals import worker_process_shutdown
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import Database, on_after_commit, pending, take_committed
+from agora.settings import get_settings
 
 T = TypeVar("T")
 _JOBS = "jobs"
@@ -119,3 +121,28 @@ class WorkerRuntime:
         if self._redis is not None:
             self.loop.run_until_complete(self._redis.aclose())
         self.loop.close()
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def worker_runtime() -> WorkerRuntime:
+    """This worker process's runtime, created on first use (after the pool has forked).
+
+    Domain ``tasks.py`` modules call it: ``worker_runtime().run(coroutine_function)``.
+    """
+    global _runtime
+    if _runtime is None:
+        settings = get_settings()
+        if settings.database_url is None or settings.redis_url is None:
+            raise RuntimeError("the worker needs AGORA_DATABASE_URL and AGORA_REDIS_URL")
+        _runtime = WorkerRuntime(settings.database_url, settings.redis_url)
+    return _runtime
+
+
+@worker_process_shutdown.connect
+def _close_runtime(**_: object) -> None:
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+        _runtime = None
