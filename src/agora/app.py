@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from agora import __version__
 from agora.accounts.api import router as accounts_router
+from agora.cart.api import router as cart_router
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
@@ -22,6 +23,8 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.inventory.api import router as inventory_router
+from agora.orders.api import router as orders_router
 from agora.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -66,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
+    app.include_router(inventory_router, prefix=API_PREFIX)
+    app.include_router(cart_router, prefix=API_PREFIX)
+    app.include_router(orders_router, prefix=API_PREFIX)
     return app
 
 

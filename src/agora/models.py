@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from agora.accounts import models as accounts_models
+from agora.cart import models as cart_models
 from agora.catalog import models as catalog_models
+from agora.core import idempotency as idempotency_models
+from agora.core import outbox as outbox_models
 from agora.core.db import Base
+from agora.inventory import models as inventory_models
+from agora.orders import models as orders_models
 
 metadata = Base.metadata
-__all__ = ["accounts_models", "catalog_models", "metadata"]
+__all__ = [
+    "accounts_models",
+    "cart_models",
+    "catalog_models",
+    "idempotency_models",
+    "inventory_models",
+    "metadata",
+    "orders_models",
+    "outbox_models",
+]

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     rate_limit_register: str = "20/hour"
 
     order_payment_timeout: int = 900
+    order_expiry_sweep_interval: float = 30.0
+    outbox_relay_interval: float = 5.0
     payment_providers: str = "dev"
 
     stripe_api_key: SecretStr | None = None

@@ -6,16 +6,23 @@ the worker process's own event loop, and is safe to run twice.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from celery import Celery
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.core import idempotency, outbox
 from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
+from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.settings import get_settings
 
 PING_KEY_PREFIX = "agora:ping:"
 PING_TTL_S = 300
+IDEMPOTENCY_PURGE_TASK = "agora.idempotency.purge"
+OUTBOX_PURGE_TASK = "agora.outbox.purge"
+OUTBOX_RETENTION = dt.timedelta(days=7)
 
 
 def build_celery() -> Celery:
@@ -24,6 +31,15 @@ def build_celery() -> Celery:
     broker = settings.broker_url or broker_url_for_redis(settings.redis_url or "")
     app = configure_celery(broker)
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
+    app.conf.beat_schedule = {
+        "relay-outbox": {"task": outbox.RELAY_TASK, "schedule": settings.outbox_relay_interval},
+        "expire-overdue-orders": {
+            "task": EXPIRE_OVERDUE_ORDERS_TASK,
+            "schedule": settings.order_expiry_sweep_interval,
+        },
+        "purge-idempotency-keys": {"task": IDEMPOTENCY_PURGE_TASK, "schedule": 3600.0},
+        "purge-relayed-events": {"task": OUTBOX_PURGE_TASK, "schedule": 3600.0},
+    }
     return app
 
 
@@ -35,6 +51,32 @@ def ping(token: str) -> None:
         await redis.set(PING_KEY_PREFIX + token, "pong", ex=PING_TTL_S)
 
     worker_runtime().run(record)
+
+
+@celery_app.task(name=outbox.RELAY_TASK)
+def relay_outbox() -> int:
+    """Publish the outbox events not yet relayed (after a commit, and periodically)."""
+    return worker_runtime().run(outbox.relay_pending)
+
+
+@celery_app.task(name=OUTBOX_PURGE_TASK)
+def purge_relayed_events() -> int:
+    """Forget relayed outbox events after their retention period."""
+
+    async def purge(session: AsyncSession, _: Redis) -> int:
+        return await outbox.purge_relayed(session, OUTBOX_RETENTION)
+
+    return worker_runtime().run(purge)
+
+
+@celery_app.task(name=IDEMPOTENCY_PURGE_TASK)
+def purge_idempotency_keys() -> int:
+    """Delete expired idempotency keys."""
+
+    async def purge(session: AsyncSession, _: Redis) -> int:
+        return await idempotency.purge_expired(session)
+
+    return worker_runtime().run(purge)
 
 
 app = build_celery()

@@ -1,0 +1,1 @@
+"""Carts: anonymous and user carts, priced at current prices."""

@@ -1,0 +1,110 @@
+"""Every query on the cart tables."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from agora.cart.models import Cart, CartItem, CartStatus
+from agora.catalog.models import ProductVariant
+
+_WITH_ITEMS = (
+    selectinload(Cart.items).joinedload(CartItem.variant).joinedload(ProductVariant.product)
+)
+
+
+async def load_cart(
+    session: AsyncSession, cart_id: uuid.UUID, *, for_update: bool = False
+) -> Cart | None:
+    """A cart with its items, their variants and products; locked when ``for_update``.
+
+    Locking the cart row serialises every change to one cart, checkout included.
+    """
+    statement = (
+        select(Cart)
+        .where(Cart.id == cart_id)
+        .options(_WITH_ITEMS)
+        .execution_options(populate_existing=True)
+    )
+    if for_update:
+        statement = statement.with_for_update(of=Cart)
+    return await session.scalar(statement)
+
+
+async def active_cart_id_of_user(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    """The user's active cart, if any."""
+    return await session.scalar(
+        select(Cart.id).where(Cart.user_id == user_id, Cart.status == CartStatus.ACTIVE)
+    )
+
+
+async def open_user_cart(session: AsyncSession, user_id: uuid.UUID) -> tuple[uuid.UUID, bool]:
+    """The user's active cart, created if missing; and whether it was created just now."""
+    created = await session.scalar(
+        insert(Cart)
+        .values(id=uuid.uuid4(), user_id=user_id, status=CartStatus.ACTIVE)
+        .on_conflict_do_nothing()
+        .returning(Cart.id)
+    )
+    if created is not None:
+        return created, True
+    existing = await active_cart_id_of_user(session, user_id)
+    assert existing is not None, "the conflicting active cart exists"
+    return existing, False
+
+
+async def create_anonymous_cart(session: AsyncSession, token_hash: str) -> uuid.UUID:
+    """A new cart owned by whoever holds the token hashed as ``token_hash``."""
+    cart = Cart(token_hash=token_hash, status=CartStatus.ACTIVE)
+    session.add(cart)
+    await session.flush()
+    return cart.id
+
+
+async def cart_id_by_token(session: AsyncSession, token_hash: str) -> uuid.UUID | None:
+    """The active anonymous cart of a token."""
+    return await session.scalar(
+        select(Cart.id).where(Cart.token_hash == token_hash, Cart.status == CartStatus.ACTIVE)
+    )
+
+
+async def get_variant(session: AsyncSession, variant_id: uuid.UUID) -> ProductVariant | None:
+    """A variant with its product."""
+    return await session.scalar(
+        select(ProductVariant)
+        .where(ProductVariant.id == variant_id)
+        .options(joinedload(ProductVariant.product))
+    )
+
+
+def add_item(session: AsyncSession, cart: Cart, variant: ProductVariant, quantity: int) -> CartItem:
+    """A new line in a (locked) cart."""
+    item = CartItem(cart_id=cart.id, variant_id=variant.id, quantity=quantity, variant=variant)
+    cart.items.append(item)
+    return item
+
+
+async def set_status(
+    session: AsyncSession,
+    cart_id: uuid.UUID,
+    status: CartStatus,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> bool:
+    """Move an active cart (of ``user_id`` when given) to ``status``; False if it is not active.
+
+    Checkout claims a cart this way: of two concurrent checkouts, one wins and one finds it gone.
+    """
+    statement = update(Cart).where(Cart.id == cart_id, Cart.status == CartStatus.ACTIVE)
+    if user_id is not None:
+        statement = statement.where(Cart.user_id == user_id)
+    claimed = await session.scalar(
+        statement.values(status=status)
+        .returning(Cart.id)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed is not None

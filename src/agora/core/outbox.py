@@ -1,0 +1,129 @@
+"""The transactional outbox: events written with the change they describe, relayed after commit.
+
+``record_event`` adds a row in the caller's transaction, so an event exists if and only if its
+change committed. Relaying is asked for after commit (a task deferred through ``core/jobs``), and a
+periodic sweep picks up what a lost task left behind. The relay takes rows with
+``FOR UPDATE SKIP LOCKED`` (several relays share the work without waiting on each other),
+publishes each on Redis pub/sub and marks it relayed in the same transaction. A crash between
+publishing and committing republishes the row later: delivery is at least once, and every message
+carries the event's ``id`` so consumers can drop a duplicate and order what they receive.
+
+Each event goes to the ops channel (staff) and, when it has an owner, to that user's channel.
+The kernel knows no domain: topics and payloads are the caller's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import BigInteger, DateTime, Index, String, delete, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from agora.core.db import Base, pending
+from agora.core.jobs import defer
+from agora.core.serialization import dumps, loads
+
+RELAY_TASK = "agora.outbox.relay"
+CHANNEL_PREFIX = "agora:events:"
+OPS_CHANNEL = CHANNEL_PREFIX + "ops"
+_RELAY_REQUESTED = "outbox.relay_requested"
+_BATCH_SIZE = 200
+
+
+class OutboxEvent(Base):
+    """Something that happened, waiting to be (or already) relayed to listeners."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index(
+            "ix_outbox_events_unrelayed",
+            "id",
+            postgresql_where="relayed_at IS NULL",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    user_id: Mapped[uuid.UUID | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    relayed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def message(self) -> bytes:
+        """The JSON message published for this event."""
+        return dumps(
+            {
+                "id": self.id,
+                "topic": self.topic,
+                "data": self.payload,
+                "user_id": self.user_id,
+                "created_at": self.created_at,
+            }
+        )
+
+
+def user_channel(user_id: uuid.UUID | str) -> str:
+    """The pub/sub channel of one user's events."""
+    return f"{CHANNEL_PREFIX}user:{user_id}"
+
+
+def record_event(
+    session: AsyncSession, topic: str, payload: dict[str, Any], *, user_id: uuid.UUID | None = None
+) -> None:
+    """Write an event in the session's transaction; it is relayed once that transaction commits.
+
+    ``user_id`` names the owner who may see it (besides staff); the payload must be JSON-able
+    (UUIDs and datetimes become strings).
+    """
+    session.add(OutboxEvent(topic=topic, payload=loads(dumps(payload)), user_id=user_id))
+    requested = pending(session, _RELAY_REQUESTED)
+    if not requested:
+        requested.append(True)
+        defer(session, RELAY_TASK)
+
+
+async def relay_pending(session: AsyncSession, redis: Redis) -> int:
+    """Publish every unrelayed event not held by another relay; return how many were published."""
+    relayed = 0
+    while True:
+        events = list(
+            await session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.relayed_at.is_(None))
+                .order_by(OutboxEvent.id)
+                .limit(_BATCH_SIZE)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not events:
+            return relayed
+        async with redis.pipeline(transaction=False) as pipeline:
+            for event in events:
+                message = event.message()
+                if event.user_id is not None:
+                    pipeline.publish(user_channel(event.user_id), message)
+                pipeline.publish(OPS_CHANNEL, message)
+            await pipeline.execute()
+        await session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_([event.id for event in events]))
+            .values(relayed_at=func.now())
+        )
+        relayed += len(events)
+        if len(events) < _BATCH_SIZE:
+            return relayed
+
+
+async def purge_relayed(session: AsyncSession, older_than: dt.timedelta) -> int:
+    """Delete events relayed more than ``older_than`` ago; returns how many were deleted."""
+    result = await session.execute(
+        delete(OutboxEvent).where(OutboxEvent.relayed_at < func.now() - older_than)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

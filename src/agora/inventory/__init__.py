@@ -1,0 +1,1 @@
+"""Inventory: warehouses, stock levels, and units held for orders."""

@@ -1,0 +1,291 @@
+"""Every query on the inventory tables.
+
+Stock counts only change through single conditional ``UPDATE … RETURNING`` statements, never by
+reading a count and writing it back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.catalog.models import ProductVariant
+from agora.core.errors import Conflict
+from agora.inventory.models import (
+    MovementKind,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+    StockReservation,
+    Warehouse,
+)
+
+DEFAULT_WAREHOUSE_CODE = "default"
+_AVAILABLE = StockLevel.quantity - StockLevel.reserved - StockLevel.allocated
+
+
+@dataclass(frozen=True)
+class StockChange:
+    """Signed changes to the three counts of one stock level."""
+
+    quantity: int = 0
+    reserved: int = 0
+    allocated: int = 0
+
+    @property
+    def available(self) -> int:
+        """The resulting change of the available count."""
+        return self.quantity - self.reserved - self.allocated
+
+
+async def default_warehouse_id(session: AsyncSession) -> uuid.UUID:
+    """The default warehouse, created on first use (concurrent callers agree on one)."""
+    found = await session.scalar(select(Warehouse.id).where(Warehouse.is_default))
+    if found is not None:
+        return found
+    await session.execute(
+        insert(Warehouse)
+        .values(id=uuid.uuid4(), code=DEFAULT_WAREHOUSE_CODE, name="Default", is_default=True)
+        .on_conflict_do_nothing()
+    )
+    created = await session.scalar(select(Warehouse.id).where(Warehouse.is_default))
+    if created is None:
+        raise Conflict(
+            "No default warehouse, and the code 'default' is taken by another one.",
+            code="no_default_warehouse",
+        )
+    return created
+
+
+async def list_warehouses(session: AsyncSession) -> Sequence[Warehouse]:
+    """Every warehouse, the default first."""
+    result = await session.scalars(
+        select(Warehouse).order_by(Warehouse.is_default.desc(), Warehouse.code)
+    )
+    return result.all()
+
+
+async def get_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Warehouse | None:
+    """A warehouse by id."""
+    return await session.get(Warehouse, warehouse_id)
+
+
+async def insert_warehouse(
+    session: AsyncSession, code: str, name: str, *, is_default: bool
+) -> Warehouse | None:
+    """A new warehouse, or None when its code is taken. A new default demotes the old one."""
+    if is_default:
+        await session.execute(
+            update(Warehouse).where(Warehouse.is_default).values(is_default=False)
+        )
+    warehouse_id = await session.scalar(
+        insert(Warehouse)
+        .values(id=uuid.uuid4(), code=code, name=name, is_default=is_default)
+        .on_conflict_do_nothing()
+        .returning(Warehouse.id)
+    )
+    return None if warehouse_id is None else await session.get(Warehouse, warehouse_id)
+
+
+async def variant_exists(session: AsyncSession, variant_id: uuid.UUID) -> bool:
+    """Whether the catalog has this variant."""
+    found = await session.scalar(select(ProductVariant.id).where(ProductVariant.id == variant_id))
+    return found is not None
+
+
+async def lock_stock_level(
+    session: AsyncSession, variant_id: uuid.UUID, warehouse_id: uuid.UUID
+) -> StockLevel:
+    """The stock level of a variant in a warehouse, created empty if missing, locked."""
+    await session.execute(
+        insert(StockLevel)
+        .values(variant_id=variant_id, warehouse_id=warehouse_id)
+        .on_conflict_do_nothing()
+    )
+    level = await session.scalar(
+        select(StockLevel)
+        .where(StockLevel.variant_id == variant_id, StockLevel.warehouse_id == warehouse_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert level is not None
+    return level
+
+
+async def stock_levels(session: AsyncSession, variant_id: uuid.UUID) -> Sequence[StockLevel]:
+    """The stock levels of a variant, one per warehouse that ever held it."""
+    result = await session.scalars(
+        select(StockLevel)
+        .where(StockLevel.variant_id == variant_id)
+        .order_by(StockLevel.warehouse_id)
+        .execution_options(populate_existing=True)
+    )
+    return result.all()
+
+
+async def available_by_variant(
+    session: AsyncSession, variant_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Units available for sale per variant, over every warehouse (absent means none)."""
+    rows = await session.execute(
+        select(StockLevel.variant_id, func.sum(_AVAILABLE))
+        .where(StockLevel.variant_id.in_(list(variant_ids)))
+        .group_by(StockLevel.variant_id)
+    )
+    return {variant_id: int(available) for variant_id, available in rows}
+
+
+async def warehouses_with_stock(
+    session: AsyncSession, variant_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """For each variant, the warehouses holding available units, in primary-key order.
+
+    Read without locks: only a candidate list for the conditional updates that decide.
+    """
+    rows = await session.execute(
+        select(StockLevel.variant_id, StockLevel.warehouse_id)
+        .where(StockLevel.variant_id.in_(list(variant_ids)), _AVAILABLE > 0)
+        .order_by(StockLevel.variant_id, StockLevel.warehouse_id)
+    )
+    candidates: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for variant_id, warehouse_id in rows:
+        candidates.setdefault(variant_id, []).append(warehouse_id)
+    return candidates
+
+
+async def reserve_units(
+    session: AsyncSession, variant_id: uuid.UUID, warehouse_id: uuid.UUID, quantity: int
+) -> int | None:
+    """Hold ``quantity`` units if that many are available; the units left, or None if not."""
+    return await session.scalar(
+        update(StockLevel)
+        .where(
+            StockLevel.variant_id == variant_id,
+            StockLevel.warehouse_id == warehouse_id,
+            StockLevel.quantity - StockLevel.reserved - StockLevel.allocated >= quantity,
+        )
+        .values(reserved=StockLevel.reserved + quantity)
+        .returning(_AVAILABLE)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def change_stock(
+    session: AsyncSession, variant_id: uuid.UUID, warehouse_id: uuid.UUID, change: StockChange
+) -> int:
+    """Apply signed changes to a stock level; the units available afterwards.
+
+    A change that would break a CHECK constraint is a 409 (the transaction is then lost).
+    """
+    try:
+        available = await session.scalar(
+            update(StockLevel)
+            .where(StockLevel.variant_id == variant_id, StockLevel.warehouse_id == warehouse_id)
+            .values(
+                quantity=StockLevel.quantity + change.quantity,
+                reserved=StockLevel.reserved + change.reserved,
+                allocated=StockLevel.allocated + change.allocated,
+            )
+            .returning(_AVAILABLE)
+            .execution_options(synchronize_session=False)
+        )
+    except IntegrityError as exc:
+        raise Conflict("Not enough stock for this change.", code="insufficient_stock") from exc
+    assert available is not None, "a reservation always points at an existing stock level"
+    return int(available)
+
+
+async def set_quantity(session: AsyncSession, level: StockLevel, quantity: int) -> None:
+    """Set the on-hand units of a locked stock level."""
+    await session.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.variant_id == level.variant_id,
+            StockLevel.warehouse_id == level.warehouse_id,
+        )
+        .values(quantity=quantity)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def add_reservation(
+    session: AsyncSession,
+    reference_id: uuid.UUID,
+    variant_id: uuid.UUID,
+    warehouse_id: uuid.UUID,
+    quantity: int,
+) -> None:
+    """Record units held for a reference."""
+    session.add(
+        StockReservation(
+            reference_id=reference_id,
+            variant_id=variant_id,
+            warehouse_id=warehouse_id,
+            quantity=quantity,
+            status=ReservationStatus.HELD,
+        )
+    )
+
+
+async def take_reservations(
+    session: AsyncSession,
+    reference_id: uuid.UUID,
+    statuses: Iterable[ReservationStatus],
+    new_status: ReservationStatus,
+) -> list[tuple[StockReservation, ReservationStatus]]:
+    """Lock a reference's reservations in ``statuses`` and move them to ``new_status``.
+
+    Returns each with its previous status, in (variant, warehouse) order, so that the stock rows
+    are then locked in primary-key order. A concurrent caller waits, then finds nothing to move.
+    """
+    locked = await session.scalars(
+        select(StockReservation)
+        .where(
+            StockReservation.reference_id == reference_id,
+            StockReservation.status.in_(list(statuses)),
+        )
+        .order_by(StockReservation.variant_id, StockReservation.warehouse_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    taken = []
+    for reservation in locked:
+        taken.append((reservation, reservation.status))
+        reservation.status = new_status
+    return taken
+
+
+def add_movement(
+    session: AsyncSession,
+    variant_id: uuid.UUID,
+    warehouse_id: uuid.UUID,
+    kind: MovementKind,
+    quantity: int,
+    reference_id: uuid.UUID | None = None,
+) -> None:
+    """Append a line to the movement ledger."""
+    session.add(
+        StockMovement(
+            variant_id=variant_id,
+            warehouse_id=warehouse_id,
+            kind=kind,
+            quantity=quantity,
+            reference_id=reference_id,
+        )
+    )
+
+
+async def movements(session: AsyncSession, variant_id: uuid.UUID) -> Sequence[StockMovement]:
+    """The ledger of a variant, oldest first."""
+    result = await session.scalars(
+        select(StockMovement)
+        .where(StockMovement.variant_id == variant_id)
+        .order_by(StockMovement.id)
+    )
+    return result.all()

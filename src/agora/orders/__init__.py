@@ -1,0 +1,1 @@
+"""Orders: checkout, totals, shipping, vouchers, the order state machine and auto-cancel."""

@@ -1,0 +1,159 @@
+"""Order endpoints: checkout (idempotent), order history, cancel; staff search and moves;
+shipping methods and vouchers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import EmailStr
+
+from agora.core.dependencies import SessionDep, SettingsDep
+from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
+from agora.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from agora.core.security import CurrentPrincipal, StaffPrincipal
+from agora.orders import pricing, service
+from agora.orders.schemas import (
+    OrderIn,
+    OrderOut,
+    OrderPage,
+    OrderStatusIn,
+    OrderStatusName,
+    ShippingMethodIn,
+    ShippingMethodList,
+    ShippingMethodOut,
+    VoucherIn,
+    VoucherList,
+    VoucherOut,
+)
+
+router = APIRouter(tags=["orders"])
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderOut,
+    summary="Check out a cart",
+    responses={409: {"description": "Out of stock, cart already checked out, key in flight"}},
+)
+async def create_order(
+    body: OrderIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Turn the caller's cart into an order awaiting payment, its stock reserved until
+    ``AGORA_ORDER_PAYMENT_TIMEOUT``. Send an ``Idempotency-Key`` to retry safely."""
+
+    async def place() -> StoredResponse:
+        checkout = service.Checkout(
+            shipping_address=body.shipping_address.model_dump(exclude_none=True),
+            shipping_method=body.shipping_method,
+            voucher_code=body.voucher_code,
+        )
+        order = await service.place_order(
+            session,
+            principal.user_id,
+            body.cart_id,
+            checkout,
+            payment_timeout=settings.order_payment_timeout,
+        )
+        return StoredResponse(
+            201,
+            OrderOut.model_validate(order).model_dump_json().encode(),
+            {"Location": f"/api/v1/orders/{order.id}"},
+        )
+
+    stored = await respond_once(session, idempotency, user_scope(principal.user_id), place)
+    return stored.to_response()
+
+
+@router.get("/orders", summary="List orders")
+async def list_orders(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    status: OrderStatusName | None = None,
+    number: Annotated[int | None, Query(ge=1)] = None,
+    user_id: Annotated[uuid.UUID | None, Query(description="Staff only")] = None,
+    email: Annotated[EmailStr | None, Query(description="Staff only: the buyer's email")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> OrderPage:
+    """A buyer's own orders, newest first; staff see every order and may filter by buyer."""
+    orders, next_cursor = await service.list_orders(
+        session,
+        user_id=user_id if principal.is_staff else principal.user_id,
+        email=email if principal.is_staff else None,
+        status=status,
+        number=number,
+        cursor=cursor,
+        limit=limit,
+    )
+    return OrderPage(
+        items=[OrderOut.model_validate(order) for order in orders], next_cursor=next_cursor
+    )
+
+
+@router.get("/orders/{order_id}", summary="An order")
+async def get_order(
+    order_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> OrderOut:
+    """The order; 404 when it is another buyer's."""
+    owner = None if principal.is_staff else principal.user_id
+    return OrderOut.model_validate(await service.get_order(session, order_id, user_id=owner))
+
+
+@router.post("/orders/{order_id}/cancel", summary="Cancel an unpaid order")
+async def cancel_order(
+    order_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> OrderOut:
+    """Cancel an order awaiting payment and release its stock; 409 once it is paid."""
+    owner = None if principal.is_staff else principal.user_id
+    reason = "staff" if principal.is_staff else "buyer"
+    order = await service.cancel_order(session, order_id, reason=reason, user_id=owner)
+    return OrderOut.model_validate(order)
+
+
+@router.patch("/orders/{order_id}", summary="Move an order (staff)")
+async def move_order(
+    order_id: uuid.UUID, body: OrderStatusIn, _: StaffPrincipal, session: SessionDep
+) -> OrderOut:
+    """Move an order along its state machine; 409 for an illegal move."""
+    return OrderOut.model_validate(await service.move_order(session, order_id, body.status))
+
+
+@router.get("/shipping-methods", summary="Shipping methods")
+async def list_shipping_methods(session: SessionDep) -> ShippingMethodList:
+    """The active shipping methods and their prices."""
+    methods = await pricing.list_shipping_methods(session)
+    return ShippingMethodList(items=[ShippingMethodOut.model_validate(m) for m in methods])
+
+
+@router.post("/shipping-methods", status_code=201, summary="Create a shipping method (staff)")
+async def create_shipping_method(
+    body: ShippingMethodIn, _: StaffPrincipal, session: SessionDep, response: Response
+) -> ShippingMethodOut:
+    """A new shipping method; 409 if its code is taken."""
+    method = await pricing.create_shipping_method(session, **body.model_dump())
+    response.headers["Location"] = f"/api/v1/shipping-methods/{method.code}"
+    return ShippingMethodOut.model_validate(method)
+
+
+@router.get("/vouchers", summary="Vouchers (staff)")
+async def list_vouchers(_: StaffPrincipal, session: SessionDep) -> VoucherList:
+    """Every voucher with its use count."""
+    vouchers = await pricing.list_vouchers(session)
+    return VoucherList(items=[VoucherOut.model_validate(v) for v in vouchers])
+
+
+@router.post("/vouchers", status_code=201, summary="Create a voucher (staff)")
+async def create_voucher(
+    body: VoucherIn, _: StaffPrincipal, session: SessionDep, response: Response
+) -> VoucherOut:
+    """A new voucher; 409 if its code is taken."""
+    voucher = await pricing.create_voucher(session, **body.model_dump())
+    response.headers["Location"] = f"/api/v1/vouchers/{voucher.id}"
+    return VoucherOut.model_validate(voucher)

@@ -1,0 +1,183 @@
+"""Every query on the order, shipping-method and voucher tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from agora.accounts.models import User
+from agora.catalog.models import ProductVariant
+from agora.orders.models import Order, OrderStatus, ShippingMethod, Voucher
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """What an order list is narrowed to; ``after`` is the (created_at, id) of the last one seen."""
+
+    user_id: uuid.UUID | None = None
+    status: OrderStatus | None = None
+    number: int | None = None
+    email: str | None = None
+    after: tuple[dt.datetime, uuid.UUID] | None = None
+
+
+async def variants_with_products(
+    session: AsyncSession, variant_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, ProductVariant]:
+    """Variants by id, with their products."""
+    result = await session.scalars(
+        select(ProductVariant)
+        .where(ProductVariant.id.in_(list(variant_ids)))
+        .options(joinedload(ProductVariant.product))
+    )
+    return {variant.id: variant for variant in result}
+
+
+async def get_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    """An order with its lines, fresh from the database."""
+    return await session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.lines))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def list_orders(session: AsyncSession, where: OrderFilter, limit: int) -> Sequence[Order]:
+    """Orders newest first, with their lines (two queries whatever the page size)."""
+    statement = select(Order).options(selectinload(Order.lines))
+    if where.user_id is not None:
+        statement = statement.where(Order.user_id == where.user_id)
+    if where.status is not None:
+        statement = statement.where(Order.status == where.status)
+    if where.number is not None:
+        statement = statement.where(Order.number == where.number)
+    if where.email is not None:
+        statement = statement.join(User, User.id == Order.user_id).where(
+            func.lower(User.email) == where.email.lower()
+        )
+    if where.after is not None:
+        statement = statement.where(tuple_(Order.created_at, Order.id) < tuple_(*where.after))
+    result = await session.scalars(
+        statement.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
+    )
+    return result.all()
+
+
+async def update_status(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    allowed_from: Collection[OrderStatus],
+    to: OrderStatus,
+    *,
+    only_if_due: bool = False,
+    **values: Any,
+) -> bool:
+    """Move an order to ``to`` if it is in one of ``allowed_from`` (and, when ``only_if_due``,
+    past its payment deadline), in one statement; whether it moved."""
+    statement = update(Order).where(Order.id == order_id, Order.status.in_(list(allowed_from)))
+    if only_if_due:
+        statement = statement.where(Order.payment_due_at <= func.now())
+    moved = await session.scalar(
+        statement.values(status=to, updated_at=func.now(), **values)
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)
+    )
+    return moved is not None
+
+
+async def overdue_order_ids(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:
+    """Unpaid orders past their payment deadline, oldest deadline first."""
+    result = await session.scalars(
+        select(Order.id)
+        .where(Order.status == OrderStatus.PENDING_PAYMENT, Order.payment_due_at <= func.now())
+        .order_by(Order.payment_due_at)
+        .limit(limit)
+    )
+    return result.all()
+
+
+async def active_shipping_methods(
+    session: AsyncSession, currency: str | None = None
+) -> Sequence[ShippingMethod]:
+    """Active shipping methods (of one currency when given), by code."""
+    statement = select(ShippingMethod).where(ShippingMethod.is_active)
+    if currency is not None:
+        statement = statement.where(ShippingMethod.currency == currency)
+    result = await session.scalars(statement.order_by(ShippingMethod.code))
+    return result.all()
+
+
+async def insert_shipping_method(session: AsyncSession, **values: Any) -> ShippingMethod | None:
+    """A new shipping method, or None when its code is taken."""
+    code = await session.scalar(
+        insert(ShippingMethod)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(ShippingMethod.code)
+    )
+    return None if code is None else await session.get(ShippingMethod, code)
+
+
+async def insert_voucher(session: AsyncSession, **values: Any) -> Voucher | None:
+    """A new voucher, or None when its code is taken."""
+    voucher_id = await session.scalar(
+        insert(Voucher)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing()
+        .returning(Voucher.id)
+    )
+    return None if voucher_id is None else await session.get(Voucher, voucher_id)
+
+
+async def list_vouchers(session: AsyncSession) -> Sequence[Voucher]:
+    """Every voucher, newest first."""
+    result = await session.scalars(select(Voucher).order_by(Voucher.created_at.desc()))
+    return result.all()
+
+
+async def claim_voucher(session: AsyncSession, code: str) -> Voucher | None:
+    """Count one use of a valid voucher, atomically; None if it is unknown, inactive, out of
+    its validity window or used up."""
+    now = func.now()
+    voucher_id = await session.scalar(
+        update(Voucher)
+        .where(
+            Voucher.code == code,
+            Voucher.is_active,
+            or_(Voucher.usage_limit.is_(None), Voucher.used_count < Voucher.usage_limit),
+            or_(Voucher.starts_at.is_(None), Voucher.starts_at <= now),
+            or_(Voucher.ends_at.is_(None), Voucher.ends_at > now),
+        )
+        .values(used_count=Voucher.used_count + 1)
+        .returning(Voucher.id)
+        .execution_options(synchronize_session=False)
+    )
+    if voucher_id is None:
+        return None
+    return await session.scalar(
+        select(Voucher).where(Voucher.id == voucher_id).execution_options(populate_existing=True)
+    )
+
+
+async def find_voucher(session: AsyncSession, code: str) -> Voucher | None:
+    """A voucher by code, whatever its state."""
+    return await session.scalar(select(Voucher).where(Voucher.code == code))
+
+
+async def release_voucher(session: AsyncSession, voucher_id: uuid.UUID) -> None:
+    """Give back one use of a voucher (its order was cancelled)."""
+    await session.execute(
+        update(Voucher)
+        .where(Voucher.id == voucher_id, Voucher.used_count > 0)
+        .values(used_count=Voucher.used_count - 1)
+        .execution_options(synchronize_session=False)
+    )

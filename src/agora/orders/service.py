@@ -1,0 +1,355 @@
+"""Order rules: checkout, the state machine, auto-cancel of unpaid orders.
+
+Checkout claims the cart, reserves the stock, counts the voucher's use and writes the order with
+its frozen prices and totals, all in the caller's transaction: it happens entirely or not at all.
+
+The state machine (``TRANSITIONS``) is enforced by one conditional UPDATE per move
+(``… WHERE status IN (legal sources)``), so two concurrent moves of one order cannot both win:
+the loser gets 409 ``order_state_conflict``. Each move's side effects (stock allocated, shipped or
+released, voucher use given back, an outbox event) run only when the move happened, which makes
+``mark_paid`` and the cancel functions safe to call twice.
+
+An unpaid order is cancelled after the payment timeout by a delayed task, and by a periodic sweep
+that catches what a lost task (a killed worker) left behind; both end in ``expire_order``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.cart import service as cart
+from agora.catalog.models import ProductStatus
+from agora.core.db import utcnow
+from agora.core.errors import Conflict, NotFound, ValidationFailed
+from agora.core.jobs import defer
+from agora.core.money import Money
+from agora.core.outbox import record_event
+from agora.core.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
+from agora.inventory import service as inventory
+from agora.orders import pricing, repository
+from agora.orders.models import Order, OrderLine, OrderStatus
+from agora.orders.repository import OrderFilter
+
+EXPIRE_ORDER_TASK = "agora.orders.expire"
+EXPIRE_OVERDUE_ORDERS_TASK = "agora.orders.expire_overdue"
+PAYMENT_TIMEOUT_REASON = "payment_timeout"
+SWEEP_BATCH = 500
+
+_S = OrderStatus
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _S.PENDING_PAYMENT: frozenset({_S.PAID, _S.CANCELLED}),
+    _S.PAID: frozenset({_S.FULFILLED, _S.REFUNDED}),
+    _S.FULFILLED: frozenset({_S.SHIPPED, _S.REFUNDED}),
+    _S.SHIPPED: frozenset({_S.COMPLETED, _S.REFUNDED}),
+    _S.COMPLETED: frozenset({_S.REFUNDED}),
+    _S.CANCELLED: frozenset(),
+    _S.REFUNDED: frozenset(),
+}
+_PAID_OR_LATER = frozenset({_S.PAID, _S.FULFILLED, _S.SHIPPED, _S.COMPLETED, _S.REFUNDED})
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    """A line to order: a variant, how many, and its unit price (the current one when None)."""
+
+    variant_id: uuid.UUID
+    quantity: int
+    unit_price: Money | None = None
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """Where to ship and how, and the voucher to apply."""
+
+    shipping_address: dict[str, Any]
+    shipping_method: str | None = None
+    voucher_code: str | None = None
+
+
+async def place_order(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    cart_id: uuid.UUID,
+    checkout: Checkout,
+    *,
+    payment_timeout: int,
+) -> Order:
+    """Turn a user's cart into an order awaiting payment, with its stock reserved.
+
+    404 for a cart that is not theirs, 409 ``cart_not_active`` or ``out_of_stock``, 422 for an
+    empty cart or a bad voucher or shipping method.
+    """
+    claimed = await cart.claim_for_checkout(session, cart_id, user_id)
+    lines = [LineRequest(line.variant_id, line.quantity) for line in claimed.lines]
+    return await create_order(session, user_id, lines, checkout, payment_timeout=payment_timeout)
+
+
+async def create_order(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    lines: Sequence[LineRequest],
+    checkout: Checkout,
+    *,
+    payment_timeout: int,
+) -> Order:
+    """Create an order from explicit lines (checkout, flash-sale tickets): prices frozen, stock
+    reserved, voucher counted, totals computed, an ``order.created`` event and the auto-cancel
+    scheduled. All or nothing: any error leaves the caller's transaction to roll back."""
+    variants = await repository.variants_with_products(session, {line.variant_id for line in lines})
+    order = Order(id=uuid.uuid4(), user_id=user_id, status=OrderStatus.PENDING_PAYMENT)
+    weight_grams = 0
+    for position, line in enumerate(lines):
+        variant = variants.get(line.variant_id)
+        if variant is None or variant.product.status != ProductStatus.PUBLISHED:
+            raise ValidationFailed(
+                "An item is no longer for sale.",
+                code="variant_unavailable",
+                variant_id=str(line.variant_id),
+            )
+        price = line.unit_price or Money(amount=variant.price_amount, currency=variant.currency)
+        order.lines.append(
+            OrderLine(
+                position=position,
+                variant_id=variant.id,
+                sku=variant.sku,
+                product_name=variant.product.name,
+                quantity=line.quantity,
+                unit_price_amount=price.amount,
+                currency=price.currency,
+            )
+        )
+        weight_grams += variant.weight_grams * line.quantity
+    _price(order)
+    quantities: dict[uuid.UUID, int] = {}
+    for line in lines:
+        quantities[line.variant_id] = quantities.get(line.variant_id, 0) + line.quantity
+    await inventory.reserve(session, order.id, quantities)
+    await _apply_voucher(session, order, checkout.voucher_code)
+    quote = await pricing.quote_shipping(
+        session,
+        checkout.shipping_method,
+        currency=order.currency,
+        merchandise_amount=order.subtotal_amount - order.discount_amount,
+        weight_grams=weight_grams,
+    )
+    order.shipping_method, order.shipping_amount = quote.method_code, quote.amount
+    order.total_amount = order.subtotal_amount + order.shipping_amount - order.discount_amount
+    order.shipping_address = checkout.shipping_address
+    order.payment_due_at = utcnow() + dt.timedelta(seconds=payment_timeout)
+    session.add(order)
+    await session.flush()
+    _announce(session, order, "order.created")
+    defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
+    return order
+
+
+def _price(order: Order) -> None:
+    """Set the subtotal and currency from the lines (422 when currencies are mixed)."""
+    if not order.lines:
+        raise ValidationFailed("An order needs at least one line.", code="order_empty")
+    currencies = {line.currency for line in order.lines}
+    if len(currencies) != 1:
+        raise ValidationFailed("An order is paid in one currency.", code="currency_mismatch")
+    order.currency = currencies.pop()
+    order.subtotal_amount = sum(line.unit_price_amount * line.quantity for line in order.lines)
+    order.discount_amount = 0
+
+
+async def _apply_voucher(session: AsyncSession, order: Order, code: str | None) -> None:
+    if code is None:
+        return
+    voucher, discount = await pricing.claim_voucher(
+        session, code, subtotal_amount=order.subtotal_amount, currency=order.currency
+    )
+    order.voucher_id, order.voucher_code, order.discount_amount = voucher.id, voucher.code, discount
+
+
+async def get_order(
+    session: AsyncSession, order_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> Order:
+    """An order; when ``user_id`` is given it must be theirs. 404 otherwise (never a leak)."""
+    order = await repository.get_order(session, order_id)
+    if order is None or (user_id is not None and order.user_id != user_id):
+        raise NotFound("No such order.", code="order_not_found")
+    return order
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None = None,
+    status: str | None = None,
+    number: int | None = None,
+    email: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> tuple[Sequence[Order], str | None]:
+    """A page of orders, newest first, narrowed by the filters given; and the next cursor."""
+    after = None
+    if cursor is not None:
+        created_at, order_id = decode_cursor(cursor, 2)
+        try:
+            after = (dt.datetime.fromisoformat(created_at), uuid.UUID(order_id))
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from exc
+    where = OrderFilter(
+        user_id=user_id,
+        status=OrderStatus(status) if status else None,
+        number=number,
+        email=email,
+        after=after,
+    )
+    orders = await repository.list_orders(session, where, limit + 1)
+    if len(orders) <= limit:
+        return orders, None
+    last = orders[limit - 1]
+    return orders[:limit], encode_cursor(last.created_at.isoformat(), str(last.id))
+
+
+async def mark_paid(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    """The order was paid: its held stock becomes allocated. Calling it again changes nothing;
+    409 ``order_state_conflict`` for an order that was cancelled (its stock is gone)."""
+    if await repository.update_status(
+        session, order_id, [_S.PENDING_PAYMENT], _S.PAID, paid_at=utcnow()
+    ):
+        await inventory.allocate(session, order_id)
+        return await _announce_moved(session, order_id, _S.PAID)
+    order = await get_order(session, order_id)
+    if order.status in _PAID_OR_LATER:
+        return order
+    raise _illegal(order, _S.PAID)
+
+
+async def cancel_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    reason: str,
+    user_id: uuid.UUID | None = None,
+) -> Order:
+    """Cancel an unpaid order (the buyer's own when ``user_id`` is given), releasing its stock
+    and voucher use. Cancelling a cancelled order changes nothing; 409 once it is paid."""
+    await get_order(session, order_id, user_id=user_id)
+    if await repository.update_status(
+        session,
+        order_id,
+        [_S.PENDING_PAYMENT],
+        _S.CANCELLED,
+        cancelled_at=utcnow(),
+        cancel_reason=reason,
+    ):
+        return await _after_cancel(session, order_id)
+    order = await get_order(session, order_id)
+    if order.status == _S.CANCELLED:
+        return order
+    raise _illegal(order, _S.CANCELLED)
+
+
+async def expire_order(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Cancel an order still unpaid past its deadline; whether it was cancelled now.
+
+    Safe to run twice and against a concurrent payment (one of them wins). An order not yet due
+    (a task delivered early) is rescheduled for its deadline.
+    """
+    if await repository.update_status(
+        session,
+        order_id,
+        [_S.PENDING_PAYMENT],
+        _S.CANCELLED,
+        only_if_due=True,
+        cancelled_at=utcnow(),
+        cancel_reason=PAYMENT_TIMEOUT_REASON,
+    ):
+        await _after_cancel(session, order_id)
+        return True
+    order = await repository.get_order(session, order_id)
+    if order is not None and order.status == _S.PENDING_PAYMENT:
+        remaining = (order.payment_due_at - utcnow()).total_seconds()
+        defer(session, EXPIRE_ORDER_TASK, str(order_id), countdown=max(remaining, 0.0))
+    return False
+
+
+async def schedule_overdue_expiries(session: AsyncSession) -> int:
+    """Queue an ``expire_order`` task for every overdue unpaid order; how many were queued.
+
+    Each order is then cancelled in its own transaction, so the sweep never holds the stock rows
+    of many orders at once (and never deadlocks against checkouts or payments).
+    """
+    overdue = await repository.overdue_order_ids(session, SWEEP_BATCH)
+    for order_id in overdue:
+        defer(session, EXPIRE_ORDER_TASK, str(order_id))
+    return len(overdue)
+
+
+async def move_order(session: AsyncSession, order_id: uuid.UUID, status: str) -> Order:
+    """Staff moves an order along the state machine: 409 for an illegal move, nothing for a move
+    to the state it is already in."""
+    target = OrderStatus(status)
+    if target == _S.PAID:
+        return await mark_paid(session, order_id)
+    if target == _S.CANCELLED:
+        return await cancel_order(session, order_id, reason="staff")
+    if target == _S.REFUNDED:
+        return await mark_refunded(session, order_id)
+    sources = [status for status, targets in TRANSITIONS.items() if target in targets]
+    values: dict[str, Any] = {"shipped_at": utcnow()} if target == _S.SHIPPED else {}
+    if await repository.update_status(session, order_id, sources, target, **values):
+        if target == _S.SHIPPED:
+            await inventory.ship(session, order_id)
+        return await _announce_moved(session, order_id, target)
+    order = await get_order(session, order_id)
+    if order.status == target:
+        return order
+    raise _illegal(order, target)
+
+
+async def mark_refunded(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    """The order's payment was refunded: units not yet shipped go back on sale. Idempotent."""
+    sources = [status for status, targets in TRANSITIONS.items() if _S.REFUNDED in targets]
+    if await repository.update_status(session, order_id, sources, _S.REFUNDED):
+        await inventory.release(session, order_id)
+        return await _announce_moved(session, order_id, _S.REFUNDED)
+    order = await get_order(session, order_id)
+    if order.status == _S.REFUNDED:
+        return order
+    raise _illegal(order, _S.REFUNDED)
+
+
+async def _after_cancel(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    await inventory.release(session, order_id)
+    order = await get_order(session, order_id)
+    if order.voucher_id is not None:
+        await repository.release_voucher(session, order.voucher_id)
+    _announce(session, order, "order.cancelled")
+    return order
+
+
+async def _announce_moved(session: AsyncSession, order_id: uuid.UUID, status: OrderStatus) -> Order:
+    order = await get_order(session, order_id)
+    _announce(session, order, f"order.{status.value}")
+    return order
+
+
+def _announce(session: AsyncSession, order: Order, topic: str) -> None:
+    """Record an order event for its buyer (and staff) in the current transaction."""
+    payload = {
+        "order_id": order.id,
+        "number": order.number,
+        "status": order.status.value,
+        "total": order.total.model_dump(),
+    }
+    record_event(session, topic, payload, user_id=order.user_id)
+
+
+def _illegal(order: Order, target: OrderStatus) -> Conflict:
+    return Conflict(
+        f"An order that is {order.status.value} cannot become {target.value}.",
+        code="order_state_conflict",
+        order_status=order.status.value,
+    )

@@ -1,0 +1,1 @@
+"""Realtime: order and ops events pushed to WebSocket clients from Redis pub/sub."""
