@@ -23,6 +23,7 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.flashsale.api import router as flashsale_router
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
 from agora.settings import Settings, get_settings
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory_router, prefix=API_PREFIX)
     app.include_router(cart_router, prefix=API_PREFIX)
     app.include_router(orders_router, prefix=API_PREFIX)
+    app.include_router(flashsale_router, prefix=API_PREFIX)
     return app
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agora.core import idempotency, outbox
 from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
+from agora.flashsale import tasks as flashsale_tasks  # noqa: F401 - registers its tasks
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.settings import get_settings
 
@@ -39,6 +40,10 @@ def build_celery() -> Celery:
         },
         "purge-idempotency-keys": {"task": IDEMPOTENCY_PURGE_TASK, "schedule": 3600.0},
         "purge-relayed-events": {"task": OUTBOX_PURGE_TASK, "schedule": 3600.0},
+        "reconcile-flash-sales": {
+            "task": "agora.flashsale.reconcile",
+            "schedule": settings.flash_sale_reconcile_interval,
+        },
     }
     return app
 
