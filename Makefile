@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth
+BENCHMARKS := http_baseline auth flashsale
 
 .PHONY: up test lint fmt bench clean
 

@@ -1,5 +1,8 @@
 """Request-scoped dependencies shared by every router, as typed ``Annotated`` aliases.
 
+Each dependency is ``async``: FastAPI runs a plain ``def`` dependency in a thread pool, a thread
+hop per dependency per request for what is only an attribute read.
+
 The session dependency is the request's unit of work: it commits once, after the endpoint
 returns and before the response is sent, or rolls back if the endpoint raised.
 """
@@ -40,20 +43,24 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     return app_services(request).redis
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return app_services(request).settings
 
 
-def _rate_limiter(request: Request) -> RateLimiter:
+async def _rate_limiter(request: Request) -> RateLimiter:
     return app_services(request).rate_limiter
+
+
+async def _services(request: Request) -> AppServices:
+    return app_services(request)
 
 
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-ServicesDep = Annotated[AppServices, Depends(app_services)]
+ServicesDep = Annotated[AppServices, Depends(_services)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]

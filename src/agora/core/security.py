@@ -165,7 +165,7 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def optional_principal(
+async def optional_principal(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal | None:
     """The caller if a bearer token is sent (it must then be valid), else None."""
@@ -176,7 +176,7 @@ def optional_principal(
     return principal
 
 
-def require_principal(
+async def require_principal(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Principal:
     """The caller; 401 when no bearer token is sent."""
@@ -188,14 +188,14 @@ def require_principal(
     return principal
 
 
-def require_staff(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+async def require_staff(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
     """The caller, who must be staff or admin; 403 otherwise."""
     if not principal.is_staff:
         raise Forbidden("Staff only.", code="staff_only")
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
     """The caller, who must be an admin; 403 otherwise."""
     if principal.role != Role.ADMIN:
         raise Forbidden("Admins only.", code="admin_only")

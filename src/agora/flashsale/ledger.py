@@ -32,6 +32,7 @@ KEY_PREFIX = "agora:flashsale:"
 CONSUMER_GROUP = "workers"
 IDEMPOTENCY_TTL_S = 24 * 3600
 STATE_TTL_AFTER_END_S = 24 * 3600
+WAKE_TTL_MS = 5000
 
 
 def _key(sale_id: uuid.UUID | str, part: str) -> str:
@@ -56,6 +57,11 @@ def queue_key(sale_id: uuid.UUID | str) -> str:
 def ticket_key(sale_id: uuid.UUID | str, ticket_id: uuid.UUID | str) -> str:
     """The hash of one ticket."""
     return _key(sale_id, f"ticket:{ticket_id}")
+
+
+def wake_key(sale_id: uuid.UUID | str) -> str:
+    """Set while a worker has been asked to drain the queue, so a stampede asks once."""
+    return _key(sale_id, "wake")
 
 
 def idempotency_key(sale_id: uuid.UUID | str, buyer_id: uuid.UUID, key: str) -> str:
@@ -113,6 +119,7 @@ class PurchaseOutcome:
 
     outcome: str
     detail: str
+    should_wake_worker: bool = False
 
     @property
     def is_accepted(self) -> bool:
@@ -137,6 +144,7 @@ async def purchase(
         queue_key(sale_id),
         ticket_key(sale_id, ticket_id),
         idempotency_key(sale_id, buyer_id, request_key or ""),
+        wake_key(sale_id),
     ]
     args = [
         str(buyer_id),
@@ -145,9 +153,10 @@ async def purchase(
         fingerprint if request_key else "",
         STATE_TTL_AFTER_END_S,
         IDEMPOTENCY_TTL_S,
+        WAKE_TTL_MS,
     ]
-    outcome, detail = await _run(redis, "purchase", keys, args)
-    return PurchaseOutcome(outcome.decode(), detail.decode())
+    outcome, detail, *wake = await _run(redis, "purchase", keys, args)
+    return PurchaseOutcome(outcome.decode(), detail.decode(), wake == [b"1"])
 
 
 async def settle(
@@ -265,6 +274,18 @@ async def next_entries(
     if not answer:
         return []
     return _entries(answer[0][1])
+
+
+async def next_entries_or_sleep(
+    redis: Redis, sale_id: uuid.UUID, consumer: str, count: int
+) -> list[QueueEntry]:
+    """Like ``next_entries``; when the queue is empty, clear the wake flag first and look once
+    more, so a ticket queued meanwhile is either seen now or wakes a worker itself."""
+    entries = await next_entries(redis, sale_id, consumer, count)
+    if entries:
+        return entries
+    await redis.delete(wake_key(sale_id))
+    return await next_entries(redis, sale_id, consumer, count)
 
 
 async def claim_stale_entries(

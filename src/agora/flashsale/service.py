@@ -156,7 +156,8 @@ async def purchase(
     request_key: str | None = None,
     fingerprint: str = "",
 ) -> PurchaseTicket:
-    """Take units for a buyer in one atomic Redis step, and wake a worker to order them.
+    """Take units for a buyer in one atomic Redis step, and wake a worker to order them (once
+    per burst: the script says whether a worker was already asked).
 
     No SQL. 404 ``flash_sale_not_found``; 409 ``not_started``, ``ended``, ``limit_reached``,
     ``sold_out``; 422 ``idempotency_key_reused`` for a key sent before with another body.
@@ -166,7 +167,7 @@ async def purchase(
     )
     if not decision.is_accepted:
         raise _refusal(decision)
-    if decision.outcome == "accepted":
+    if decision.should_wake_worker:
         await _wake_worker(sale_id)
     return PurchaseTicket(uuid.UUID(decision.detail), decision.outcome == "replayed")
 

@@ -56,7 +56,7 @@ async def process_queue(
 ) -> int:
     """Turn every ticket waiting in the sale's queue into an order; how many were handled."""
     handled = 0
-    while entries := await ledger.next_entries(redis, sale_id, consumer, BATCH_SIZE):
+    while entries := await ledger.next_entries_or_sleep(redis, sale_id, consumer, BATCH_SIZE):
         for entry in entries:
             await _handle(database, redis, sale_id, entry, payment_timeout)
         handled += len(entries)

@@ -2,11 +2,15 @@
 -- Checks the window, the buyer's units against the per-buyer limit and the units left; if all
 -- pass, takes the units, records the ticket and queues it for the worker.
 -- KEYS: 1 sale hash, 2 buyers hash (buyer id -> units held), 3 ticket queue (stream),
---       4 ticket hash, 5 idempotency hash of (buyer, Idempotency-Key)
+--       4 ticket hash, 5 idempotency hash of (buyer, Idempotency-Key), 6 the wake flag (set
+--       while a worker has been asked to drain the queue)
 -- ARGV: 1 buyer id, 2 quantity, 3 new ticket id, 4 request fingerprint ('' without a key),
 --       5 seconds to keep the ticket after the sale ends, 6 seconds to keep the idempotency key
--- Returns {outcome, detail}: accepted/replayed + ticket id, or a refusal + a number.
+-- ARGV: 7 milliseconds the wake flag lives (a lost drain is asked again after that)
+-- Returns {outcome, detail, wake}: accepted/replayed + ticket id, or a refusal + a number;
+-- wake is '1' when the caller should ask a worker to drain the queue (nobody was asked yet).
 local sale, buyers, queue, ticket, idempotency = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local wake_flag = KEYS[6]
 local buyer, quantity, ticket_id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local fingerprint, keep_after_end, key_ttl = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -52,4 +56,5 @@ if fingerprint ~= '' then
   redis.call('HSET', idempotency, 'ticket_id', ticket_id, 'fingerprint', fingerprint)
   redis.call('EXPIRE', idempotency, key_ttl)
 end
-return {'accepted', ticket_id}
+local wake = redis.call('SET', wake_flag, '1', 'NX', 'PX', tonumber(ARGV[7]))
+return {'accepted', ticket_id, wake and '1' or '0'}
