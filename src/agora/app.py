@@ -26,6 +26,7 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders_router, prefix=API_PREFIX)
     app.include_router(payments_router, prefix=API_PREFIX)
     app.include_router(realtime_router)
+    app.include_router(flashsale_router, prefix=API_PREFIX)
     return app
 
 

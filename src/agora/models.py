@@ -8,6 +8,7 @@ from agora.catalog import models as catalog_models
 from agora.core import idempotency as idempotency_models
 from agora.core import outbox as outbox_models
 from agora.core.db import Base
+from agora.flashsale import models as flashsale_models
 from agora.inventory import models as inventory_models
 from agora.orders import models as orders_models
 from agora.payments import models as payments_models
@@ -17,6 +18,7 @@ __all__ = [
     "accounts_models",
     "cart_models",
     "catalog_models",
+    "flashsale_models",
     "idempotency_models",
     "inventory_models",
     "metadata",

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     order_payment_timeout: int = 900
     order_expiry_sweep_interval: float = 30.0
     outbox_relay_interval: float = 5.0
+
+    rate_limit_flash_sale_buyer: str = "5/second"
+    rate_limit_flash_sale_ip: str = "200/second"
+    flash_sale_claim_idle: float = 30.0
+    flash_sale_reconcile_interval: float = 30.0
     payment_providers: str = "dev"
     public_base_url: str = "http://127.0.0.1:8000"
     payment_http_timeout: float = 10.0

@@ -17,6 +17,7 @@ from agora.core import idempotency, outbox
 from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
 from agora.core.observability import configure_logging
+from agora.flashsale import tasks as flashsale_tasks  # noqa: F401 - registers its tasks
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
@@ -52,6 +53,10 @@ def build_celery() -> Celery:
         "reconcile-payments": {
             "task": RECONCILE_PAYMENTS_TASK,
             "schedule": settings.payment_reconcile_interval,
+        },
+        "reconcile-flash-sales": {
+            "task": "agora.flashsale.reconcile",
+            "schedule": settings.flash_sale_reconcile_interval,
         },
     }
     return app

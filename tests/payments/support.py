@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from agora.core.db import Database
@@ -28,6 +29,7 @@ async def place_orders(
     variant = await create_variant(database, price=price, currency=currency, stock=count)
     buyer_id = owner or (await create_user(database, settings)).id
     placed = []
+    redis = Redis.from_url(settings.redis_url or "")
     async with database.unit_of_work() as session:
         for _ in range(count):
             order = await orders.create_order(
@@ -36,8 +38,10 @@ async def place_orders(
                 [orders.LineRequest(variant, 1)],
                 orders.Checkout(shipping_address=ADDRESS),
                 payment_timeout=900,
+                redis=redis,
             )
             placed.append(order)
+    await redis.aclose()
     assert all(order.total_amount == price for order in placed)
     return placed
 

@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import update
 
 from agora.core.db import Database
@@ -27,6 +28,7 @@ from tests.payments.support import open_payment, order_status, place_orders, ref
 
 async def captured(
     database: Database,
+    redis: Redis,
     settings: Settings,
     provider: str,
     currency: str = "EUR",
@@ -44,7 +46,7 @@ async def captured(
         currency=payment.currency,
     )
     async with database.unit_of_work() as session:
-        await service.apply_event(session, provider, event)
+        await service.apply_event(session, redis, provider, event)
     return await reload(database, payment.id)
 
 
@@ -56,9 +58,9 @@ async def refund(database: Database, order_id: uuid.UUID, amount: int | None) ->
 
 
 async def test_refunds_never_exceed_the_capture_even_concurrently(
-    database: Database, settings: Settings
+    database: Database, settings: Settings, redis: Redis
 ) -> None:
-    payment = await captured(database, settings, "dev")
+    payment = await captured(database, redis, settings, "dev")
     results = await asyncio.gather(
         *(refund(database, payment.order_id, 500) for _ in range(10)), return_exceptions=True
     )
@@ -77,40 +79,44 @@ async def test_refund_of_an_unpaid_order_is_refused(database: Database, settings
         await refund(database, payment.order_id, 100)
 
 
-async def test_dev_refund_settles_on_submission(database: Database, settings: Settings) -> None:
-    payment = await captured(database, settings, "dev")
+async def test_dev_refund_settles_on_submission(
+    database: Database, settings: Settings, redis: Redis
+) -> None:
+    payment = await captured(database, redis, settings, "dev")
     refund_id = await refund(database, payment.order_id, 700)
     async with database.unit_of_work() as session:
-        await service.submit_refund(session, settings, refund_id)
+        await service.submit_refund(session, redis, settings, refund_id)
     async with database.unit_of_work() as session:
-        await service.submit_refund(session, settings, refund_id)  # a second run changes nothing
+        await service.submit_refund(
+            session, redis, settings, refund_id
+        )  # a second run changes nothing
     assert (await reload(database, payment.id)).refunded_amount == 700
     assert await order_status(database, payment.order_id) is OrderStatus.PAID
     rest = await refund(database, payment.order_id, None)
     async with database.unit_of_work() as session:
-        await service.submit_refund(session, settings, rest)
+        await service.submit_refund(session, redis, settings, rest)
     assert await order_status(database, payment.order_id) is OrderStatus.REFUNDED
 
 
 async def test_capture_for_a_cancelled_order_is_flagged(
-    database: Database, settings: Settings
+    database: Database, settings: Settings, redis: Redis
 ) -> None:
     payment = await open_payment(database, settings, "dev")
     async with database.unit_of_work() as session:
-        await orders.cancel_order(session, payment.order_id, reason="test")
-    stored = await captured(database, settings, "dev", payment=payment)
+        await orders.cancel_order(session, payment.order_id, reason="test", redis=redis)
+    stored = await captured(database, redis, settings, "dev", payment=payment)
     assert stored.flag is PaymentFlag.ORDER_NOT_PAYABLE
     assert await order_status(database, payment.order_id) is OrderStatus.CANCELLED
 
 
 async def test_second_capture_of_a_paid_order_is_flagged_for_refund(
-    database: Database, settings: Settings
+    database: Database, settings: Settings, redis: Redis
 ) -> None:
     (order,) = await place_orders(database, settings, 1)
     first = await open_payment(database, settings, "dev", order=order)
     second = await open_payment(database, settings, "stripe", order=order)
-    await captured(database, settings, "dev", payment=first)
-    stored = await captured(database, settings, "stripe", payment=second)
+    await captured(database, redis, settings, "dev", payment=first)
+    stored = await captured(database, redis, settings, "stripe", payment=second)
     assert stored.status is PaymentStatus.SUCCEEDED
     assert stored.flag is PaymentFlag.ORDER_NOT_PAYABLE
     assert str(first.id) in (stored.flag_detail or "")
@@ -118,14 +124,18 @@ async def test_second_capture_of_a_paid_order_is_flagged_for_refund(
 
 
 async def test_stripe_refund_is_submitted_then_settled_by_charge_refunded(
-    client: httpx.AsyncClient, database: Database, settings: Settings, standin: ProviderStandIn
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    standin: ProviderStandIn,
+    redis: Redis,
 ) -> None:
-    payment = await captured(database, settings, "stripe")
+    payment = await captured(database, redis, settings, "stripe")
     first = await refund(database, payment.order_id, 500)
     second = await refund(database, payment.order_id, 300)
     for refund_id in (first, second):
         async with database.unit_of_work() as session:
-            await service.submit_refund(session, settings, refund_id)
+            await service.submit_refund(session, redis, settings, refund_id)
     sent = [r for r in standin.received("stripe") if r.path == "/v1/refunds"]
     assert [r.headers["Idempotency-Key"] for r in sent] == [
         f"refund-{first.hex}",
@@ -154,11 +164,12 @@ async def test_wechat_refund_notify_settles_the_refund_it_names(
     settings: Settings,
     standin: ProviderStandIn,
     keys: RunKeys,
+    redis: Redis,
 ) -> None:
-    payment = await captured(database, settings, "wechatpay", currency="CNY")
+    payment = await captured(database, redis, settings, "wechatpay", currency="CNY")
     refund_id = await refund(database, payment.order_id, None)
     async with database.unit_of_work() as session:
-        await service.submit_refund(session, settings, refund_id)
+        await service.submit_refund(session, redis, settings, refund_id)
     assert standin.refused == []
     assert len(standin.received("wechatpay")) == 2
     resource = {
@@ -181,16 +192,16 @@ async def test_wechat_refund_notify_settles_the_refund_it_names(
 
 
 async def test_refund_refused_by_the_provider_frees_its_amount(
-    database: Database, settings: Settings, standin: ProviderStandIn
+    database: Database, settings: Settings, standin: ProviderStandIn, redis: Redis
 ) -> None:
-    payment = await captured(database, settings, "stripe")
+    payment = await captured(database, redis, settings, "stripe")
     async with database.unit_of_work() as session:
         await session.execute(
             update(Payment).where(Payment.id == payment.id).values(provider_reference=None)
         )
     refund_id = await refund(database, payment.order_id, 1999)
     async with database.unit_of_work() as session:
-        await service.submit_refund(session, settings, refund_id)
+        await service.submit_refund(session, redis, settings, refund_id)
     (failed,) = await refunds_of(database, payment.id)
     assert failed.status is RefundStatus.FAILED
     assert (await reload(database, payment.id)).refund_reserved_amount == 0
@@ -206,7 +217,7 @@ async def backdate(database: Database, payment_id: uuid.UUID) -> None:
 
 
 async def test_reconciliation_applies_what_a_lost_callback_would_have(
-    database: Database, settings: Settings, standin: ProviderStandIn
+    database: Database, settings: Settings, standin: ProviderStandIn, redis: Redis
 ) -> None:
     paid = await open_payment(database, settings, "stripe")
     still_open = await open_payment(database, settings, "stripe")
@@ -227,7 +238,7 @@ async def test_reconciliation_applies_what_a_lost_callback_would_have(
 
     for _ in range(2):  # a second run finds nothing more to do
         async with database.unit_of_work() as session:
-            await service.reconcile(session, settings)
+            await service.reconcile(session, redis, settings)
 
     assert (await reload(database, paid.id)).status is PaymentStatus.SUCCEEDED
     assert (await reload(database, alipay_paid.id)).status is PaymentStatus.SUCCEEDED

@@ -31,8 +31,10 @@ NAMING_CONVENTION = {
 }
 
 AfterCommitHook = Callable[[AsyncSession], Awaitable[None]]
+AfterCommitCallback = Callable[[], Awaitable[None]]
 _after_commit_hooks: list[AfterCommitHook] = []
 _PENDING_KEY = "agora.after_commit_pending"
+_CALLBACKS = "callbacks"
 
 
 class Base(DeclarativeBase):
@@ -126,6 +128,22 @@ def take_committed(session: AsyncSession, key: str) -> list[Any]:
     """Remove and return the committed work buffered under ``key``."""
     committed: dict[str, list[Any]] = session.info.get(_PENDING_KEY + ".committed", {})
     return committed.pop(key, [])
+
+
+def call_after_commit(session: AsyncSession, callback: AfterCommitCallback) -> None:
+    """Await ``callback`` once the session's transaction commits; a rollback drops it.
+
+    For effects outside the database that must follow a committed change (priming Redis with a
+    new row's state); the callback handles its own failures, the transaction being already done.
+    """
+    pending(session, _CALLBACKS).append(callback)
+
+
+@on_after_commit
+async def _run_committed_callbacks(session: AsyncSession) -> None:
+    callbacks: list[AfterCommitCallback] = take_committed(session, _CALLBACKS)
+    for callback in callbacks:
+        await callback()
 
 
 @event.listens_for(Session, "after_commit")

@@ -1,5 +1,8 @@
 """Request-scoped dependencies shared by every router, as typed ``Annotated`` aliases.
 
+Each dependency is ``async``: FastAPI runs a plain ``def`` dependency in a thread pool, a thread
+hop per dependency per request for what is only an attribute read.
+
 The session dependency is the request's unit of work: it commits once, after the endpoint
 returns and before the response is sent, or rolls back if the endpoint raised.
 """

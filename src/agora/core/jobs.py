@@ -114,6 +114,11 @@ class WorkerRuntime:
 
         return self.loop.run_until_complete(in_unit_of_work())
 
+    def run_with_services(self, work: Callable[[Database, Redis], Awaitable[T]]) -> T:
+        """Run ``work`` with the process's database and Redis, for a task that needs several
+        units of work (one per item of a batch) rather than one."""
+        return self.loop.run_until_complete(work(self.database, self.redis))
+
     def close(self) -> None:
         """Release pools and the loop when the worker process exits."""
         if self._database is not None:

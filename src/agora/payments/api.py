@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from agora.core.dependencies import SessionDep, SettingsDep
+from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.money import Money
 from agora.core.security import CurrentPrincipal, StaffPrincipal
@@ -89,11 +89,16 @@ async def create_refund(
     responses={400: {"description": "Refused: not authentic, or to be resent later"}},
 )
 async def provider_callback(
-    provider: WebhookProvider, request: Request, session: SessionDep, settings: SettingsDep
+    provider: WebhookProvider,
+    request: Request,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
 ) -> Response:
     """Verify the callback on its raw body, apply it once, answer as the provider expects."""
     gateway = service.provider_named(settings, provider)
-    result = await service.handle_callback(session, gateway, await request.body(), request.headers)
+    body = await request.body()
+    result = await service.handle_callback(session, redis, gateway, body, request.headers)
     answer = gateway.acknowledgement() if result in _ACKNOWLEDGED else gateway.refusal(result.value)
     return Response(answer.body, answer.status_code, media_type=answer.media_type)
 
@@ -103,10 +108,10 @@ async def provider_callback(
     summary="Complete a dev payment (only when the dev provider is enabled)",
 )
 async def complete_dev_payment(
-    payment_id: uuid.UUID, session: SessionDep, settings: SettingsDep
+    payment_id: uuid.UUID, session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> PaymentOut:
     """Play the success callback of a dev payment, as a real provider would send it."""
-    payment = await service.complete_dev_payment(session, settings, payment_id)
+    payment = await service.complete_dev_payment(session, redis, settings, payment_id)
     return payment_out(payment)
 
 

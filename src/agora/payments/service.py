@@ -22,6 +22,7 @@ from collections.abc import Mapping
 
 import structlog
 from prometheus_client import Counter
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import utcnow
@@ -161,7 +162,11 @@ async def get_payment(
 
 
 async def handle_callback(
-    session: AsyncSession, provider: PaymentProvider, body: bytes, headers: Mapping[str, str]
+    session: AsyncSession,
+    redis: Redis,
+    provider: PaymentProvider,
+    body: bytes,
+    headers: Mapping[str, str],
 ) -> CallbackResult:
     """Verify a provider's callback on its raw body and apply it exactly once."""
     try:
@@ -170,12 +175,14 @@ async def handle_callback(
         log.warning("payment_callback_rejected", provider=provider.name, reason=str(error))
         result = CallbackResult.REJECTED
     else:
-        result = await apply_event(session, provider.name, event)
+        result = await apply_event(session, redis, provider.name, event)
     CALLBACKS.labels(provider.name, result.value).inc()
     return result
 
 
-async def apply_event(session: AsyncSession, provider: str, event: CallbackEvent) -> CallbackResult:
+async def apply_event(
+    session: AsyncSession, redis: Redis, provider: str, event: CallbackEvent
+) -> CallbackResult:
     """Apply a verified event once: deduplicated by the inbox, serialised by the payment's lock."""
     payment = await repository.lock_payment(
         session, provider, event.payment_id, event.provider_reference
@@ -194,7 +201,7 @@ async def apply_event(session: AsyncSession, provider: str, event: CallbackEvent
     )
     if not is_new:
         return CallbackResult.DUPLICATE
-    outcome = await _apply(session, payment, event) if payment else InboxOutcome.IGNORED
+    outcome = await _apply(session, redis, payment, event) if payment else InboxOutcome.IGNORED
     if outcome is not InboxOutcome.APPLIED:
         await repository.set_inbox_outcome(session, provider, event.event_id, outcome)
     log.info(
@@ -207,14 +214,16 @@ async def apply_event(session: AsyncSession, provider: str, event: CallbackEvent
     return CallbackResult.ACCEPTED
 
 
-async def _apply(session: AsyncSession, payment: Payment, event: CallbackEvent) -> InboxOutcome:
+async def _apply(
+    session: AsyncSession, redis: Redis, payment: Payment, event: CallbackEvent
+) -> InboxOutcome:
     if event.kind is EventKind.PAYMENT_SUCCEEDED:
         return await _capture(session, payment, event)
     if event.kind is EventKind.PAYMENT_FAILED:
         changed = await repository.mark_failed(session, payment.id)
         return InboxOutcome.APPLIED if changed else InboxOutcome.ALREADY_APPLIED
     if event.kind is EventKind.REFUND_SUCCEEDED:
-        return await _settle_refunds(session, payment, event)
+        return await _settle_refunds(session, redis, payment, event)
     if event.kind is EventKind.REFUND_FAILED and event.refund_id is not None:
         amount = await repository.settle_refund(
             session, event.refund_id, payment.id, RefundStatus.FAILED
@@ -261,7 +270,7 @@ async def _flag_unpayable(session: AsyncSession, payment: Payment, detail: str) 
 
 
 async def _settle_refunds(
-    session: AsyncSession, payment: Payment, event: CallbackEvent
+    session: AsyncSession, redis: Redis, payment: Payment, event: CallbackEvent
 ) -> InboxOutcome:
     """Settle the refund the event names, or (Stripe's ``charge.refunded``, which gives the
     charge's refunded total) the pending refunds that total covers, oldest first."""
@@ -280,22 +289,22 @@ async def _settle_refunds(
             settled += refund.amount
     if not settled:
         return InboxOutcome.ALREADY_APPLIED
-    await _on_refunded(session, payment)
+    await _on_refunded(session, redis, payment)
     return InboxOutcome.APPLIED
 
 
-async def _on_refunded(session: AsyncSession, payment: Payment) -> None:
+async def _on_refunded(session: AsyncSession, redis: Redis, payment: Payment) -> None:
     """Once everything captured is refunded, the order becomes refunded."""
     if await repository.refunded_amount(session, payment.id) < payment.amount:
         return
     try:
-        await orders.mark_refunded(session, payment.order_id)
+        await orders.mark_refunded(session, payment.order_id, redis)
     except Conflict as error:
         log.warning("order_not_refundable", order_id=str(payment.order_id), detail=error.detail)
 
 
 async def complete_dev_payment(
-    session: AsyncSession, settings: Settings, payment_id: uuid.UUID
+    session: AsyncSession, redis: Redis, settings: Settings, payment_id: uuid.UUID
 ) -> Payment:
     """Play the dev provider's success callback for a payment (demos, local work)."""
     provider_named(settings, "dev")
@@ -310,7 +319,7 @@ async def complete_dev_payment(
         amount=payment.amount,
         currency=payment.currency,
     )
-    await apply_event(session, "dev", event)
+    await apply_event(session, redis, "dev", event)
     await session.refresh(payment)
     return payment
 
@@ -356,7 +365,9 @@ async def request_refund(
     return refund, payment
 
 
-async def submit_refund(session: AsyncSession, settings: Settings, refund_id: uuid.UUID) -> None:
+async def submit_refund(
+    session: AsyncSession, redis: Redis, settings: Settings, refund_id: uuid.UUID
+) -> None:
     """Ask the provider for a pending refund (a task; safe to run twice: the provider sees the
     same refund id). A refusal fails the refund and frees its amount; ``ProviderError`` with
     ``is_retryable`` propagates so the task is retried."""
@@ -384,10 +395,10 @@ async def submit_refund(session: AsyncSession, settings: Settings, refund_id: uu
     await repository.mark_refund_submitted(session, refund.id, submitted.provider_reference)
     if submitted.is_settled:
         await repository.settle_refund(session, refund.id, payment_row.id, RefundStatus.SUCCEEDED)
-        await _on_refunded(session, payment_row)
+        await _on_refunded(session, redis, payment_row)
 
 
-async def reconcile(session: AsyncSession, settings: Settings) -> int:
+async def reconcile(session: AsyncSession, redis: Redis, settings: Settings) -> int:
     """Ask the providers about payments pending too long and apply what their callback would
     have; resubmit refunds whose submission was lost. Returns how many payments changed."""
     now = utcnow()
@@ -419,7 +430,7 @@ async def reconcile(session: AsyncSession, settings: Settings) -> int:
             amount=remote.amount,
             currency=remote.currency,
         )
-        await apply_event(session, payment.provider, event)
+        await apply_event(session, redis, payment.provider, event)
         changed += 1
     for refund_id in await repository.unsubmitted_refund_ids(
         session, overdue_since, _RECONCILE_BATCH

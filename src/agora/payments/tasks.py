@@ -25,8 +25,8 @@ _MAX_RETRIES = 10
 def submit_refund(refund_id: str) -> None:
     """Ask the provider for a pending refund; retried later if the provider is unreachable."""
 
-    async def submit(session: AsyncSession, _: Redis) -> None:
-        await service.submit_refund(session, get_settings(), uuid.UUID(refund_id))
+    async def submit(session: AsyncSession, redis: Redis) -> None:
+        await service.submit_refund(session, redis, get_settings(), uuid.UUID(refund_id))
 
     try:
         worker_runtime().run(submit)
@@ -38,7 +38,7 @@ def submit_refund(refund_id: str) -> None:
 def reconcile() -> int:
     """Query the providers about payments pending too long (periodic)."""
 
-    async def run(session: AsyncSession, _: Redis) -> int:
-        return await service.reconcile(session, get_settings())
+    async def run(session: AsyncSession, redis: Redis) -> int:
+        return await service.reconcile(session, redis, get_settings())
 
     return worker_runtime().run(run)

@@ -1,0 +1,287 @@
+"""A flash-sale stampede against Agora (Redis Lua + worker) and against a PostgreSQL row lock.
+
+Both servers get the same closed-loop crowd of buyers, each request a different buyer trying to
+buy one unit, for the same time; a 409 (sold out, limit reached) is an answer, not an error. For
+each: purchase attempts per second with p50/p99 latency, units sold against units on sale (the
+oversell, which must be 0), and for Agora the time until every ticket is an order.
+
+    .venv/bin/python -m bench.flashsale [--units 1000] [--buyers 20000] [--concurrency 64]
+                                        [--duration 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
+
+from agora.accounts.models import User
+from agora.catalog.models import Product, ProductStatus, ProductVariant
+from agora.core.db import Database
+from agora.core.embedded import ServiceUrls
+from agora.core.security import Role, issue_access_token
+from agora.flashsale.models import FlashSaleTicket, TicketStatus
+from agora.inventory import service as inventory
+from agora.migrations import upgrade
+from agora.settings import Settings
+from bench import flashsale_baseline_app
+from bench.harness import (
+    ROOT,
+    LoadResult,
+    agora_env,
+    agora_server,
+    bench_services,
+    free_port,
+    print_table,
+    run_load,
+    uvicorn_server,
+)
+
+ANSWERS = frozenset({202, 409})
+API = "/api/v1"
+
+
+async def _seed(urls: ServiceUrls, buyers: int, units: int) -> tuple[uuid.UUID, list[str], str]:
+    """A published variant with twice the sale's units in stock, buyers, and a staff token."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    database, redis = Database(urls.database_url, pool_size=2), Redis.from_url(urls.redis_url)
+    product_id, variant_id, staff_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    buyer_ids = [uuid.uuid4() for _ in range(buyers)]
+    try:
+        async with database.unit_of_work() as session:
+            session.add(
+                Product(
+                    id=product_id,
+                    name="Bench sneaker",
+                    slug=f"bench-{product_id.hex}",
+                    status=ProductStatus.PUBLISHED,
+                )
+            )
+            await session.flush()
+            session.add(
+                ProductVariant(
+                    id=variant_id,
+                    product_id=product_id,
+                    sku=variant_id.hex[:20],
+                    price_amount=1999,
+                    currency="EUR",
+                )
+            )
+            await session.flush()
+            await inventory.set_stock(session, variant_id, units * 2, redis=redis)
+            rows = [{"id": staff_id, "email": f"{staff_id.hex}@bench.test", "password_hash": "-"}]
+            rows += [
+                {"id": buyer_id, "email": f"{buyer_id.hex}@bench.test", "password_hash": "-"}
+                for buyer_id in buyer_ids
+            ]
+            await session.execute(insert(User), rows)
+    finally:
+        await database.dispose()
+        await redis.aclose()
+    tokens = [issue_access_token(settings, buyer_id, Role.CUSTOMER) for buyer_id in buyer_ids]
+    return variant_id, tokens, issue_access_token(settings, staff_id, Role.STAFF)
+
+
+async def _create_sale(base_url: str, staff_token: str, variant_id: uuid.UUID, units: int) -> str:
+    now = dt.datetime.now(dt.UTC)
+    body = {
+        "variant_id": str(variant_id),
+        "price": {"amount": 999, "currency": "EUR"},
+        "quantity": units,
+        "starts_at": (now - dt.timedelta(seconds=1)).isoformat(),
+        "ends_at": (now + dt.timedelta(hours=1)).isoformat(),
+        "per_user_limit": 1,
+    }
+    async with (
+        aiohttp.ClientSession(base_url) as session,
+        session.post(
+            f"{API}/flash-sales", json=body, headers={"Authorization": f"Bearer {staff_token}"}
+        ) as response,
+    ):
+        assert response.status == 201, await response.text()
+        sale_id: str = (await response.json())["id"]
+        return sale_id
+
+
+def _agora_purchase(sale_id: str, tokens: list[str]):  # type: ignore[no-untyped-def]
+    headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
+
+    async def send(session: aiohttp.ClientSession, sequence: int) -> int:
+        path = f"{API}/flash-sales/{sale_id}/purchase"
+        async with session.post(
+            path, json={"quantity": 1}, headers=headers[sequence % len(headers)]
+        ) as response:
+            await response.read()
+            return response.status
+
+    return send
+
+
+async def _baseline_purchase(session: aiohttp.ClientSession, sequence: int) -> int:
+    async with session.post(f"/purchase/buyer-{sequence}") as response:
+        await response.read()
+        return response.status
+
+
+async def _remaining(base_url: str, sale_id: str) -> int:
+    async with (
+        aiohttp.ClientSession(base_url) as session,
+        session.get(f"{API}/flash-sales/{sale_id}") as response,
+    ):
+        remaining: int = (await response.json())["remaining"]
+        return remaining
+
+
+async def _settled_tickets(urls: ServiceUrls, sale_id: str, other_than: TicketStatus) -> int:
+    """Tickets of the sale in any status but ``other_than``."""
+    database = Database(urls.database_url, pool_size=1)
+    try:
+        async with database.unit_of_work() as session:
+            count = await session.scalar(
+                select(func.count()).where(
+                    FlashSaleTicket.sale_id == uuid.UUID(sale_id),
+                    FlashSaleTicket.status != other_than,
+                )
+            )
+            return int(count or 0)
+    finally:
+        await database.dispose()
+
+
+@contextlib.contextmanager
+def _worker(env: dict[str, str]) -> Iterator[None]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agora", "worker", "--concurrency", "2"],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+def _asyncpg_dsn(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def main() -> None:
+    """Run the stampede on both servers and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--units", type=int, default=1000)
+    parser.add_argument("--buyers", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=5.0)
+    args = parser.parse_args()
+    load = {"concurrency": args.concurrency, "duration": args.duration, "warmup": 0.0}
+
+    urls = bench_services()
+    upgrade(urls.database_url)
+    dsn = _asyncpg_dsn(urls.database_url)
+
+    async def reset_baseline() -> int:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await flashsale_baseline_app.reset(connection, args.units)
+        finally:
+            await connection.close()
+        return 0
+
+    asyncio.run(reset_baseline())
+    os.environ["BASELINE_DATABASE_URL"] = dsn
+    with uvicorn_server("bench.flashsale_baseline_app:create_app", free_port()) as url:
+        baseline = asyncio.run(
+            run_load(
+                "PostgreSQL SELECT … FOR UPDATE (baseline)",
+                url,
+                _baseline_purchase,
+                ok_statuses=ANSWERS,
+                **load,
+            )
+        )
+
+    async def baseline_sold() -> int:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return int(await connection.fetchval("SELECT count(*) FROM baseline_flash_purchases"))
+        finally:
+            await connection.close()
+
+    baseline_units = asyncio.run(baseline_sold())
+
+    variant_id, tokens, staff_token = asyncio.run(_seed(urls, args.buyers, args.units))
+    env = agora_env(urls, AGORA_RATE_LIMIT_FLASH_SALE_IP="1000000/second")
+    with _worker(env), agora_server(env, free_port()) as url:
+        sale_id = asyncio.run(_create_sale(url, staff_token, variant_id, args.units))
+        agora = asyncio.run(
+            run_load(
+                "Agora Redis Lua purchase",
+                url,
+                _agora_purchase(sale_id, tokens),
+                ok_statuses=ANSWERS,
+                **load,
+            )
+        )
+        race_end = time.perf_counter()
+        tickets = args.units - asyncio.run(_remaining(url, sale_id))
+        while asyncio.run(_settled_tickets(urls, sale_id, TicketStatus.QUEUED)) < tickets:
+            time.sleep(0.05)
+        drain = time.perf_counter() - race_end
+        agora_units = asyncio.run(_settled_tickets(urls, sale_id, TicketStatus.REJECTED))
+
+    print_table(
+        f"Flash sale: {args.units} units, {args.concurrency} buyers at a time, "
+        f"{args.duration:.0f}s, 1 API process (202 and 409 are answers)",
+        [agora],
+        baseline,
+    )
+    _print_outcome(args.units, baseline, baseline_units, agora, agora_units, drain)
+
+
+def _print_outcome(
+    units: int,
+    baseline: LoadResult,
+    baseline_units: int,
+    agora: LoadResult,
+    agora_units: int,
+    drain: float,
+) -> None:
+    table = Table(title="Units sold and oversell")
+    for column in ("scenario", "units on sale", "units sold", "oversold", "all tickets ordered"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    table.add_row(
+        baseline.name,
+        str(units),
+        str(baseline_units),
+        str(max(0, baseline_units - units)),
+        "n/a (decided in the request)",
+    )
+    table.add_row(
+        agora.name,
+        str(units),
+        str(agora_units),
+        str(max(0, agora_units - units)),
+        f"{drain:.2f}s after the race",
+    )
+    Console(width=120).print(table)
+
+
+if __name__ == "__main__":
+    main()

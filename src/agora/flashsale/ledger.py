@@ -1,0 +1,307 @@
+"""The Redis side of a sale: its counters, buyers, tickets and ticket queue, and the Lua that
+changes them.
+
+Every change that must be atomic is one Lua script (``flashsale/lua/``), run with EVALSHA. All
+keys of one sale share the hash tag ``{sale id}``, so a sale lives on one node of a Redis
+Cluster and its scripts stay legal there.
+
+- ``sale``: a hash of the window (epoch ms), the per-buyer limit, ``quantity``, ``remaining``,
+  ``queued_units`` (units in tickets the worker has not settled) and ``is_closed``, plus ``info``,
+  the sale's public fields as JSON, so ``GET /flash-sales/{id}`` needs no SQL either;
+- ``buyers``: units held per buyer, for the limit;
+- ``ticket:<id>``: buyer, quantity, status, then ``order_id`` or ``reason``;
+- ``queue``: a stream of ticket ids read by the workers through the consumer group ``workers``;
+  an entry is acknowledged only after its ticket is settled, so a worker killed mid-ticket leaves
+  it pending, to be claimed again.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from agora.core.serialization import dumps, loads
+
+KEY_PREFIX = "agora:flashsale:"
+CONSUMER_GROUP = "workers"
+IDEMPOTENCY_TTL_S = 24 * 3600
+STATE_TTL_AFTER_END_S = 24 * 3600
+WAKE_TTL_MS = 5000
+
+
+def _key(sale_id: uuid.UUID | str, part: str) -> str:
+    return f"{KEY_PREFIX}{{{sale_id}}}:{part}"
+
+
+def sale_key(sale_id: uuid.UUID | str) -> str:
+    """The hash of a sale's counters and parameters."""
+    return _key(sale_id, "sale")
+
+
+def buyers_key(sale_id: uuid.UUID | str) -> str:
+    """The hash of units held per buyer."""
+    return _key(sale_id, "buyers")
+
+
+def queue_key(sale_id: uuid.UUID | str) -> str:
+    """The stream of ticket ids waiting for the worker."""
+    return _key(sale_id, "queue")
+
+
+def ticket_key(sale_id: uuid.UUID | str, ticket_id: uuid.UUID | str) -> str:
+    """The hash of one ticket."""
+    return _key(sale_id, f"ticket:{ticket_id}")
+
+
+def wake_key(sale_id: uuid.UUID | str) -> str:
+    """Set while a worker has been asked to drain the queue, so a stampede asks once."""
+    return _key(sale_id, "wake")
+
+
+def idempotency_key(sale_id: uuid.UUID | str, buyer_id: uuid.UUID, key: str) -> str:
+    """Where the ticket answered to a buyer's ``Idempotency-Key`` is kept."""
+    return _key(sale_id, f"idempotency:{buyer_id}:{key}")
+
+
+@functools.cache
+def _script_source(name: str) -> bytes:
+    return resources.files("agora.flashsale").joinpath("lua", f"{name}.lua").read_bytes()
+
+
+async def _run(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """Run a Lua script by its SHA, loading it first when the server does not know it."""
+    return await redis.register_script(_script_source(name))(keys=keys, args=args)
+
+
+@dataclass(frozen=True)
+class SaleState:
+    """What Redis knows of a sale, to create it there."""
+
+    sale_id: uuid.UUID
+    starts_at_ms: int
+    ends_at_ms: int
+    per_user_limit: int
+    quantity: int
+    remaining: int
+    info: dict[str, Any]
+
+
+async def open_sale(redis: Redis, state: SaleState, *, ttl: int) -> bool:
+    """Create a sale's Redis state unless it exists (running it twice changes nothing)."""
+    # The consumer group comes first: a ticket can only be queued once the sale hash exists.
+    try:
+        await redis.xgroup_create(queue_key(state.sale_id), CONSUMER_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    await redis.expire(queue_key(state.sale_id), ttl)
+    args = [
+        state.starts_at_ms,
+        state.ends_at_ms,
+        state.per_user_limit,
+        state.quantity,
+        state.remaining,
+        dumps(state.info),
+        ttl,
+    ]
+    return bool(await _run(redis, "open", [sale_key(state.sale_id)], args))
+
+
+@dataclass(frozen=True)
+class PurchaseOutcome:
+    """What the purchase script decided: ``accepted``/``replayed`` with a ticket, or a refusal."""
+
+    outcome: str
+    detail: str
+    should_wake_worker: bool = False
+
+    @property
+    def is_accepted(self) -> bool:
+        """Whether the buyer holds a ticket (new, or the one answered to the same request)."""
+        return self.outcome in ("accepted", "replayed")
+
+
+async def purchase(
+    redis: Redis,
+    sale_id: uuid.UUID,
+    buyer_id: uuid.UUID,
+    quantity: int,
+    *,
+    request_key: str | None = None,
+    fingerprint: str = "",
+) -> PurchaseOutcome:
+    """Try to take ``quantity`` units for a buyer; one atomic step in Redis."""
+    ticket_id = uuid.uuid4()
+    keys = [
+        sale_key(sale_id),
+        buyers_key(sale_id),
+        queue_key(sale_id),
+        ticket_key(sale_id, ticket_id),
+        idempotency_key(sale_id, buyer_id, request_key or ""),
+        wake_key(sale_id),
+    ]
+    args = [
+        str(buyer_id),
+        quantity,
+        str(ticket_id),
+        fingerprint if request_key else "",
+        STATE_TTL_AFTER_END_S,
+        IDEMPOTENCY_TTL_S,
+        WAKE_TTL_MS,
+    ]
+    outcome, detail, *wake = await _run(redis, "purchase", keys, args)
+    return PurchaseOutcome(outcome.decode(), detail.decode(), wake == [b"1"])
+
+
+async def settle(
+    redis: Redis, sale_id: uuid.UUID, ticket_id: uuid.UUID, outcome: str, detail: str
+) -> str:
+    """Record a ticket's fate (``ordered`` + order id, or ``rejected`` + reason), once."""
+    keys = [sale_key(sale_id), buyers_key(sale_id), ticket_key(sale_id, ticket_id)]
+    status: bytes = await _run(redis, "settle", keys, [outcome, detail])
+    return status.decode()
+
+
+async def release(
+    redis: Redis,
+    sale_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    buyer_id: uuid.UUID,
+    quantity: int,
+    *,
+    ticket_ttl: int,
+) -> bool:
+    """Give a cancelled order's units back to the sale and its buyer, once per ticket."""
+    keys = [sale_key(sale_id), buyers_key(sale_id), ticket_key(sale_id, ticket_id)]
+    return bool(await _run(redis, "release", keys, [str(buyer_id), quantity, ticket_ttl]))
+
+
+async def close(redis: Redis, sale_id: uuid.UUID) -> str:
+    """Stop selling: ``closed``, or ``busy`` while tickets wait, or ``missing`` without state."""
+    status: bytes = await _run(redis, "close", [sale_key(sale_id)], [])
+    return status.decode()
+
+
+@dataclass(frozen=True)
+class LiveUnits:
+    """A sale's Redis-side units, read in one command."""
+
+    remaining: int
+    queued_units: int
+    is_closed: bool
+
+
+async def live_units(redis: Redis, sale_id: uuid.UUID) -> LiveUnits | None:
+    """Units left and units in queued tickets, or None when Redis has no state for the sale."""
+    values: list[Any] = await redis.hmget(
+        sale_key(sale_id), ["remaining", "queued_units", "is_closed"]
+    )
+    remaining, queued, closed = values
+    if remaining is None:
+        return None
+    return LiveUnits(int(remaining), int(queued), closed == b"1")
+
+
+async def live_sale(redis: Redis, sale_id: uuid.UUID) -> tuple[dict[str, Any], int] | None:
+    """A sale's public fields and the units left to buy now, or None when Redis lacks it."""
+    values: list[Any] = await redis.hmget(sale_key(sale_id), ["info", "remaining", "is_closed"])
+    info, remaining, closed = values
+    if info is None or remaining is None:
+        return None
+    return loads(info), 0 if closed == b"1" else max(0, int(remaining))
+
+
+@dataclass(frozen=True)
+class QueuedTicket:
+    """A ticket as Redis knows it."""
+
+    ticket_id: uuid.UUID
+    buyer_id: uuid.UUID
+    quantity: int
+    status: str
+    order_id: uuid.UUID | None
+    reason: str | None
+
+
+async def read_ticket(
+    redis: Redis, sale_id: uuid.UUID, ticket_id: uuid.UUID
+) -> QueuedTicket | None:
+    """A ticket from Redis, or None when Redis does not (or no longer) know it."""
+    fields: dict[bytes, bytes] = await redis.hgetall(ticket_key(sale_id, ticket_id))  # type: ignore[assignment]
+    if b"buyer_id" not in fields:
+        return None
+    order_id = fields.get(b"order_id")
+    reason = fields.get(b"reason")
+    return QueuedTicket(
+        ticket_id=ticket_id,
+        buyer_id=uuid.UUID(fields[b"buyer_id"].decode()),
+        quantity=int(fields[b"quantity"]),
+        status=fields[b"status"].decode(),
+        order_id=uuid.UUID(order_id.decode()) if order_id else None,
+        reason=reason.decode() if reason else None,
+    )
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One entry of the ticket queue: its stream id and the ticket it names."""
+
+    entry_id: bytes
+    ticket_id: uuid.UUID
+
+
+def _entries(raw: list[tuple[bytes, dict[bytes, bytes] | None]]) -> list[QueueEntry]:
+    return [
+        QueueEntry(entry_id, uuid.UUID(fields[b"ticket_id"].decode()))
+        for entry_id, fields in raw
+        if fields  # an entry deleted while pending comes back without fields
+    ]
+
+
+async def next_entries(
+    redis: Redis, sale_id: uuid.UUID, consumer: str, count: int
+) -> list[QueueEntry]:
+    """Tickets never delivered to any worker, now delivered to ``consumer``."""
+    answer: Any = await redis.xreadgroup(
+        CONSUMER_GROUP, consumer, {queue_key(sale_id): ">"}, count=count
+    )
+    if not answer:
+        return []
+    return _entries(answer[0][1])
+
+
+async def next_entries_or_sleep(
+    redis: Redis, sale_id: uuid.UUID, consumer: str, count: int
+) -> list[QueueEntry]:
+    """Like ``next_entries``; when the queue is empty, clear the wake flag first and look once
+    more, so a ticket queued meanwhile is either seen now or wakes a worker itself."""
+    entries = await next_entries(redis, sale_id, consumer, count)
+    if entries:
+        return entries
+    await redis.delete(wake_key(sale_id))
+    return await next_entries(redis, sale_id, consumer, count)
+
+
+async def claim_stale_entries(
+    redis: Redis, sale_id: uuid.UUID, consumer: str, min_idle_ms: int, count: int
+) -> list[QueueEntry]:
+    """Tickets delivered to a worker that has not finished them for ``min_idle_ms``: its job was
+    lost (the worker died), so ``consumer`` takes them over."""
+    answer: Any = await redis.xautoclaim(
+        queue_key(sale_id), CONSUMER_GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+    )
+    return _entries(answer[1])
+
+
+async def acknowledge(redis: Redis, sale_id: uuid.UUID, entry: QueueEntry) -> None:
+    """The entry's ticket is settled: drop it from the queue."""
+    async with redis.pipeline(transaction=True) as pipeline:
+        pipeline.xack(queue_key(sale_id), CONSUMER_GROUP, entry.entry_id)
+        pipeline.xdel(queue_key(sale_id), entry.entry_id)
+        await pipeline.execute()
