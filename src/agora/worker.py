@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,15 @@ PING_TTL_S = 300
 IDEMPOTENCY_PURGE_TASK = "agora.idempotency.purge"
 OUTBOX_PURGE_TASK = "agora.outbox.purge"
 OUTBOX_RETENTION = dt.timedelta(days=7)
+
+
+TASKS = Counter("agora_worker_tasks_total", "Tasks a worker has run", ["task", "state"])
+
+
+@task_postrun.connect
+def _count_task(task: object = None, state: str | None = None, **_: object) -> None:
+    """Count each task run by name and final state (SUCCESS, FAILURE, RETRY ...)."""
+    TASKS.labels(getattr(task, "name", "unknown"), state or "UNKNOWN").inc()
 
 
 @setup_logging.connect
