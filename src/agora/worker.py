@@ -50,7 +50,7 @@ def build_celery() -> Celery:
     """The Celery app configured from settings, with every task module and the beat schedule."""
     settings = get_settings()
     broker = settings.broker_url or broker_url_for_redis(settings.redis_url or "")
-    app = configure_celery(broker)
+    app = configure_celery(broker, settings.task_queue)
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     app.conf.beat_schedule = {
         "relay-outbox": {"task": outbox.RELAY_TASK, "schedule": settings.outbox_relay_interval},
