@@ -6,7 +6,7 @@ each: purchase attempts per second with p50/p99 latency, units sold against unit
 oversell, which must be 0), and for Agora the time until every ticket is an order.
 
     .venv/bin/python -m bench.flashsale [--units 1000] [--buyers 20000] [--concurrency 64]
-                                        [--duration 5]
+                                        [--duration 5] [--processes 1]
 """
 
 from __future__ import annotations
@@ -189,6 +189,9 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="API processes of each server (same for both)"
+    )
     args = parser.parse_args()
     load = {"concurrency": args.concurrency, "duration": args.duration, "warmup": 0.0}
 
@@ -206,7 +209,8 @@ def main() -> None:
 
     asyncio.run(reset_baseline())
     os.environ["BASELINE_DATABASE_URL"] = dsn
-    with uvicorn_server("bench.flashsale_baseline_app:create_app", free_port()) as url:
+    baseline_app = "bench.flashsale_baseline_app:create_app"
+    with uvicorn_server(baseline_app, free_port(), workers=args.processes) as url:
         baseline = asyncio.run(
             run_load(
                 "PostgreSQL SELECT … FOR UPDATE (baseline)",
@@ -228,7 +232,7 @@ def main() -> None:
 
     variant_id, tokens, staff_token = asyncio.run(_seed(urls, args.buyers, args.units))
     env = agora_env(urls, AGORA_RATE_LIMIT_FLASH_SALE_IP="1000000/second")
-    with _worker(env), agora_server(env, free_port()) as url:
+    with _worker(env), agora_server(env, free_port(), workers=args.processes) as url:
         sale_id = asyncio.run(_create_sale(url, staff_token, variant_id, args.units))
         agora = asyncio.run(
             run_load(
@@ -248,7 +252,7 @@ def main() -> None:
 
     print_table(
         f"Flash sale: {args.units} units, {args.concurrency} buyers at a time, "
-        f"{args.duration:.0f}s, 1 API process (202 and 409 are answers)",
+        f"{args.duration:.0f}s, {args.processes} API process(es) (202 and 409 are answers)",
         [agora],
         baseline,
     )

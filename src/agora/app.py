@@ -26,6 +26,7 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_celery(urls.broker_url, settings.task_queue)
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
-        rate_limiter = RateLimiter(urls.redis_url, connection_pool=redis.connection_pool)
+        rate_limiter = RateLimiter(redis)
         app.state.services = AppServices(
             settings=settings, database=database, redis=redis, rate_limiter=rate_limiter
         )
@@ -82,8 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Provider callbacks come from a few provider IPs in bursts and are authenticated by their
     # signatures: a 429 would only delay payments, so they skip the per-client default budget.
+    # A flash-sale purchase spends the default budget with its own ones, in one Redis call.
     install_http_middleware(
-        app, settings, api_prefix=API_PREFIX, unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,)
+        app,
+        settings,
+        api_prefix=API_PREFIX,
+        unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,),
+        self_metered_paths=(API_PREFIX + PURCHASE_PATH,),
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())

@@ -12,38 +12,48 @@ from redis.asyncio import Redis
 
 from agora.app import create_app
 from agora.core.errors import RateLimited
-from agora.core.ratelimit import RateLimiter, limits_storage_uri, rate_limit
+from agora.core.ratelimit import RateLimiter, rate_limit
 from agora.core.security import Role, issue_access_token
 from agora.settings import Settings
 
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("redis://localhost:6379/0", "async+redis://localhost:6379/0"),
-        ("rediss://:secret@cache:6380/1", "async+rediss://:secret@cache:6380/1"),
-        ("unix:///run/redis.sock?db=0", "async+redis+unix:///run/redis.sock?db=0"),
-    ],
-)
-def test_redis_urls_become_limits_storage_uris(url: str, expected: str) -> None:
-    assert limits_storage_uri(url) == expected
-
-
-def test_an_unknown_scheme_is_refused() -> None:
-    with pytest.raises(ValueError, match="unsupported"):
-        limits_storage_uri("memcached://localhost")
-
-
-async def test_a_limiter_on_its_own_spends_per_identity(settings: Settings, redis: Redis) -> None:
-    assert settings.redis_url is not None
-    limiter = RateLimiter(settings.redis_url, connection_pool=redis.connection_pool)
+async def test_a_limiter_on_its_own_spends_per_identity(redis: Redis) -> None:
+    limiter = RateLimiter(redis)
     purchase = rate_limit("purchase-buyer", "2/second")
     await limiter.enforce(purchase, "buyer-1")
     await limiter.enforce(purchase, "buyer-1")
     with pytest.raises(RateLimited) as refused:
         await limiter.enforce(purchase, "buyer-1")
     assert refused.value.headers["RateLimit-Policy"] == '"purchase-buyer";q=2;w=1'
+    assert refused.value.headers["RateLimit"] == '"purchase-buyer";r=0;t=1'
     await limiter.enforce(purchase, "buyer-2")
+
+
+async def test_several_budgets_are_spent_in_order_and_the_first_refusal_answers(
+    redis: Redis,
+) -> None:
+    limiter = RateLimiter(redis)
+    broad, narrow = rate_limit("broad", "10/minute"), rate_limit("narrow", "1/minute")
+    await limiter.enforce_all([(broad, "client"), (narrow, "buyer")])
+    with pytest.raises(RateLimited) as refused:
+        await limiter.enforce_all([(broad, "client"), (narrow, "buyer")])
+    assert refused.value.headers["RateLimit-Policy"] == '"narrow";q=1;w=60'
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    # The broad budget paid for both requests, as two separate calls would have had it pay.
+    for _ in range(8):
+        await limiter.enforce(broad, "client")
+    with pytest.raises(RateLimited) as exhausted:
+        await limiter.enforce(broad, "client")
+    assert exhausted.value.headers["RateLimit"].startswith('"broad";r=0;t=')
+
+
+async def test_counts_are_kept_where_the_limits_library_keeps_them(redis: Redis) -> None:
+    limit = rate_limit("login", "5/minute")
+    await RateLimiter(redis).enforce(limit, "ip:203.0.113.9")
+    previous, current = limit.keys("ip:203.0.113.9")
+    assert current == "agora:ratelimit:{LIMITER/login/ip:203.0.113.9/5/1/minute}"
+    assert previous == current + "/-1"
+    assert await redis.get(current) == b"1"
 
 
 @pytest.fixture

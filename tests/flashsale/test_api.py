@@ -238,6 +238,23 @@ async def test_purchases_are_rate_limited_per_buyer(
     assert "Retry-After" in answers[2].headers
 
 
+async def test_purchases_spend_the_default_budget_too(
+    database: Database, settings: Settings, redis: Redis
+) -> None:
+    limited = create_app(settings.model_copy(update={"rate_limit_default": "3/minute"}))
+    async with limited.router.lifespan_context(limited), _client(limited) as client:
+        variant_id = await published_variant(database, redis, stock=10)
+        [buyer] = await buyers(database, settings, 1)
+        staff_headers = await staff(database, settings)
+        sale = await create_sale(client, staff_headers, sale_body(variant_id, 5, per_user_limit=5))
+        url = f"{API}/flash-sales/{sale['id']}/purchase"
+        answers = [(await client.post(url, json={}, headers=buyer)) for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [202, 202, 202, 429]
+    assert answers[3].headers["RateLimit-Policy"] == '"default";q=3;w=60'
+    assert answers[3].headers["RateLimit"].startswith('"default";r=0;t=')
+
+
 def _client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
@@ -250,7 +267,11 @@ async def test_bad_purchase_input_is_a_422_that_takes_nothing(
     [buyer] = await buyers(database, settings, 1)
     url = f"{API}/flash-sales/{sale['id']}/purchase"
 
-    for body in ({"quantity": 0}, {"quantity": "many"}, {"quantity": 1, "extra": True}):
+    address = {"name": "Ada", "line1": "1 Main St", "city": "Paris", "postal_code": "75001"}
+    bad_addresses = [{**address, "country": "France"}, {"name": "Ada"}, {**address, "x": 1}]
+    bodies = [{"quantity": 0}, {"quantity": "many"}, {"quantity": 1, "extra": True}]
+    bodies += [{"shipping_address": bad} for bad in bad_addresses]
+    for body in bodies:
         assert (await client.post(url, json=body, headers=buyer)).status_code == 422
     assert (await client.post(url, content=b"{", headers=buyer)).status_code == 422
     assert (await client.post(url, json={})).status_code == 401

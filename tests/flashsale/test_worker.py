@@ -41,7 +41,7 @@ async def _ticket_when_settled(
     return result
 
 
-async def test_a_ticket_becomes_a_pending_order_at_the_sale_price(
+async def test_a_ticket_becomes_a_pending_order_at_the_sale_price_and_address(
     client: httpx.AsyncClient,
     database: Database,
     settings: Settings,
@@ -52,7 +52,14 @@ async def test_a_ticket_becomes_a_pending_order_at_the_sale_price(
     sale = await create_sale(client, await staff(database, settings), sale_body(variant_id, 4))
     [buyer] = await buyers(database, settings, 1)
 
-    bought = await client.post(f"{API}/flash-sales/{sale['id']}/purchase", json={}, headers=buyer)
+    address = {"name": "Ada", "line1": "1 Main St", "city": "Paris", "postal_code": "75001"}
+    address["country"] = "FR"
+
+    bought = await client.post(
+        f"{API}/flash-sales/{sale['id']}/purchase",
+        json={"shipping_address": address},
+        headers=buyer,
+    )
     ticket = await _ticket_when_settled(client, sale["id"], bought.json()["ticket_id"], buyer)
 
     assert ticket["status"] == "ordered", ticket
@@ -61,6 +68,7 @@ async def test_a_ticket_becomes_a_pending_order_at_the_sale_price(
         assert order is not None
         assert order.status == OrderStatus.PENDING_PAYMENT
         assert order.subtotal_amount == 999
+        assert order.shipping_address == address
         assert (await inventory.variant_stock(session, variant_id)).available == 6
         stored = await session.get(FlashSale, uuid.UUID(sale["id"]))
         assert stored is not None

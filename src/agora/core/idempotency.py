@@ -83,7 +83,8 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class IdempotentRequest:
-    """The ``Idempotency-Key`` of a request (if any) and the fingerprint of the request."""
+    """The ``Idempotency-Key`` of a request (if any) and the fingerprint of the request (empty
+    without a key)."""
 
     key: str | None
     fingerprint: str
@@ -122,7 +123,10 @@ async def idempotent_request(
         ),
     ] = None,
 ) -> IdempotentRequest:
-    """The request's key and fingerprint (FastAPI dependency)."""
+    """The request's key and fingerprint (FastAPI dependency); without a key there is nothing to
+    compare a retry with, so no fingerprint is computed."""
+    if idempotency_key is None:
+        return IdempotentRequest(None, "")
     body = await request.body()
     return IdempotentRequest(idempotency_key, fingerprint(request.method, request.url.path, body))
 

@@ -6,8 +6,9 @@ carry the security and CORS headers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,14 +32,17 @@ def install_http_middleware(
     *,
     api_prefix: str,
     unmetered_prefixes: tuple[str, ...] = (),
+    self_metered_paths: tuple[str, ...] = (),
 ) -> None:
     """Add the hardening middleware; the last added runs first. Paths under
-    ``unmetered_prefixes`` skip the default budget (callers authenticated another way)."""
+    ``unmetered_prefixes`` skip the default budget (callers authenticated another way); routes
+    whose template is in ``self_metered_paths`` spend it themselves with their own budgets."""
     app.add_middleware(
         DefaultBudgetMiddleware,
         settings=settings,
         path_prefix=api_prefix,
         unmetered_prefixes=unmetered_prefixes,
+        self_metered_paths=self_metered_paths,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size)
     if settings.cors_origin_list:
@@ -57,12 +61,22 @@ class SecurityHeadersMiddleware:
     """Adds ``nosniff``, a CSP, framing and referrer policies, and HSTS in production.
 
     JSON gets ``default-src 'none'`` (it never needs to load anything); HTML pages such as
-    ``/docs`` load their scripts, so they only get ``frame-ancestors 'none'``.
+    ``/docs`` load their scripts, so they only get ``frame-ancestors 'none'``. A header the
+    response already set is kept. The headers are encoded once, not per response.
     """
 
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
-        self.hsts = hsts
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if hsts:
+            common.append((b"strict-transport-security", STRICT_TRANSPORT_SECURITY.encode()))
+        policy = b"content-security-policy"
+        self.json_headers = [(policy, JSON_CONTENT_SECURITY_POLICY.encode()), *common]
+        self.html_headers = [(policy, HTML_CONTENT_SECURITY_POLICY.encode()), *common]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,28 +85,31 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                is_html = headers.get("content-type", "").startswith("text/html")
-                headers.setdefault(
-                    "Content-Security-Policy",
-                    HTML_CONTENT_SECURITY_POLICY if is_html else JSON_CONTENT_SECURITY_POLICY,
-                )
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+                message["headers"] = self._with_security_headers(message.get("headers", []))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _with_security_headers(
+        self, headers: Iterable[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        merged = list(headers)
+        present = {name.lower() for name, _ in merged}
+        content_type = next(
+            (value for name, value in merged if name.lower() == b"content-type"), b""
+        )
+        extra = self.html_headers if content_type.startswith(b"text/html") else self.json_headers
+        merged.extend(header for header in extra if header[0] not in present)
+        return merged
 
 
 class BodySizeLimitMiddleware:
     """Refuses request bodies larger than ``max_body_size`` bytes with a 413 problem.
 
-    A declared ``Content-Length`` over the limit is refused before anything is read; a chunked or
-    understated body is counted as it streams in and cut off once it passes the limit, whatever
-    the app was about to answer.
+    A declared ``Content-Length`` over the limit is refused before anything is read; within the
+    limit nothing more is done, since the server reads no more than the declared length. A
+    chunked body is counted as it streams in and cut off once it passes the limit, whatever the
+    app was about to answer.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_size: int) -> None:
@@ -103,8 +120,12 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_length(scope) > self.max_body_size:
-            await self._refuse(scope, receive, send)
+        declared = _declared_length(scope)
+        if declared is not None:
+            if declared > self.max_body_size:
+                await self._refuse(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         received = 0
         exceeded = False
@@ -151,11 +172,16 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _declared_length(scope: Scope) -> int:
+def _declared_length(scope: Scope) -> int | None:
+    """The declared ``Content-Length``; None when the body's length is not declared (chunked,
+    or no header), so that it is counted as it streams in."""
+    length = None
     for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            return None
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return 0
-    return 0
+                return None
+    return length

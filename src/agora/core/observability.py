@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import uuid
+from typing import Any
 
 import structlog
 from prometheus_client import (
@@ -87,11 +88,18 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
 
 
 class RequestContextMiddleware:
-    """Request id, access log and HTTP metrics, as pure ASGI (no per-request task overhead)."""
+    """Request id, access log and HTTP metrics, as pure ASGI (no per-request task overhead).
+
+    The labelled metric children are looked up once per (method, route, status), not per
+    request, and the access line is only built when its level is enabled.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.log = structlog.get_logger("agora.access")
+        self.access_logger = logging.getLogger("agora.access")
+        self.counters: dict[tuple[str, str, int], Any] = {}
+        self.histograms: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,32 +110,41 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        request_id_header = (REQUEST_ID_HEADER, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER, request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), request_id_header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
-            if route not in _QUIET_ROUTES:
-                self.log.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
+            self._record(scope, status, elapsed)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        method, route = scope["method"], _route_template(scope)
+        counter = self.counters.get((method, route, status))
+        if counter is None:
+            counter = HTTP_REQUESTS.labels(method, route, str(status))
+            self.counters[(method, route, status)] = counter
+        counter.inc()
+        histogram = self.histograms.get((method, route))
+        if histogram is None:
+            histogram = HTTP_LATENCY.labels(method, route)
+            self.histograms[(method, route)] = histogram
+        histogram.observe(elapsed)
+        if route not in _QUIET_ROUTES and self.access_logger.isEnabledFor(logging.INFO):
+            self.log.info(
+                "request",
+                method=method,
+                path=scope["path"],
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
 
 
 _QUIET_ROUTES = frozenset({"/healthz", "/metrics"})

@@ -3,8 +3,12 @@
 A ``RateLimit`` is a named budget (``"login-ip"``, ``10/minute``); ``RateLimiter.enforce`` spends
 one unit of it for an identity (an IP, an account, a buyer) and raises ``RateLimited`` when it is
 spent, with ``Retry-After`` and the IETF draft ``RateLimit-Policy`` / ``RateLimit`` headers.
-Counting uses the sliding-window-counter strategy of ``limits``: one atomic Lua call per hit.
-``DefaultBudgetMiddleware`` applies the default per-client budget to the whole API.
+Counting is the sliding-window-counter strategy of ``limits`` (same algorithm, same keys), run by
+our own script (``core/lua/ratelimit.lua``) so that every budget of a request is spent in one
+Redis round trip: ``enforce_all`` spends, say, the default budget and a purchase's per-buyer and
+per-IP budgets together, and a refusal carries what its headers need (no second call).
+``DefaultBudgetMiddleware`` applies the default per-client budget to the whole API, except on
+the routes that spend it themselves along with their own budgets.
 
 When Redis cannot be reached the limiter lets requests through (and logs it): a throttle that
 fails closed would turn a Redis hiccup into a full outage.
@@ -14,16 +18,17 @@ from __future__ import annotations
 
 import functools
 import math
-import time
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
 
 import structlog
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agora.core.errors import RateLimited, Unauthorized, error_response
@@ -31,7 +36,6 @@ from agora.core.security import decode_access_token
 from agora.settings import Settings
 
 KEY_PREFIX = "agora:ratelimit"
-_ASYNC_SCHEMES = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
 log = structlog.get_logger(__name__)
 
 
@@ -57,6 +61,11 @@ class RateLimit:
         """This policy as an item of the ``RateLimit-Policy`` header."""
         return f'"{self.name}";q={self.quota};w={self.window}'
 
+    def keys(self, identity: str) -> tuple[str, str]:
+        """The Redis keys of ``identity``'s previous and current windows (``limits``' layout)."""
+        current = f"{KEY_PREFIX}:{{{self.item.key_for(self.name, identity)}}}"
+        return f"{current}/-1", current
+
 
 @functools.cache
 def rate_limit(name: str, spec: str) -> RateLimit:
@@ -64,47 +73,66 @@ def rate_limit(name: str, spec: str) -> RateLimit:
     return RateLimit(name=name, item=parse(spec))
 
 
-def limits_storage_uri(redis_url: str) -> str:
-    """Our Redis URL (``redis://``, ``rediss://``, ``unix://``) in the form ``limits`` wants."""
-    scheme, separator, rest = redis_url.partition("://")
-    if not separator or scheme not in _ASYNC_SCHEMES:
-        raise ValueError(f"unsupported Redis URL for rate limits: {redis_url!r}")
-    return f"{_ASYNC_SCHEMES[scheme]}://{rest}"
+@functools.cache
+def _script_source() -> bytes:
+    return resources.files("agora.core").joinpath("lua", "ratelimit.lua").read_bytes()
 
 
 class RateLimiter:
     """Spends rate-limit budgets kept in Redis."""
 
-    def __init__(self, redis_url: str, **redis_options: Any) -> None:
-        """Count in the Redis at ``redis_url``; ``connection_pool=`` shares the app's pool."""
-        storage = RedisStorage(
-            limits_storage_uri(redis_url),
-            wrap_exceptions=True,
-            implementation="redispy",
-            key_prefix=KEY_PREFIX,
-            **redis_options,
-        )
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
+    def __init__(self, redis: Redis) -> None:
+        """Count in ``redis`` (the app's client and pool)."""
+        self._script = redis.register_script(_script_source())
 
     async def enforce(self, limit: RateLimit, identity: str, *, cost: int = 1) -> None:
         """Spend ``cost`` of ``identity``'s budget; ``RateLimited`` (429) if it is spent."""
+        await self.enforce_all([(limit, identity)], cost=cost)
+
+    async def enforce_all(self, spends: Sequence[tuple[RateLimit, str]], *, cost: int = 1) -> None:
+        """Spend ``cost`` of each (budget, identity) in order, in one Redis call; the first
+        budget that cannot pay answers ``RateLimited`` (429) with its own headers."""
+        keys: list[str] = []
+        args: list[int] = []
+        for limit, identity in spends:
+            keys.extend(limit.keys(identity))
+            args.extend((limit.quota, limit.window, cost))
         try:
-            if await self._strategy.hit(limit.item, limit.name, identity, cost=cost):
-                return
-            stats = await self._strategy.get_window_stats(limit.item, limit.name, identity)
-        except StorageError:
-            log.warning("rate_limit_storage_unreachable", policy=limit.name)
+            answer: list[int] = await self._script(keys=keys, args=args)
+        except RedisError:
+            log.warning("rate_limit_storage_unreachable", policy=spends[0][0].name)
             return
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        if answer[0] == 0:
+            return
+        limit = spends[answer[0] - 1][0]
+        remaining, retry_after = _window_stats(limit, *answer[1:])
         raise RateLimited(
             "Too many requests; retry later.",
             headers={
                 "Retry-After": str(retry_after),
                 "RateLimit-Policy": limit.policy_header,
-                "RateLimit": f'"{limit.name}";r={stats.remaining};t={retry_after}',
+                "RateLimit": f'"{limit.name}";r={remaining};t={retry_after}',
             },
             policy=limit.name,
         )
+
+
+def _window_stats(
+    limit: RateLimit, previous: int, previous_ttl_ms: int, current: int, current_ttl_ms: int
+) -> tuple[int, int]:
+    """Units left and seconds until one comes back, as ``limits`` computes them."""
+    window = limit.window
+    previous_expires_in, current_expires_in = previous_ttl_ms / 1000, current_ttl_ms / 1000
+    weighted = previous * previous_expires_in / window + current
+    remaining = max(0, limit.quota - math.floor(weighted))
+    reset_in = math.inf
+    if previous:
+        reset_in = previous_expires_in % (window / previous)
+    if current:
+        reset_in = min(reset_in, current_expires_in % window)
+    if math.isinf(reset_in):
+        reset_in = 0
+    return remaining, max(1, math.ceil(reset_in - 1e-9))
 
 
 def client_ip(connection: HTTPConnection) -> str:
@@ -124,8 +152,18 @@ def client_identity(connection: HTTPConnection, settings: Settings) -> str:
     return f"ip:{client_ip(connection)}"
 
 
+def default_budget(settings: Settings) -> RateLimit:
+    """The per-client budget every API request spends."""
+    return rate_limit("default", settings.rate_limit_default)
+
+
 class DefaultBudgetMiddleware:
-    """Spends one unit of the caller's default budget per API request (pure ASGI)."""
+    """Spends one unit of the caller's default budget per API request (pure ASGI).
+
+    Paths under ``unmetered_prefixes`` spend nothing (callers authenticated another way); paths
+    matching a ``self_metered_paths`` template spend it in their endpoint, in the same Redis call
+    as their own budgets (``RateLimiter.enforce_all``).
+    """
 
     def __init__(
         self,
@@ -134,16 +172,24 @@ class DefaultBudgetMiddleware:
         settings: Settings,
         path_prefix: str,
         unmetered_prefixes: tuple[str, ...] = (),
+        self_metered_paths: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.settings = settings
         self.path_prefix = path_prefix
         self.unmetered_prefixes = unmetered_prefixes
-        self.limit = rate_limit("default", settings.rate_limit_default)
+        self.self_metered: tuple[re.Pattern[str], ...] = tuple(
+            compile_path(template)[0] for template in self_metered_paths
+        )
+        self.limit = default_budget(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
-        if not path.startswith(self.path_prefix) or path.startswith(self.unmetered_prefixes):
+        if (
+            not path.startswith(self.path_prefix)
+            or path.startswith(self.unmetered_prefixes)
+            or any(pattern.match(path) for pattern in self.self_metered)
+        ):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)

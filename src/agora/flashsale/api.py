@@ -10,10 +10,10 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from agora.core.dependencies import RateLimiterDep, RedisDep, SessionDep, SettingsDep
+from agora.core.dependencies import RedisDep, ServicesDep, SessionDep
 from agora.core.idempotency import REPLAYED_HEADER, IdempotencyDep
 from agora.core.money import Money
-from agora.core.ratelimit import client_ip, rate_limit
+from agora.core.ratelimit import client_identity, client_ip, default_budget, rate_limit
 from agora.core.security import CurrentPrincipal, StaffPrincipal
 from agora.flashsale import service
 from agora.flashsale.schemas import (
@@ -24,7 +24,9 @@ from agora.flashsale.schemas import (
     TicketResponse,
 )
 
-router = APIRouter(prefix="/flash-sales", tags=["flash sales"])
+PREFIX = "/flash-sales"
+PURCHASE_PATH = PREFIX + "/{sale_id}/purchase"
+router = APIRouter(prefix=PREFIX, tags=["flash sales"])
 
 
 def _sale_response(view: service.SaleView) -> FlashSaleResponse:
@@ -94,28 +96,34 @@ async def purchase(
     response: Response,
     principal: CurrentPrincipal,
     idempotency: IdempotencyDep,
-    limiter: RateLimiterDep,
-    redis: RedisDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> PurchaseAccepted:
-    await limiter.enforce(
-        rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)
+    settings = services.settings
+    # The default budget (skipped by the middleware on this path) and the purchase's own ones,
+    # spent in one Redis call.
+    await services.rate_limiter.enforce_all(
+        [
+            (default_budget(settings), client_identity(request, settings)),
+            (rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)),
+            (
+                rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
+                str(principal.user_id),
+            ),
+        ]
     )
-    await limiter.enforce(
-        rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
-        str(principal.user_id),
-    )
+    address = body.shipping_address
     ticket = await service.purchase(
-        redis,
+        services.redis,
         sale_id,
         principal.user_id,
         body.quantity,
+        shipping_address=address.model_dump(exclude_none=True) if address else None,
         request_key=idempotency.key,
         fingerprint=idempotency.fingerprint,
     )
-    response.headers["Location"] = request.url_for(
-        "get_ticket", sale_id=sale_id, ticket_id=ticket.ticket_id
-    ).path
+    # The ticket's path next to this one: ``url_for`` would walk every route of the app.
+    sale_path = request.scope["path"].removesuffix("/purchase")
+    response.headers["Location"] = f"{sale_path}/tickets/{ticket.ticket_id}"
     if ticket.is_replay:
         response.headers[REPLAYED_HEADER] = "true"
     return PurchaseAccepted(ticket_id=ticket.ticket_id)

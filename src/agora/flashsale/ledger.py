@@ -133,10 +133,12 @@ async def purchase(
     buyer_id: uuid.UUID,
     quantity: int,
     *,
+    shipping_address: dict[str, Any] | None = None,
     request_key: str | None = None,
     fingerprint: str = "",
 ) -> PurchaseOutcome:
-    """Try to take ``quantity`` units for a buyer; one atomic step in Redis."""
+    """Try to take ``quantity`` units for a buyer; one atomic step in Redis. The shipping
+    address, if any, is kept with the ticket."""
     ticket_id = uuid.uuid4()
     keys = [
         sale_key(sale_id),
@@ -154,6 +156,7 @@ async def purchase(
         STATE_TTL_AFTER_END_S,
         IDEMPOTENCY_TTL_S,
         WAKE_TTL_MS,
+        dumps(shipping_address) if shipping_address else b"",
     ]
     outcome, detail, *wake = await _run(redis, "purchase", keys, args)
     return PurchaseOutcome(outcome.decode(), detail.decode(), wake == [b"1"])
@@ -163,9 +166,26 @@ async def settle(
     redis: Redis, sale_id: uuid.UUID, ticket_id: uuid.UUID, outcome: str, detail: str
 ) -> str:
     """Record a ticket's fate (``ordered`` + order id, or ``rejected`` + reason), once."""
-    keys = [sale_key(sale_id), buyers_key(sale_id), ticket_key(sale_id, ticket_id)]
-    status: bytes = await _run(redis, "settle", keys, [outcome, detail])
-    return status.decode()
+    [status] = await settle_and_acknowledge(redis, sale_id, [(ticket_id, outcome, detail, b"")])
+    return status
+
+
+TicketFate = tuple[uuid.UUID, str, str, bytes]
+"""A ticket, its outcome (``''`` for none), the order id or reason, the queue entry to drop."""
+
+
+async def settle_and_acknowledge(
+    redis: Redis, sale_id: uuid.UUID, fates: list[TicketFate]
+) -> list[str]:
+    """Record the fate of several tickets and drop their queue entries, in one atomic call;
+    each ticket's status after it."""
+    keys = [sale_key(sale_id), buyers_key(sale_id), queue_key(sale_id)]
+    args: list[Any] = [CONSUMER_GROUP]
+    for ticket_id, outcome, detail, entry_id in fates:
+        keys.append(ticket_key(sale_id, ticket_id))
+        args.extend((outcome, detail, entry_id))
+    statuses: list[bytes] = await _run(redis, "settle", keys, args)
+    return [status.decode() for status in statuses]
 
 
 async def release(
@@ -227,6 +247,7 @@ class QueuedTicket:
     status: str
     order_id: uuid.UUID | None
     reason: str | None
+    shipping_address: dict[str, Any] | None = None
 
 
 async def read_ticket(
@@ -236,8 +257,27 @@ async def read_ticket(
     fields: dict[bytes, bytes] = await redis.hgetall(ticket_key(sale_id, ticket_id))  # type: ignore[assignment]
     if b"buyer_id" not in fields:
         return None
+    return _ticket(ticket_id, fields)
+
+
+async def read_tickets(
+    redis: Redis, sale_id: uuid.UUID, ticket_ids: list[uuid.UUID]
+) -> list[QueuedTicket | None]:
+    """Several tickets in one round trip (a pipeline), None for each Redis does not know."""
+    async with redis.pipeline(transaction=False) as pipeline:
+        for ticket_id in ticket_ids:
+            pipeline.hgetall(ticket_key(sale_id, ticket_id))
+        answers: list[dict[bytes, bytes]] = await pipeline.execute()
+    return [
+        _ticket(ticket_id, fields) if b"buyer_id" in fields else None
+        for ticket_id, fields in zip(ticket_ids, answers, strict=True)
+    ]
+
+
+def _ticket(ticket_id: uuid.UUID, fields: dict[bytes, bytes]) -> QueuedTicket:
     order_id = fields.get(b"order_id")
     reason = fields.get(b"reason")
+    address = fields.get(b"shipping_address")
     return QueuedTicket(
         ticket_id=ticket_id,
         buyer_id=uuid.UUID(fields[b"buyer_id"].decode()),
@@ -245,6 +285,7 @@ async def read_ticket(
         status=fields[b"status"].decode(),
         order_id=uuid.UUID(order_id.decode()) if order_id else None,
         reason=reason.decode() if reason else None,
+        shipping_address=loads(address) if address else None,
     )
 
 
@@ -297,11 +338,3 @@ async def claim_stale_entries(
         queue_key(sale_id), CONSUMER_GROUP, consumer, min_idle_ms, start_id="0-0", count=count
     )
     return _entries(answer[1])
-
-
-async def acknowledge(redis: Redis, sale_id: uuid.UUID, entry: QueueEntry) -> None:
-    """The entry's ticket is settled: drop it from the queue."""
-    async with redis.pipeline(transaction=True) as pipeline:
-        pipeline.xack(queue_key(sale_id), CONSUMER_GROUP, entry.entry_id)
-        pipeline.xdel(queue_key(sale_id), entry.entry_id)
-        await pipeline.execute()

@@ -127,6 +127,60 @@ async def claim_ticket(
     return inserted is not None
 
 
+async def claim_tickets(
+    session: AsyncSession,
+    sale_id: uuid.UUID,
+    tickets: Sequence[tuple[uuid.UUID, uuid.UUID, int]],
+) -> set[uuid.UUID]:
+    """Insert several (ticket, buyer, quantity) as queued in one statement; the ids inserted
+    (those missing already exist: their job ran before)."""
+    inserted = await session.scalars(
+        insert(FlashSaleTicket)
+        .values(
+            [
+                {
+                    "id": ticket_id,
+                    "sale_id": sale_id,
+                    "buyer_id": buyer_id,
+                    "quantity": quantity,
+                    "status": TicketStatus.QUEUED,
+                }
+                for ticket_id, buyer_id, quantity in tickets
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=[FlashSaleTicket.id])
+        .returning(FlashSaleTicket.id)
+    )
+    return set(inserted.all())
+
+
+async def get_tickets(
+    session: AsyncSession, ticket_ids: Sequence[uuid.UUID]
+) -> Sequence[FlashSaleTicket]:
+    """Ticket rows by id (fresh from the database); none for an empty list."""
+    if not ticket_ids:
+        return []
+    result = await session.scalars(
+        select(FlashSaleTicket)
+        .where(FlashSaleTicket.id.in_(ticket_ids))
+        .execution_options(populate_existing=True)
+    )
+    return result.all()
+
+
+async def finish_tickets_ordered(
+    session: AsyncSession, order_ids: dict[uuid.UUID, uuid.UUID]
+) -> None:
+    """Record the order made for each ticket (ticket id → order id), in one batched statement."""
+    await session.execute(
+        update(FlashSaleTicket),
+        [
+            {"id": ticket_id, "status": TicketStatus.ORDERED, "order_id": order_id}
+            for ticket_id, order_id in order_ids.items()
+        ],
+    )
+
+
 async def get_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> FlashSaleTicket | None:
     """A ticket row by id (fresh from the database)."""
     return await session.scalar(

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from agora.core.money import Money
+from agora.orders.schemas import Address
 
 MAX_SALE_QUANTITY = 1_000_000
 MAX_PURCHASE_QUANTITY = 100
@@ -52,11 +53,15 @@ class FlashSaleResponse(BaseModel):
 
 
 class PurchaseRequest(BaseModel):
-    """How many units to buy."""
+    """How many units to buy, and where the order made of the ticket ships to."""
 
     model_config = ConfigDict(extra="forbid")
 
     quantity: Annotated[int, Field(gt=0, le=MAX_PURCHASE_QUANTITY, strict=True)] = 1
+    shipping_address: Address | None = Field(
+        default=None,
+        description="Checkout's address shape; kept with the ticket and copied to its order.",
+    )
 
 
 class PurchaseAccepted(BaseModel):

@@ -153,17 +153,25 @@ async def purchase(
     buyer_id: uuid.UUID,
     quantity: int,
     *,
+    shipping_address: dict[str, Any] | None = None,
     request_key: str | None = None,
     fingerprint: str = "",
 ) -> PurchaseTicket:
     """Take units for a buyer in one atomic Redis step, and wake a worker to order them (once
     per burst: the script says whether a worker was already asked).
 
+    ``shipping_address`` (already validated) is kept with the ticket for its order.
     No SQL. 404 ``flash_sale_not_found``; 409 ``not_started``, ``ended``, ``limit_reached``,
     ``sold_out``; 422 ``idempotency_key_reused`` for a key sent before with another body.
     """
     decision = await ledger.purchase(
-        redis, sale_id, buyer_id, quantity, request_key=request_key, fingerprint=fingerprint
+        redis,
+        sale_id,
+        buyer_id,
+        quantity,
+        shipping_address=shipping_address,
+        request_key=request_key,
+        fingerprint=fingerprint,
     )
     if not decision.is_accepted:
         raise _refusal(decision)

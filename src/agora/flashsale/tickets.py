@@ -1,6 +1,12 @@
 """The worker's side of a sale: tickets from the Redis queue become orders, exactly once.
 
-For each queued ticket, one transaction inserts the ticket row (its id is the primary key: a
+Tickets are read from the queue in batches, and a batch is ordered in one transaction: its ticket
+rows in one INSERT, its units counted on the sale row and taken from the sale's hold once, one
+order per ticket, one commit, one outbox relay, then one Redis call settles every ticket and
+drops its queue entry. If any ticket of the batch cannot be ordered, the batch rolls back and
+its tickets go one by one as below, so that refusal only rejects that ticket.
+
+For a single ticket, one transaction inserts the ticket row (its id is the primary key: a
 second run of the same ticket waits for the first, then finds it), counts its units as ordered
 on the sale row (a guarded UPDATE: the database's own refusal to oversell), moves the units from
 the sale's hold to a new order in ``pending_payment`` and records the outcome with an event for
@@ -27,7 +33,7 @@ from agora.core.errors import AgoraError, Conflict
 from agora.core.money import Money
 from agora.core.outbox import record_event
 from agora.flashsale import ledger, repository, stock
-from agora.flashsale.models import FlashSaleTicket, TicketStatus
+from agora.flashsale.models import FlashSale, FlashSaleTicket, TicketStatus
 from agora.orders import service as orders
 
 BATCH_SIZE = 50
@@ -57,8 +63,7 @@ async def process_queue(
     """Turn every ticket waiting in the sale's queue into an order; how many were handled."""
     handled = 0
     while entries := await ledger.next_entries_or_sleep(redis, sale_id, consumer, BATCH_SIZE):
-        for entry in entries:
-            await _handle(database, redis, sale_id, entry, payment_timeout)
+        await _handle_batch(database, redis, sale_id, entries, payment_timeout)
         handled += len(entries)
     return handled
 
@@ -77,46 +82,111 @@ async def recover_stale(
     while entries := await ledger.claim_stale_entries(
         redis, sale_id, consumer, min_idle_ms, BATCH_SIZE
     ):
-        for entry in entries:
-            await _handle(database, redis, sale_id, entry, payment_timeout)
+        await _handle_batch(database, redis, sale_id, entries, payment_timeout)
         recovered += len(entries)
     if recovered:
         log.warning("flash_sale_tickets_recovered", sale_id=str(sale_id), tickets=recovered)
     return recovered
 
 
-async def _handle(
+async def _handle_batch(
     database: Database,
     redis: Redis,
     sale_id: uuid.UUID,
-    entry: ledger.QueueEntry,
+    entries: list[ledger.QueueEntry],
     payment_timeout: int,
 ) -> None:
-    async with database.unit_of_work() as session:
-        settlement = await convert_ticket(
-            session, redis, sale_id, entry.ticket_id, payment_timeout=payment_timeout
-        )
-    if settlement is not None:
-        await ledger.settle(redis, sale_id, entry.ticket_id, settlement.outcome, settlement.detail)
-    await ledger.acknowledge(redis, sale_id, entry)
+    """Order a batch of queue entries, then settle and acknowledge them in one Redis call."""
+    queued = await ledger.read_tickets(redis, sale_id, [entry.ticket_id for entry in entries])
+    known = [ticket for ticket in queued if ticket is not None]
+    for entry, ticket in zip(entries, queued, strict=True):
+        if ticket is None:
+            log.warning(
+                "flash_sale_ticket_unknown", sale_id=str(sale_id), ticket_id=str(entry.ticket_id)
+            )
+    try:
+        async with database.unit_of_work() as session:
+            settlements = await _convert_batch(session, redis, sale_id, known, payment_timeout)
+    except (AgoraError, IntegrityError):
+        settlements = {}
+        for ticket in known:
+            async with database.unit_of_work() as session:
+                settlement = await _convert_queued(
+                    session, redis, sale_id, ticket, payment_timeout=payment_timeout
+                )
+            settlements[ticket.ticket_id] = settlement
+    fates: list[ledger.TicketFate] = []
+    for entry in entries:
+        done = settlements.get(entry.ticket_id)
+        outcome, detail = (done.outcome, done.detail) if done else ("", "")
+        fates.append((entry.ticket_id, outcome, detail, entry.entry_id))
+    await ledger.settle_and_acknowledge(redis, sale_id, fates)
 
 
-async def convert_ticket(
+async def _convert_batch(
     session: AsyncSession,
     redis: Redis,
     sale_id: uuid.UUID,
-    ticket_id: uuid.UUID,
+    queued: list[ledger.QueuedTicket],
+    payment_timeout: int,
+) -> dict[uuid.UUID, Settlement]:
+    """Order every ticket of a batch in the caller's transaction, or raise (no partial batch).
+
+    Tickets whose row exists already (their job ran before) are only settled again.
+    """
+    if not queued:
+        return {}
+    claimed = await repository.claim_tickets(
+        session,
+        sale_id,
+        [(ticket.ticket_id, ticket.buyer_id, ticket.quantity) for ticket in queued],
+    )
+    settlements = {
+        done.id: Settlement.of(done)
+        for done in await repository.get_tickets(
+            session, [ticket.ticket_id for ticket in queued if ticket.ticket_id not in claimed]
+        )
+    }
+    fresh = [ticket for ticket in queued if ticket.ticket_id in claimed]
+    if not fresh:
+        return settlements
+    sale = await _take_units(session, sale_id, sum(ticket.quantity for ticket in fresh))
+    order_ids: dict[uuid.UUID, uuid.UUID] = {}
+    for ticket in fresh:
+        order_ids[ticket.ticket_id] = await _create_order(
+            session, redis, sale, ticket, payment_timeout
+        )
+        _announce(
+            session, TICKET_ORDERED_TOPIC, sale_id, ticket, order_id=order_ids[ticket.ticket_id]
+        )
+    await repository.finish_tickets_ordered(session, order_ids)
+    settlements.update(
+        (ticket_id, Settlement("ordered", str(order_id)))
+        for ticket_id, order_id in order_ids.items()
+    )
+    return settlements
+
+
+async def _take_units(session: AsyncSession, sale_id: uuid.UUID, quantity: int) -> FlashSale:
+    """Count ``quantity`` units as ordered on the sale (guarded) and stop holding them for it,
+    so the orders made next in this transaction reserve them; the sale."""
+    if not await repository.hand_units_to_order(session, sale_id, quantity):
+        raise Conflict("The sale has no units left to order.", code="sale_exhausted")
+    sale = await repository.get_sale(session, sale_id)
+    assert sale is not None
+    await stock.hand_over(session, sale, quantity)
+    return sale
+
+
+async def _convert_queued(
+    session: AsyncSession,
+    redis: Redis,
+    sale_id: uuid.UUID,
+    ticket: ledger.QueuedTicket,
     *,
     payment_timeout: int,
-) -> Settlement | None:
-    """Make the order of a ticket, or reject it, in the caller's transaction (once per ticket).
-
-    Returns what to settle in Redis after the commit; None when Redis no longer knows the ticket.
-    """
-    ticket = await ledger.read_ticket(redis, sale_id, ticket_id)
-    if ticket is None:
-        log.warning("flash_sale_ticket_unknown", sale_id=str(sale_id), ticket_id=str(ticket_id))
-        return None
+) -> Settlement:
+    ticket_id = ticket.ticket_id
     if not await repository.claim_ticket(
         session, ticket_id, sale_id, ticket.buyer_id, ticket.quantity
     ):
@@ -125,7 +195,8 @@ async def convert_ticket(
         return Settlement.of(done)
     try:
         async with session.begin_nested():
-            order_id = await _order_ticket(session, redis, sale_id, ticket, payment_timeout)
+            sale = await _take_units(session, sale_id, ticket.quantity)
+            order_id = await _create_order(session, redis, sale, ticket, payment_timeout)
     except (AgoraError, IntegrityError) as refusal:
         reason = refusal.instance_code if isinstance(refusal, AgoraError) else "order_refused"
         await repository.finish_ticket(session, ticket_id, TicketStatus.REJECTED, reason=reason)
@@ -136,18 +207,13 @@ async def convert_ticket(
     return Settlement("ordered", str(order_id))
 
 
-async def _order_ticket(
+async def _create_order(
     session: AsyncSession,
     redis: Redis,
-    sale_id: uuid.UUID,
+    sale: FlashSale,
     ticket: ledger.QueuedTicket,
     payment_timeout: int,
 ) -> uuid.UUID:
-    if not await repository.hand_units_to_order(session, sale_id, ticket.quantity):
-        raise Conflict("The sale has no units left to order.", code="sale_exhausted")
-    sale = await repository.get_sale(session, sale_id)
-    assert sale is not None
-    await stock.hand_over(session, sale, ticket.quantity)
     line = orders.LineRequest(
         variant_id=sale.variant_id,
         quantity=ticket.quantity,
@@ -157,7 +223,7 @@ async def _order_ticket(
         session,
         ticket.buyer_id,
         [line],
-        orders.Checkout(shipping_address={}),
+        orders.Checkout(shipping_address=ticket.shipping_address or {}),
         payment_timeout=payment_timeout,
         redis=redis,
     )

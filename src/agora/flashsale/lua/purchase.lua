@@ -6,7 +6,8 @@
 --       while a worker has been asked to drain the queue)
 -- ARGV: 1 buyer id, 2 quantity, 3 new ticket id, 4 request fingerprint ('' without a key),
 --       5 seconds to keep the ticket after the sale ends, 6 seconds to keep the idempotency key
--- ARGV: 7 milliseconds the wake flag lives (a lost drain is asked again after that)
+-- ARGV: 7 milliseconds the wake flag lives (a lost drain is asked again after that),
+--       8 the shipping address as JSON ('' without one), kept with the ticket for its order
 -- Returns {outcome, detail, wake}: accepted/replayed + ticket id, or a refusal + a number;
 -- wake is '1' when the caller should ask a worker to drain the queue (nobody was asked yet).
 local sale, buyers, queue, ticket, idempotency = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -50,6 +51,9 @@ redis.call('HINCRBY', sale, 'remaining', -quantity)
 redis.call('HINCRBY', sale, 'queued_units', quantity)
 redis.call('HINCRBY', buyers, buyer, quantity)
 redis.call('HSET', ticket, 'buyer_id', buyer, 'quantity', quantity, 'status', 'queued')
+if ARGV[8] ~= '' then
+  redis.call('HSET', ticket, 'shipping_address', ARGV[8])
+end
 redis.call('EXPIRE', ticket, math.floor((tonumber(sale_state[2]) - now) / 1000) + keep_after_end)
 redis.call('XADD', queue, '*', 'ticket_id', ticket_id)
 if fingerprint ~= '' then
