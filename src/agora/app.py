@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.redis_url,
             settings.broker_url,
         )
-        configure_celery(urls.broker_url)
+        configure_celery(urls.broker_url, settings.task_queue)
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
         rate_limiter = RateLimiter(urls.redis_url, connection_pool=redis.connection_pool)

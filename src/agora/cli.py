@@ -53,9 +53,9 @@ def _export_service_urls() -> ServiceUrls:
     return urls
 
 
-def _prepare_metrics_dir() -> None:
-    """A fresh folder where every API process writes its Prometheus samples."""
-    metrics_dir = (get_settings().data_dir / "metrics").resolve()
+def _prepare_metrics_dir(name: str = "metrics") -> None:
+    """A fresh folder where every process of a kind writes its Prometheus samples."""
+    metrics_dir = (get_settings().data_dir / name).resolve()
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -100,9 +100,18 @@ def api(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Task processes.")] = 2,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve the worker's Prometheus metrics on this port.")
+    ] = None,
 ) -> None:
     """Run a Celery worker."""
     _export_service_urls()
+    if metrics_port is not None:
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            _prepare_metrics_dir("worker-metrics")
+        from agora.core.observability import serve_metrics
+
+        serve_metrics(metrics_port)
     from agora.worker import app as celery
 
     celery.worker_main(

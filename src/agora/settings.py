@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     broker_url: str | None = None
+    task_queue: str = "agora"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     log_level: str = "INFO"
     log_json: bool | None = None

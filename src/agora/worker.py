@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,15 @@ OUTBOX_PURGE_TASK = "agora.outbox.purge"
 OUTBOX_RETENTION = dt.timedelta(days=7)
 
 
+TASKS = Counter("agora_worker_tasks_total", "Tasks a worker has run", ["task", "state"])
+
+
+@task_postrun.connect
+def _count_task(task: object = None, state: str | None = None, **_: object) -> None:
+    """Count each task run by name and final state (SUCCESS, FAILURE, RETRY ...)."""
+    TASKS.labels(getattr(task, "name", "unknown"), state or "UNKNOWN").inc()
+
+
 @setup_logging.connect
 def _use_agora_logging(**_: object) -> None:
     """Worker and beat log through structlog like the API (JSON lines in production)."""
@@ -40,7 +50,7 @@ def build_celery() -> Celery:
     """The Celery app configured from settings, with every task module and the beat schedule."""
     settings = get_settings()
     broker = settings.broker_url or broker_url_for_redis(settings.redis_url or "")
-    app = configure_celery(broker)
+    app = configure_celery(broker, settings.task_queue)
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     app.conf.beat_schedule = {
         "relay-outbox": {"task": outbox.RELAY_TASK, "schedule": settings.outbox_relay_interval},

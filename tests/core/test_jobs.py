@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from kombu import Connection
 from redis.asyncio import Redis
 
 from agora.core.db import Database
@@ -30,12 +31,16 @@ def worker_on_broker(
         broker_url = os.environ.get("AGORA_TEST_BROKER_URL", "")
         if not broker_url:
             pytest.skip("AGORA_TEST_BROKER_URL is not set (RabbitMQ tests run in CI)")
-    configure_celery(broker_url)
-    worker = WorkerProcess(env={**service_env, "AGORA_BROKER_URL": broker_url})
+    queue = f"agora-test-{uuid.uuid4().hex}"  # a shared broker may hold other runs' messages
+    configure_celery(broker_url, queue)
+    env = {**service_env, "AGORA_BROKER_URL": broker_url, "AGORA_TASK_QUEUE": queue}
+    worker = WorkerProcess(env=env)
     worker.start()
     yield worker
     worker.stop()
-    configure_celery(settings.broker_url or "")
+    configure_celery(settings.broker_url or "", settings.task_queue)
+    with Connection(broker_url) as connection:
+        connection.default_channel.queue_delete(queue)
 
 
 async def test_job_of_committed_transaction_runs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -68,3 +69,29 @@ def test_metrics_add_up_across_api_processes(service_env: dict[str, str], tmp_pa
     assert match is not None
     assert float(match.group(1)) == 40
     assert len(pids) == 2
+
+
+def test_worker_serves_its_task_metrics(service_env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    env = {**service_env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "agora", "worker", "--metrics-port", str(port)]
+    worker = subprocess.Popen(command, env=env, cwd=ROOT)
+    try:
+        check = subprocess.run(
+            [sys.executable, "-m", "agora", "check-worker", "--timeout", "60"],
+            env=service_env,
+            cwd=ROOT,
+            check=False,
+        )
+        assert check.returncode == 0
+        sample = 'agora_worker_tasks_total{state="SUCCESS",task="agora.ping"} 1.0'
+        deadline = time.monotonic() + 30
+        metrics = ""
+        while sample not in metrics and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert sample in metrics

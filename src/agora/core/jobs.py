@@ -37,7 +37,7 @@ class Job:
     countdown: float | None = None
 
 
-def configure_celery(broker_url: str, *, eager: bool = False) -> Celery:
+def configure_celery(broker_url: str, queue: str = "agora") -> Celery:
     """Point the Celery app at its broker. Results are not stored: tasks report through the DB."""
     if celery_app.conf.broker_url not in (None, broker_url):
         celery_app._after_fork()  # type: ignore[attr-defined]  # drop the old broker's pool
@@ -54,7 +54,7 @@ def configure_celery(broker_url: str, *, eager: bool = False) -> Celery:
         enable_utc=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
-        task_always_eager=eager,
+        task_default_queue=queue,
     )
     return celery_app
 
