@@ -57,14 +57,16 @@ async def _all_overdue(database: Database) -> bool:
         return bool(latest)
 
 
-async def test_delayed_task_cancels_an_unpaid_order_at_its_deadline(
+async def test_the_sweep_cancels_unpaid_orders_past_their_deadline(
     celery_worker: WorkerProcess,
+    celery_beat: Callable[..., BeatProcess],
     api_server: Callable[..., ApiProcess],
     database: Database,
     settings: Settings,
 ) -> None:
     server = api_server(AGORA_ORDER_PAYMENT_TIMEOUT="1")
     variant = await create_variant(database, stock=10)
+    celery_beat(AGORA_ORDER_EXPIRY_SWEEP_INTERVAL="1")
 
     await _place_orders(server, database, settings, [variant])
 
@@ -91,8 +93,7 @@ async def test_orders_expire_after_a_killed_worker_restarts(
     await wait_for(lambda: _all_overdue(database), timeout=30)
     assert await _statuses(database) == {OrderStatus.PENDING_PAYMENT}
 
-    # The killed worker took the delayed tasks with it (the broker redelivers them only after its
-    # visibility timeout, an hour): the periodic sweep is what cancels these orders.
+    # Nothing cancels them while no worker runs; the restarted worker's sweep cancels them all.
     celery_worker.start()
     celery_beat(AGORA_ORDER_EXPIRY_SWEEP_INTERVAL="1")
 

@@ -7,20 +7,27 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, load_only
 
 from agora.cart.models import Cart, CartItem, CartStatus
-from agora.catalog.models import ProductVariant
+from agora.catalog.models import Product, ProductVariant
 
+# What a cart line shows of its product: its name and whether it is on sale, not the search
+# vector, description and images a full product row carries.
+_PRODUCT_FIELDS = load_only(Product.id, Product.name, Product.status)
 _WITH_ITEMS = (
-    selectinload(Cart.items).joinedload(CartItem.variant).joinedload(ProductVariant.product)
+    joinedload(Cart.items)
+    .joinedload(CartItem.variant)
+    .joinedload(ProductVariant.product)
+    .options(_PRODUCT_FIELDS)
 )
 
 
 async def load_cart(
     session: AsyncSession, cart_id: uuid.UUID, *, for_update: bool = False
 ) -> Cart | None:
-    """A cart with its items, their variants and products; locked when ``for_update``.
+    """A cart with its items, their variants and products, in one query; locked when
+    ``for_update``.
 
     Locking the cart row serialises every change to one cart, checkout included.
     """
@@ -32,7 +39,8 @@ async def load_cart(
     )
     if for_update:
         statement = statement.with_for_update(of=Cart)
-    return await session.scalar(statement)
+    result = await session.execute(statement)
+    return result.unique().scalar_one_or_none()
 
 
 async def active_cart_id_of_user(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -73,11 +81,11 @@ async def cart_id_by_token(session: AsyncSession, token_hash: str) -> uuid.UUID 
 
 
 async def get_variant(session: AsyncSession, variant_id: uuid.UUID) -> ProductVariant | None:
-    """A variant with its product."""
+    """A variant with its product's name and status."""
     return await session.scalar(
         select(ProductVariant)
         .where(ProductVariant.id == variant_id)
-        .options(joinedload(ProductVariant.product))
+        .options(joinedload(ProductVariant.product).options(_PRODUCT_FIELDS))
     )
 
 

@@ -46,6 +46,7 @@ class CartLine:
     quantity: int
     unit_price: Money
     weight_grams: int
+    is_for_sale: bool
 
     @property
     def total(self) -> Money:
@@ -93,9 +94,12 @@ async def open_cart(session: AsyncSession, owner: CartOwner) -> CartView:
         cart_id = await repository.create_anonymous_cart(session, hash_token(token))
         return _view(await _load(session, cart_id), token=token, is_new=True)
     cart_id, created = await repository.open_user_cart(session, owner.user_id)
+    if owner.token is None:
+        if created:  # nothing to load: a new cart is empty
+            return CartView(cart_id, CartStatus.ACTIVE, owner.user_id, [], is_new=True)
+        return _view(await _load(session, cart_id))
     cart = await _load(session, cart_id, for_update=True)
-    if owner.token is not None:
-        await _merge_anonymous_cart(session, cart, owner.token)
+    await _merge_anonymous_cart(session, cart, owner.token)
     return _view(cart, is_new=created)
 
 
@@ -152,7 +156,8 @@ async def remove_item(
 async def claim_for_checkout(
     session: AsyncSession, cart_id: uuid.UUID, user_id: uuid.UUID
 ) -> CartView:
-    """Take a user's active cart for checkout (it stops being active); its lines.
+    """Take a user's active cart for checkout (it stops being active); its lines, each saying
+    whether its product is still on sale.
 
     404 if it is not the user's cart, 409 ``cart_not_active`` if it was already checked out
     (a concurrent checkout of the same cart waits for the first and then gets this).
@@ -258,6 +263,7 @@ def _view(cart: Cart, *, token: str | None = None, is_new: bool = False) -> Cart
             quantity=item.quantity,
             unit_price=Money(amount=item.variant.price_amount, currency=item.variant.currency),
             weight_grams=item.variant.weight_grams,
+            is_for_sale=item.variant.product.status == ProductStatus.PUBLISHED,
         )
         for item in cart.items
     ]

@@ -17,6 +17,7 @@ category). Every write invalidates the tags it affects once its transaction comm
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import re
 import secrets
@@ -24,6 +25,7 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -32,7 +34,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import repository
-from agora.catalog.cursor import decode_cursor, encode_cursor
 from agora.catalog.models import Category, Product, ProductStatus, ProductVariant
 from agora.catalog.repository import PageRequest, ProductFilter, WeightedText
 from agora.catalog.schemas import (
@@ -63,6 +64,7 @@ from agora.core.cache import TwoLevelCache, invalidate, invalidate_after_commit
 from agora.core.db import Database
 from agora.core.errors import AgoraError, Conflict, NotFound, ValidationFailed
 from agora.core.money import Money
+from agora.core.pagination import decode_cursor, encode_cursor
 from agora.core.serialization import dumps
 
 StockLookup = Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[set[uuid.UUID]]]
@@ -146,7 +148,7 @@ async def product_page_document(
     sort = query.effective_sort
     if sort == "relevance" and not query.q:
         sort = "newest"
-    after = decode_cursor(query.cursor, sort) if query.cursor else None
+    after = decode_cursor(query.cursor, sort, partial(_cursor_key, sort)) if query.cursor else None
     digest = hashlib.blake2b(dumps(query.model_dump(mode="json")), digest_size=16).hexdigest()
     entry = await cache.get_or_load(
         f"catalog:list:{digest}",
@@ -222,7 +224,7 @@ async def _load_page(database: Database, query: ProductQuery, page: PageRequest)
         variant_ids = [variant.id for product, _ in rows for variant in product.variants]
         in_stock = await _in_stock(session, variant_ids)
     items = [_summary(product, in_stock) for product, _ in rows]
-    next_cursor = encode_cursor(page.sort, rows[-1][1]) if more else None
+    next_cursor = encode_cursor(page.sort, *rows[-1][1]) if more else None
     return _entry(ProductPage(items=items, next_cursor=next_cursor))
 
 
@@ -569,3 +571,20 @@ async def _guarded(operation: Awaitable[T], errors: ErrorTable) -> T:
         if getattr(cause, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
             raise Conflict("Something still refers to this.", code="in_use") from exc
         raise
+
+
+def _cursor_key(sort: str, value: Any, row_id: Any) -> tuple[Any, uuid.UUID]:
+    """The typed (sort key, id) a product list cursor holds; ValueError for a wrong type."""
+    return _typed_sort_value(sort, value), uuid.UUID(str(row_id))
+
+
+def _typed_sort_value(sort: str, value: Any) -> Any:
+    if sort == "newest" and isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    if sort in ("price_asc", "price_desc") and type(value) is int:
+        return value
+    if sort == "name" and isinstance(value, str):
+        return value
+    if sort == "relevance" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError("cursor key of the wrong type")

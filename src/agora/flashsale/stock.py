@@ -1,9 +1,9 @@
 """A sale's units in inventory: set aside at creation, handed to orders, taken back, returned.
 
 The units of a sale are counted as ``reserved`` on its stock level (variant × warehouse), so
-regular buyers cannot take them; every change is one guarded statement of inventory (``UPDATE …
-WHERE available >= n``, or a signed change the CHECK constraints refuse if it would oversell)
-and leaves a line in the stock movement ledger under the sale's id.
+regular buyers cannot take them; every change goes through inventory's service (one guarded
+statement: ``UPDATE … WHERE available >= n``, or a signed change the CHECK constraints refuse if
+it would oversell) and leaves a line in the stock movement ledger under the sale's id.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.errors import Conflict, NotFound
+from agora.core.errors import Conflict
 from agora.flashsale.models import FlashSale
-from agora.inventory import repository as inventory
-from agora.inventory.models import MovementKind
-from agora.inventory.repository import StockChange
+from agora.inventory import service as inventory
 
 
 async def set_aside(
@@ -30,18 +28,12 @@ async def set_aside(
 
     404 ``warehouse_not_found``; 409 ``out_of_stock`` when fewer units are available.
     """
-    if warehouse_id is None:
-        warehouse_id = await inventory.default_warehouse_id(session)
-    elif await inventory.get_warehouse(session, warehouse_id) is None:
-        raise NotFound("No such warehouse.", code="warehouse_not_found")
-    if await inventory.reserve_units(session, variant_id, warehouse_id, quantity) is None:
+    held_in = await inventory.hold_units(session, sale_id, variant_id, quantity, warehouse_id)
+    if held_in is None:
         raise Conflict(
             "Not enough units available in this warehouse for the sale.", code="out_of_stock"
         )
-    inventory.add_movement(
-        session, variant_id, warehouse_id, MovementKind.RESERVATION, quantity, sale_id
-    )
-    return warehouse_id
+    return held_in
 
 
 async def hand_over(session: AsyncSession, sale: FlashSale, quantity: int) -> None:
@@ -52,13 +44,10 @@ async def hand_over(session: AsyncSession, sale: FlashSale, quantity: int) -> No
 
 async def take_back(session: AsyncSession, sale: FlashSale, quantity: int) -> bool:
     """Hold again the units of a cancelled sale order; False if regular buyers took them."""
-    held = await inventory.reserve_units(session, sale.variant_id, sale.warehouse_id, quantity)
-    if held is None:
-        return False
-    inventory.add_movement(
-        session, sale.variant_id, sale.warehouse_id, MovementKind.RESERVATION, quantity, sale.id
+    held_in = await inventory.hold_units(
+        session, sale.id, sale.variant_id, quantity, sale.warehouse_id
     )
-    return True
+    return held_in is not None
 
 
 async def return_unsold(session: AsyncSession, sale: FlashSale, quantity: int) -> None:
@@ -68,8 +57,4 @@ async def return_unsold(session: AsyncSession, sale: FlashSale, quantity: int) -
 
 
 async def _release(session: AsyncSession, sale: FlashSale, quantity: int) -> None:
-    change = StockChange(reserved=-quantity)
-    await inventory.change_stock(session, sale.variant_id, sale.warehouse_id, change)
-    inventory.add_movement(
-        session, sale.variant_id, sale.warehouse_id, MovementKind.RELEASE, quantity, sale.id
-    )
+    await inventory.release_units(session, sale.id, sale.variant_id, sale.warehouse_id, quantity)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from agora.catalog.models import ProductVariant
 from agora.core.errors import Conflict
@@ -27,7 +28,7 @@ from agora.inventory.models import (
 )
 
 DEFAULT_WAREHOUSE_CODE = "default"
-_AVAILABLE = StockLevel.quantity - StockLevel.reserved - StockLevel.allocated
+_available_units = StockLevel.quantity - StockLevel.reserved - StockLevel.allocated
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ class StockChange:
     def available(self) -> int:
         """The resulting change of the available count."""
         return self.quantity - self.reserved - self.allocated
+
+
+@dataclass(frozen=True)
+class WarehouseUnits:
+    """Units of a variant in one warehouse: what a reservation or a movement line is about."""
+
+    variant_id: uuid.UUID
+    warehouse_id: uuid.UUID
+    quantity: int
 
 
 async def default_warehouse_id(session: AsyncSession) -> uuid.UUID:
@@ -171,29 +181,59 @@ async def available_by_variant(
 ) -> dict[uuid.UUID, int]:
     """Units available for sale per variant, over every warehouse (absent means none)."""
     rows = await session.execute(
-        select(StockLevel.variant_id, func.sum(_AVAILABLE))
+        select(StockLevel.variant_id, func.sum(_available_units))
         .where(StockLevel.variant_id.in_(list(variant_ids)))
         .group_by(StockLevel.variant_id)
     )
     return {variant_id: int(available) for variant_id, available in rows}
 
 
-async def warehouses_with_stock(
-    session: AsyncSession, variant_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """For each variant, the warehouses holding available units, in primary-key order.
+async def warehouses_with_stock(session: AsyncSession, variant_id: uuid.UUID) -> list[uuid.UUID]:
+    """The warehouses holding available units of a variant, in primary-key order.
 
     Read without locks: only a candidate list for the conditional updates that decide.
     """
-    rows = await session.execute(
-        select(StockLevel.variant_id, StockLevel.warehouse_id)
-        .where(StockLevel.variant_id.in_(list(variant_ids)), _AVAILABLE > 0)
-        .order_by(StockLevel.variant_id, StockLevel.warehouse_id)
+    found = await session.scalars(
+        select(StockLevel.warehouse_id)
+        .where(StockLevel.variant_id == variant_id, _available_units > 0)
+        .order_by(StockLevel.warehouse_id)
     )
-    candidates: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for variant_id, warehouse_id in rows:
-        candidates.setdefault(variant_id, []).append(warehouse_id)
-    return candidates
+    return list(found)
+
+
+async def reserve_in_first_warehouse(
+    session: AsyncSession, variant_id: uuid.UUID, quantity: int
+) -> tuple[uuid.UUID, int] | None:
+    """Hold ``quantity`` units in the first warehouse (in key order) that has them all, in one
+    statement; that warehouse and the units left there, or None.
+
+    The warehouse is picked from the statement's snapshot and the update re-checks the count on
+    the row it locks, so None also means "a concurrent buyer emptied the picked warehouse".
+    """
+    candidate = aliased(StockLevel)
+    first = (
+        select(candidate.warehouse_id)
+        .where(
+            candidate.variant_id == variant_id,
+            candidate.quantity - candidate.reserved - candidate.allocated >= quantity,
+        )
+        .order_by(candidate.warehouse_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    held = await session.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.variant_id == variant_id,
+            StockLevel.warehouse_id == first,
+            _available_units >= quantity,
+        )
+        .values(reserved=StockLevel.reserved + quantity)
+        .returning(StockLevel.warehouse_id, _available_units)
+        .execution_options(synchronize_session=False)
+    )
+    row = held.one_or_none()
+    return None if row is None else (row[0], int(row[1]))
 
 
 async def reserve_units(
@@ -205,10 +245,10 @@ async def reserve_units(
         .where(
             StockLevel.variant_id == variant_id,
             StockLevel.warehouse_id == warehouse_id,
-            StockLevel.quantity - StockLevel.reserved - StockLevel.allocated >= quantity,
+            _available_units >= quantity,
         )
         .values(reserved=StockLevel.reserved + quantity)
-        .returning(_AVAILABLE)
+        .returning(_available_units)
         .execution_options(synchronize_session=False)
     )
 
@@ -229,7 +269,7 @@ async def change_stock(
                 reserved=StockLevel.reserved + change.reserved,
                 allocated=StockLevel.allocated + change.allocated,
             )
-            .returning(_AVAILABLE)
+            .returning(_available_units)
             .execution_options(synchronize_session=False)
         )
     except IntegrityError as exc:
@@ -251,23 +291,22 @@ async def set_quantity(session: AsyncSession, level: StockLevel, quantity: int) 
     )
 
 
-def add_reservation(
-    session: AsyncSession,
-    reference_id: uuid.UUID,
-    variant_id: uuid.UUID,
-    warehouse_id: uuid.UUID,
-    quantity: int,
+async def add_reservations(
+    session: AsyncSession, reference_id: uuid.UUID, held: Sequence[WarehouseUnits]
 ) -> None:
-    """Record units held for a reference."""
-    session.add(
-        StockReservation(
-            reference_id=reference_id,
-            variant_id=variant_id,
-            warehouse_id=warehouse_id,
-            quantity=quantity,
-            status=ReservationStatus.HELD,
-        )
-    )
+    """Record the units held for a reference, in one statement."""
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "reference_id": reference_id,
+            "variant_id": units.variant_id,
+            "warehouse_id": units.warehouse_id,
+            "quantity": units.quantity,
+            "status": ReservationStatus.HELD,
+        }
+        for units in held
+    ]
+    await session.execute(insert(StockReservation).values(rows))
 
 
 async def take_reservations(
@@ -298,24 +337,25 @@ async def take_reservations(
     return taken
 
 
-def add_movement(
+async def add_movements(
     session: AsyncSession,
-    variant_id: uuid.UUID,
-    warehouse_id: uuid.UUID,
     kind: MovementKind,
-    quantity: int,
+    units: Sequence[WarehouseUnits],
     reference_id: uuid.UUID | None = None,
 ) -> None:
-    """Append a line to the movement ledger."""
-    session.add(
-        StockMovement(
-            variant_id=variant_id,
-            warehouse_id=warehouse_id,
-            kind=kind,
-            quantity=quantity,
-            reference_id=reference_id,
-        )
-    )
+    """Append lines of one kind to the movement ledger, in one statement."""
+    rows = [
+        {
+            "variant_id": line.variant_id,
+            "warehouse_id": line.warehouse_id,
+            "kind": kind,
+            "quantity": line.quantity,
+            "reference_id": reference_id,
+        }
+        for line in units
+    ]
+    if rows:
+        await session.execute(insert(StockMovement).values(rows))
 
 
 async def movements(session: AsyncSession, variant_id: uuid.UUID) -> Sequence[StockMovement]:

@@ -34,7 +34,7 @@ from agora.core.errors import Conflict, NotFound
 from agora.core.outbox import record_event
 from agora.inventory import repository
 from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, Warehouse
-from agora.inventory.repository import StockChange
+from agora.inventory.repository import StockChange, WarehouseUnits
 
 AVAILABILITY_TOPIC = "stock.availability_changed"
 _CATALOG_INVALIDATIONS = "inventory.catalog_invalidations"
@@ -114,9 +114,8 @@ async def set_stock(
         )
     if quantity != level.quantity:
         await repository.set_quantity(session, level, quantity)
-        repository.add_movement(
-            session, variant_id, warehouse_id, MovementKind.ADJUSTMENT, quantity - level.quantity
-        )
+        change = WarehouseUnits(variant_id, warehouse_id, quantity - level.quantity)
+        await repository.add_movements(session, MovementKind.ADJUSTMENT, [change])
         before = level.available
         after = before + quantity - level.quantity
         await _note_availability(session, redis, variant_id, before, after)
@@ -131,11 +130,10 @@ async def stock_unstocked_variants(session: AsyncSession, quantity: int, *, redi
     stocked = await repository.insert_stock_levels(
         session, warehouse_id, {variant_id: quantity for variant_id, _ in unstocked}
     )
+    added = [WarehouseUnits(variant_id, warehouse_id, quantity) for variant_id in sorted(stocked)]
+    await repository.add_movements(session, MovementKind.ADJUSTMENT, added)
     for variant_id, product_id in unstocked:
         if variant_id in stocked:
-            repository.add_movement(
-                session, variant_id, warehouse_id, MovementKind.ADJUSTMENT, quantity
-            )
             pending(session, _CATALOG_INVALIDATIONS).append((redis, product_id))
     return len(stocked)
 
@@ -168,30 +166,71 @@ async def reserve(
     409 ``out_of_stock`` (naming the variant) when a line cannot be held; the caller's transaction
     must then roll back, which releases the lines already held.
     """
-    candidates = await repository.warehouses_with_stock(session, quantities)
+    held = []
     for variant_id in sorted(quantities):
         quantity = quantities[variant_id]
-        warehouse_id, left = await _reserve_line(
-            session, variant_id, quantity, candidates.get(variant_id, [])
-        )
-        repository.add_reservation(session, reference_id, variant_id, warehouse_id, quantity)
-        repository.add_movement(
-            session, variant_id, warehouse_id, MovementKind.RESERVATION, quantity, reference_id
-        )
+        warehouse_id, left = await _reserve_line(session, variant_id, quantity)
+        held.append(WarehouseUnits(variant_id, warehouse_id, quantity))
         await _note_availability(session, redis, variant_id, left + quantity, left)
+    await repository.add_reservations(session, reference_id, held)
+    await repository.add_movements(session, MovementKind.RESERVATION, held, reference_id)
 
 
 async def _reserve_line(
-    session: AsyncSession, variant_id: uuid.UUID, quantity: int, warehouses: list[uuid.UUID]
+    session: AsyncSession, variant_id: uuid.UUID, quantity: int
 ) -> tuple[uuid.UUID, int]:
-    """Hold the units in the first warehouse (in key order) that has them all."""
-    for warehouse_id in warehouses:
+    """Hold the units in the first warehouse (in key order) that has them all; that warehouse
+    and the units left in it."""
+    held = await repository.reserve_in_first_warehouse(session, variant_id, quantity)
+    if held is not None:
+        return held
+    # None of them had enough, or a concurrent buyer emptied the one picked: try each in turn.
+    for warehouse_id in await repository.warehouses_with_stock(session, variant_id):
         left = await repository.reserve_units(session, variant_id, warehouse_id, quantity)
         if left is not None:
             return warehouse_id, left
     raise Conflict(
         "Not enough stock left for this item.", code="out_of_stock", variant_id=str(variant_id)
     )
+
+
+async def hold_units(
+    session: AsyncSession,
+    reference_id: uuid.UUID,
+    variant_id: uuid.UUID,
+    quantity: int,
+    warehouse_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Hold ``quantity`` units of a variant in one warehouse (the default one when None) for
+    ``reference_id``, recording the movement; the warehouse, or None if it has fewer available.
+
+    For holders that keep units off regular sale themselves (a flash sale): no reservation row is
+    written and no availability change is announced. 404 ``warehouse_not_found``.
+    """
+    if warehouse_id is None:
+        warehouse_id = await repository.default_warehouse_id(session)
+    else:
+        await get_warehouse(session, warehouse_id)
+    if await repository.reserve_units(session, variant_id, warehouse_id, quantity) is None:
+        return None
+    units = [WarehouseUnits(variant_id, warehouse_id, quantity)]
+    await repository.add_movements(session, MovementKind.RESERVATION, units, reference_id)
+    return warehouse_id
+
+
+async def release_units(
+    session: AsyncSession,
+    reference_id: uuid.UUID,
+    variant_id: uuid.UUID,
+    warehouse_id: uuid.UUID,
+    quantity: int,
+) -> None:
+    """Stop holding ``quantity`` units that ``hold_units`` held for ``reference_id``, recording
+    the movement (409 ``insufficient_stock`` if fewer are held)."""
+    change = StockChange(reserved=-quantity)
+    await repository.change_stock(session, variant_id, warehouse_id, change)
+    units = [WarehouseUnits(variant_id, warehouse_id, quantity)]
+    await repository.add_movements(session, MovementKind.RELEASE, units, reference_id)
 
 
 async def allocate(session: AsyncSession, reference_id: uuid.UUID) -> int:
@@ -245,6 +284,7 @@ async def _move(
     new_status: ReservationStatus,
 ) -> list[_Move]:
     moves = []
+    ledger: dict[MovementKind, list[WarehouseUnits]] = {}
     taken = await repository.take_reservations(session, reference_id, statuses, new_status)
     for reservation, previous in taken:
         unit_change, kind = _CHANGES[(previous, new_status)]
@@ -256,8 +296,10 @@ async def _move(
         )
         variant_id, warehouse_id = reservation.variant_id, reservation.warehouse_id
         after = await repository.change_stock(session, variant_id, warehouse_id, change)
-        repository.add_movement(session, variant_id, warehouse_id, kind, units, reference_id)
+        ledger.setdefault(kind, []).append(WarehouseUnits(variant_id, warehouse_id, units))
         moves.append(_Move(variant_id, units, after - change.available, after))
+    for kind, lines in ledger.items():
+        await repository.add_movements(session, kind, lines, reference_id)
     return moves
 
 

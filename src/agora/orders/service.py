@@ -12,8 +12,11 @@ the loser gets 409 ``order_state_conflict``. Each move's side effects (stock all
 released, voucher use given back, an outbox event) run only when the move happened, which makes
 ``mark_paid`` and the cancel functions safe to call twice.
 
-An unpaid order is cancelled after the payment timeout by a delayed task, and by a periodic sweep
-that catches what a lost task (a killed worker) left behind; both end in ``expire_order``.
+An unpaid order is cancelled after the payment timeout by the periodic sweep (beat, every
+``AGORA_ORDER_EXPIRY_SWEEP_INTERVAL`` seconds), which queues one ``expire_order`` task per overdue
+order. Checkout itself sends nothing to the broker for it: most orders are paid, and a delayed
+task per order would cost every checkout a broker message and keep the worker holding thousands
+of far-future tasks, for a deadline the sweep meets within its interval anyway.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ EXPIRE_ORDER_TASK = "agora.orders.expire"
 EXPIRE_OVERDUE_ORDERS_TASK = "agora.orders.expire_overdue"
 PAYMENT_TIMEOUT_REASON = "payment_timeout"
 SWEEP_BATCH = 500
+_NEWEST = "newest"  # the one order of order lists
 
 _S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -91,9 +95,20 @@ async def place_order(
     empty cart or a bad voucher or shipping method.
     """
     claimed = await cart.claim_for_checkout(session, cart_id, user_id)
-    lines = [LineRequest(line.variant_id, line.quantity) for line in claimed.lines]
-    return await create_order(
-        session, user_id, lines, checkout, payment_timeout=payment_timeout, redis=redis
+    items = [
+        _Item(
+            line.variant_id,
+            line.sku,
+            line.product_name,
+            line.quantity,
+            line.unit_price,
+            line.weight_grams,
+            is_for_sale=line.is_for_sale,
+        )
+        for line in claimed.lines
+    ]
+    return await _create(
+        session, user_id, items, checkout, payment_timeout=payment_timeout, redis=redis
     )
 
 
@@ -106,33 +121,69 @@ async def create_order(
     payment_timeout: int,
     redis: Redis,
 ) -> Order:
-    """Create an order from explicit lines (checkout, flash-sale tickets): prices frozen, stock
-    reserved, voucher counted, totals computed, an ``order.created`` event and the auto-cancel
-    scheduled. All or nothing: any error leaves the caller's transaction to roll back."""
+    """Create an order from explicit lines (flash-sale tickets): prices frozen, stock reserved,
+    voucher counted, totals computed, an ``order.created`` event. All or nothing: any error
+    leaves the caller's transaction to roll back."""
     variants = await repository.variants_with_products(session, {line.variant_id for line in lines})
-    order = Order(id=uuid.uuid4(), user_id=user_id, status=OrderStatus.PENDING_PAYMENT)
-    weight_grams = 0
-    for position, line in enumerate(lines):
+    items = []
+    for line in lines:
         variant = variants.get(line.variant_id)
-        if variant is None or variant.product.status != ProductStatus.PUBLISHED:
-            raise ValidationFailed(
-                "An item is no longer for sale.",
-                code="variant_unavailable",
-                variant_id=str(line.variant_id),
-            )
+        if variant is None:
+            raise _unavailable(line.variant_id)
         price = line.unit_price or Money(amount=variant.price_amount, currency=variant.currency)
+        items.append(
+            _Item(
+                variant.id,
+                variant.sku,
+                variant.product.name,
+                line.quantity,
+                price,
+                variant.weight_grams,
+                is_for_sale=variant.product.status == ProductStatus.PUBLISHED,
+            )
+        )
+    return await _create(
+        session, user_id, items, checkout, payment_timeout=payment_timeout, redis=redis
+    )
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A line to order with what the order freezes of its variant (from the cart or catalog)."""
+
+    variant_id: uuid.UUID
+    sku: str
+    product_name: str
+    quantity: int
+    unit_price: Money
+    weight_grams: int
+    is_for_sale: bool
+
+
+async def _create(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    items: Sequence[_Item],
+    checkout: Checkout,
+    *,
+    payment_timeout: int,
+    redis: Redis,
+) -> Order:
+    order = Order(id=uuid.uuid4(), user_id=user_id, status=OrderStatus.PENDING_PAYMENT)
+    for position, item in enumerate(items):
+        if not item.is_for_sale:
+            raise _unavailable(item.variant_id)
         order.lines.append(
             OrderLine(
                 position=position,
-                variant_id=variant.id,
-                sku=variant.sku,
-                product_name=variant.product.name,
-                quantity=line.quantity,
-                unit_price_amount=price.amount,
-                currency=price.currency,
+                variant_id=item.variant_id,
+                sku=item.sku,
+                product_name=item.product_name,
+                quantity=item.quantity,
+                unit_price_amount=item.unit_price.amount,
+                currency=item.unit_price.currency,
             )
         )
-        weight_grams += variant.weight_grams * line.quantity
     _price(order)
     await _apply_voucher(session, order, checkout.voucher_code)
     quote = await pricing.quote_shipping(
@@ -140,7 +191,7 @@ async def create_order(
         checkout.shipping_method,
         currency=order.currency,
         merchandise_amount=order.subtotal_amount - order.discount_amount,
-        weight_grams=weight_grams,
+        weight_grams=sum(item.weight_grams * item.quantity for item in items),
     )
     order.shipping_method, order.shipping_amount = quote.method_code, quote.amount
     order.total_amount = order.subtotal_amount + order.shipping_amount - order.discount_amount
@@ -150,12 +201,17 @@ async def create_order(
     await session.flush()
     # Last, so the stock rows (the hot ones) stay locked for as little of the transaction as can be.
     quantities: dict[uuid.UUID, int] = {}
-    for line in lines:
-        quantities[line.variant_id] = quantities.get(line.variant_id, 0) + line.quantity
+    for item in items:
+        quantities[item.variant_id] = quantities.get(item.variant_id, 0) + item.quantity
     await inventory.reserve(session, order.id, quantities, redis=redis)
     _announce(session, order, "order.created")
-    defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
     return order
+
+
+def _unavailable(variant_id: uuid.UUID) -> ValidationFailed:
+    return ValidationFailed(
+        "An item is no longer for sale.", code="variant_unavailable", variant_id=str(variant_id)
+    )
 
 
 def _price(order: Order) -> None:
@@ -200,13 +256,7 @@ async def list_orders(
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[Sequence[Order], str | None]:
     """A page of orders, newest first, narrowed by the filters given; and the next cursor."""
-    after = None
-    if cursor is not None:
-        created_at, order_id = decode_cursor(cursor, 2)
-        try:
-            after = (dt.datetime.fromisoformat(created_at), uuid.UUID(order_id))
-        except (TypeError, ValueError) as exc:
-            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from exc
+    after = decode_cursor(cursor, _NEWEST, _cursor_key) if cursor is not None else None
     where = OrderFilter(
         user_id=user_id,
         status=OrderStatus(status) if status else None,
@@ -218,7 +268,12 @@ async def list_orders(
     if len(orders) <= limit:
         return orders, None
     last = orders[limit - 1]
-    return orders[:limit], encode_cursor(last.created_at.isoformat(), str(last.id))
+    return orders[:limit], encode_cursor(_NEWEST, last.created_at, last.id)
+
+
+def _cursor_key(created_at: Any, order_id: Any) -> tuple[dt.datetime, uuid.UUID]:
+    """The (created_at, id) an order list cursor holds; ValueError or TypeError if malformed."""
+    return dt.datetime.fromisoformat(created_at), uuid.UUID(str(order_id))
 
 
 async def mark_paid(session: AsyncSession, order_id: uuid.UUID) -> Order:
@@ -264,10 +319,10 @@ async def cancel_order(
 async def expire_order(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> bool:
     """Cancel an order still unpaid past its deadline; whether it was cancelled now.
 
-    Safe to run twice and against a concurrent payment (one of them wins). An order not yet due
-    (a task delivered early) is rescheduled for its deadline.
+    Safe to run twice and against a concurrent payment (one of them wins); an order paid, already
+    cancelled or not yet due is left alone.
     """
-    if await repository.update_status(
+    if not await repository.update_status(
         session,
         order_id,
         [_S.PENDING_PAYMENT],
@@ -276,17 +331,14 @@ async def expire_order(session: AsyncSession, order_id: uuid.UUID, redis: Redis)
         cancelled_at=utcnow(),
         cancel_reason=PAYMENT_TIMEOUT_REASON,
     ):
-        await _after_cancel(session, order_id, redis)
-        return True
-    order = await repository.get_order(session, order_id)
-    if order is not None and order.status == _S.PENDING_PAYMENT:
-        remaining = (order.payment_due_at - utcnow()).total_seconds()
-        defer(session, EXPIRE_ORDER_TASK, str(order_id), countdown=max(remaining, 0.0))
-    return False
+        return False
+    await _after_cancel(session, order_id, redis)
+    return True
 
 
 async def schedule_overdue_expiries(session: AsyncSession) -> int:
-    """Queue an ``expire_order`` task for every overdue unpaid order; how many were queued.
+    """Queue an ``expire_order`` task for every overdue unpaid order (oldest deadline first, a
+    batch per sweep); how many were queued.
 
     Each order is then cancelled in its own transaction, so the sweep never holds the stock rows
     of many orders at once (and never deadlocks against checkouts or payments).
