@@ -12,11 +12,11 @@ the loser gets 409 ``order_state_conflict``. Each move's side effects (stock all
 released, voucher use given back, an outbox event) run only when the move happened, which makes
 ``mark_paid`` and the cancel functions safe to call twice.
 
-An unpaid order is cancelled after the payment timeout by the periodic sweep (beat, every
-``AGORA_ORDER_EXPIRY_SWEEP_INTERVAL`` seconds), which queues one ``expire_order`` task per overdue
-order. Checkout itself sends nothing to the broker for it: most orders are paid, and a delayed
-task per order would cost every checkout a broker message and keep the worker holding thousands
-of far-future tasks, for a deadline the sweep meets within its interval anyway.
+An unpaid order is cancelled when its payment timeout runs out by a delayed ``expire_order``
+task published with the order, and by the periodic sweep (beat, every
+``AGORA_ORDER_EXPIRY_SWEEP_INTERVAL`` seconds) that queues the same task for every overdue order a
+lost or killed task left behind. ``expire_order`` only cancels an order that is due and unpaid, so
+an early, late or repeated delivery is harmless.
 """
 
 from __future__ import annotations
@@ -205,6 +205,7 @@ async def _create(
         quantities[item.variant_id] = quantities.get(item.variant_id, 0) + item.quantity
     await inventory.reserve(session, order.id, quantities, redis=redis)
     _announce(session, order, "order.created")
+    defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
     return order
 
 
