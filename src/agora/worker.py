@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.accounts.tasks import PURGE_REFRESH_TOKENS_TASK
 from agora.core import idempotency, outbox
 from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
@@ -60,6 +61,7 @@ def build_celery() -> Celery:
         },
         "purge-idempotency-keys": {"task": IDEMPOTENCY_PURGE_TASK, "schedule": 3600.0},
         "purge-relayed-events": {"task": OUTBOX_PURGE_TASK, "schedule": 3600.0},
+        "purge-refresh-tokens": {"task": PURGE_REFRESH_TOKENS_TASK, "schedule": 3600.0},
         "reconcile-payments": {
             "task": RECONCILE_PAYMENTS_TASK,
             "schedule": settings.payment_reconcile_interval,

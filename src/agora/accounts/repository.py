@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -144,3 +144,13 @@ async def _revoke(session: AsyncSession, which: ColumnElement[bool], now: dt.dat
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+async def delete_refresh_tokens_expired_before(session: AsyncSession, before: dt.datetime) -> int:
+    """Delete refresh tokens that expired before ``before``; how many."""
+    result = await session.execute(
+        delete(RefreshToken)
+        .where(RefreshToken.expires_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

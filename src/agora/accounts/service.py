@@ -28,6 +28,9 @@ from agora.core.security import (
 )
 from agora.settings import Settings
 
+PURGE_REFRESH_TOKENS_TASK = "agora.accounts.purge_refresh_tokens"
+EXPIRED_TOKEN_RETENTION = dt.timedelta(days=7)
+
 
 @dataclass(frozen=True)
 class TokenPair:
@@ -198,4 +201,15 @@ def _invalid_refresh_token() -> Unauthorized:
         "The refresh token is invalid, expired or revoked.",
         code="invalid_refresh_token",
         headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def purge_expired_refresh_tokens(session: AsyncSession) -> int:
+    """Delete refresh tokens expired for longer than ``EXPIRED_TOKEN_RETENTION`` (periodic task).
+
+    They are kept a while after expiry so that a stolen, spent token presented late is still
+    recognised as reuse and revokes its family; after that it is refused as unknown either way.
+    """
+    return await repository.delete_refresh_tokens_expired_before(
+        session, utcnow() - EXPIRED_TOKEN_RETENTION
     )
