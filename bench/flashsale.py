@@ -1,9 +1,13 @@
 """A flash-sale stampede against Agora (Redis Lua + worker) and against a PostgreSQL row lock.
 
-Both servers get the same closed-loop crowd of buyers, each request a different buyer trying to
-buy one unit, for the same time; a 409 (sold out, limit reached) is an answer, not an error. For
-each: purchase attempts per second with p50/p99 latency, units sold against units on sale (the
-oversell, which must be 0), and for Agora the time until every ticket is an order.
+The row lock is measured twice: in a bare Starlette + asyncpg app, and inside Agora's own stack
+(same middleware, authorisation, rate limits, unit of work: ``bench.flashsale_rowlock_in_agora``)
+so that the comparison with Agora isolates the design choice (Redis decides vs. a row lock
+decides). Every server gets the same closed-loop crowd of buyers, each request a different
+buyer trying to buy one unit, for the same time; a 409 (sold out, limit reached) is an answer,
+not an error. For each: purchase attempts per second with p50/p99 latency, units sold against
+units on sale (the oversell, which must be 0), and for Agora's Redis purchase the time until
+every ticket is an order.
 
     .venv/bin/python -m bench.flashsale [--units 1000] [--buyers 20000] [--concurrency 64]
                                         [--duration 5] [--processes 1]
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +48,7 @@ from agora.migrations import upgrade
 from agora.settings import Settings
 from bench import flashsale_baseline_app
 from bench.harness import (
+    BENCH_DATA_DIR,
     ROOT,
     LoadResult,
     agora_env,
@@ -56,6 +62,7 @@ from bench.harness import (
 
 ANSWERS = frozenset({202, 409})
 API = "/api/v1"
+ROWLOCK_IN_AGORA_APP = "bench.flashsale_rowlock_in_agora:create_app"
 
 
 async def _seed(urls: ServiceUrls, buyers: int, units: int) -> tuple[uuid.UUID, list[str], str]:
@@ -120,11 +127,11 @@ async def _create_sale(base_url: str, staff_token: str, variant_id: uuid.UUID, u
         return sale_id
 
 
-def _agora_purchase(sale_id: str, tokens: list[str]):  # type: ignore[no-untyped-def]
+def _authorised_purchase(path: str, tokens: list[str]):  # type: ignore[no-untyped-def]
+    """POST one unit to ``path``, each request as the next buyer."""
     headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
 
     async def send(session: aiohttp.ClientSession, sequence: int) -> int:
-        path = f"{API}/flash-sales/{sale_id}/purchase"
         async with session.post(
             path, json={"quantity": 1}, headers=headers[sequence % len(headers)]
         ) as response:
@@ -201,15 +208,7 @@ def main() -> None:
     upgrade(urls.database_url)
     dsn = _asyncpg_dsn(urls.database_url)
 
-    async def reset_baseline() -> int:
-        connection = await asyncpg.connect(dsn)
-        try:
-            await flashsale_baseline_app.reset(connection, args.units)
-        finally:
-            await connection.close()
-        return 0
-
-    asyncio.run(reset_baseline())
+    asyncio.run(_reset_baseline(dsn, args.units))
     os.environ["BASELINE_DATABASE_URL"] = dsn
     baseline_app = "bench.flashsale_baseline_app:create_app"
     with uvicorn_server(baseline_app, free_port(), workers=args.processes) as url:
@@ -223,16 +222,10 @@ def main() -> None:
             )
         )
 
-    async def baseline_sold() -> int:
-        connection = await asyncpg.connect(dsn)
-        try:
-            return int(await connection.fetchval("SELECT count(*) FROM baseline_flash_purchases"))
-        finally:
-            await connection.close()
-
-    baseline_units = asyncio.run(baseline_sold())
+    baseline_units = asyncio.run(_baseline_sold(dsn))
 
     env = agora_env(urls, AGORA_RATE_LIMIT_FLASH_SALE_IP="1000000/second")
+    rowlock = _rowlock_in_agora_race(urls, env, args, load, dsn)
     races = [
         _agora_race(urls, env, args, load, worker_during_race=True),
         _agora_race(urls, env, args, load, worker_during_race=False),
@@ -240,10 +233,60 @@ def main() -> None:
     print_table(
         f"Flash sale: {args.units} units, {args.concurrency} buyers at a time, "
         f"{args.duration:.0f}s, {args.processes} API process(es) (202 and 409 are answers)",
-        [race.load for race in races],
+        [rowlock.load, *(race.load for race in races)],
         baseline,
     )
-    _print_outcome(args.units, baseline, baseline_units, races)
+    _print_outcome(args.units, baseline, baseline_units, rowlock, races)
+
+
+async def _reset_baseline(dsn: str, units: int) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await flashsale_baseline_app.reset(connection, units)
+    finally:
+        await connection.close()
+
+
+async def _baseline_sold(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval(flashsale_baseline_app.UNITS_SOLD))
+    finally:
+        await connection.close()
+
+
+@dataclass(frozen=True)
+class RowLockRace:
+    """What the race against the row-lock purchase inside Agora's stack observed."""
+
+    load: LoadResult
+    units_sold: int
+
+
+def _rowlock_in_agora_race(
+    urls: ServiceUrls, env: dict[str, str], args: argparse.Namespace, load: dict[str, Any], dsn: str
+) -> RowLockRace:
+    """The baseline's row-lock purchase served by Agora's app and server settings (the Agora
+    environment, Prometheus samples in a multiprocess folder as ``agora api`` sets up), raced by
+    freshly seeded buyers' tokens under the same load as the other scenarios."""
+    _, tokens, _ = asyncio.run(_seed(urls, args.buyers, args.units))
+    asyncio.run(_reset_baseline(dsn, args.units))
+    metrics_dir = BENCH_DATA_DIR / "rowlock-metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    server_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    port = free_port()
+    with uvicorn_server(ROWLOCK_IN_AGORA_APP, port, workers=args.processes, env=server_env) as url:
+        result = asyncio.run(
+            run_load(
+                "PostgreSQL SELECT … FOR UPDATE inside Agora's stack",
+                url,
+                _authorised_purchase(f"{API}/bench/rowlock-purchase", tokens),
+                ok_statuses=ANSWERS,
+                **load,
+            )
+        )
+    return RowLockRace(result, asyncio.run(_baseline_sold(dsn)))
 
 
 @dataclass(frozen=True)
@@ -277,7 +320,13 @@ def _agora_race(
         url = stack.enter_context(agora_server(env, free_port(), workers=args.processes))
         sale_id = asyncio.run(_create_sale(url, staff_token, variant_id, args.units))
         result = asyncio.run(
-            run_load(name, url, _agora_purchase(sale_id, tokens), ok_statuses=ANSWERS, **load)
+            run_load(
+                name,
+                url,
+                _authorised_purchase(f"{API}/flash-sales/{sale_id}/purchase", tokens),
+                ok_statuses=ANSWERS,
+                **load,
+            )
         )
         drain_started = time.perf_counter()
         if not worker_during_race:
@@ -292,7 +341,11 @@ def _agora_race(
 
 
 def _print_outcome(
-    units: int, baseline: LoadResult, baseline_units: int, races: list[AgoraRace]
+    units: int,
+    baseline: LoadResult,
+    baseline_units: int,
+    rowlock: RowLockRace,
+    races: list[AgoraRace],
 ) -> None:
     table = Table(title="Units sold and oversell")
     for column in ("scenario", "units on sale", "units sold", "oversold", "all tickets ordered"):
@@ -302,6 +355,13 @@ def _print_outcome(
         str(units),
         str(baseline_units),
         str(max(0, baseline_units - units)),
+        "n/a (decided in the request)",
+    )
+    table.add_row(
+        rowlock.load.name,
+        str(units),
+        str(rowlock.units_sold),
+        str(max(0, rowlock.units_sold - units)),
         "n/a (decided in the request)",
     )
     for race in races:

@@ -22,6 +22,13 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS baseline_flash_stock (id int PRIMARY KEY, remaining int NOT NULL);
 CREATE TABLE IF NOT EXISTS baseline_flash_purchases (buyer text PRIMARY KEY);
 """
+# The purchase's statements, in order (asyncpg placeholders); the row-lock route served inside
+# Agora's stack (``bench.flashsale_rowlock_in_agora``) runs the same ones.
+LOCK_STOCK = "SELECT remaining FROM baseline_flash_stock WHERE id = 1 FOR UPDATE"
+ALREADY_BOUGHT = "SELECT 1 FROM baseline_flash_purchases WHERE buyer = $1"
+TAKE_ONE = "UPDATE baseline_flash_stock SET remaining = remaining - 1 WHERE id = 1"
+RECORD_PURCHASE = "INSERT INTO baseline_flash_purchases VALUES ($1)"
+UNITS_SOLD = "SELECT count(*) FROM baseline_flash_purchases"
 
 
 async def reset(connection: asyncpg.Connection, units: int) -> None:
@@ -45,20 +52,13 @@ async def purchase(request: Request) -> JSONResponse:
     buyer = request.path_params["buyer"]
     pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire() as connection, connection.transaction():
-        remaining = await connection.fetchval(
-            "SELECT remaining FROM baseline_flash_stock WHERE id = 1 FOR UPDATE"
-        )
+        remaining = await connection.fetchval(LOCK_STOCK)
         if remaining <= 0:
             return JSONResponse({"code": "sold_out"}, 409)
-        bought = await connection.fetchval(
-            "SELECT 1 FROM baseline_flash_purchases WHERE buyer = $1", buyer
-        )
-        if bought:
+        if await connection.fetchval(ALREADY_BOUGHT, buyer):
             return JSONResponse({"code": "limit_reached"}, 409)
-        await connection.execute(
-            "UPDATE baseline_flash_stock SET remaining = remaining - 1 WHERE id = 1"
-        )
-        await connection.execute("INSERT INTO baseline_flash_purchases VALUES ($1)", buyer)
+        await connection.execute(TAKE_ONE)
+        await connection.execute(RECORD_PURCHASE, buyer)
     return JSONResponse({"ticket_id": buyer}, 202)
 
 

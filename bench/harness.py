@@ -131,11 +131,14 @@ def agora_server(
     return server(command, env, port)
 
 
-def uvicorn_server(app: str, port: int, workers: int = 1) -> contextlib.AbstractContextManager[str]:
-    """Any ASGI app factory (``module:function``) under uvicorn with Agora's server settings."""
+def uvicorn_server(
+    app: str, port: int, workers: int = 1, env: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[str]:
+    """Any ASGI app factory (``module:function``) under uvicorn with Agora's server settings, in
+    ``env`` (this process's environment by default; ``agora_env`` for a factory built on Agora)."""
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port)]
     command += ["--workers", str(workers), *UVICORN_FLAGS]
-    return server(command, dict(os.environ), port)
+    return server(command, dict(os.environ) if env is None else env, port)
 
 
 def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
