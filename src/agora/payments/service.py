@@ -59,6 +59,10 @@ RECONCILE_TASK = "agora.payments.reconcile"
 WEBHOOK_PATH = "/api/v1/payments/webhooks/{provider}"
 _RECONCILE_BATCH = 100
 _RECONCILE_HORIZON = dt.timedelta(days=3)
+_RECONCILED_EVENTS = {
+    RemoteStatus.SUCCEEDED: EventKind.PAYMENT_SUCCEEDED,
+    RemoteStatus.FAILED: EventKind.PAYMENT_FAILED,
+}
 
 log = structlog.get_logger(__name__)
 CALLBACKS = Counter(
@@ -273,7 +277,8 @@ async def _settle_refunds(
     session: AsyncSession, redis: Redis, payment: Payment, event: CallbackEvent
 ) -> InboxOutcome:
     """Settle the refund the event names, or (Stripe's ``charge.refunded``, which gives the
-    charge's refunded total) the pending refunds that total covers, oldest first."""
+    charge's refunded total) the pending refunds that total covers, oldest first. ``payment``
+    was read under its row lock, so its refunded amount is current."""
     settled = 0
     if event.refund_id is not None:
         amount = await repository.settle_refund(
@@ -281,7 +286,7 @@ async def _settle_refunds(
         )
         settled = amount or 0
     elif event.refunded_total is not None:
-        already = await repository.refunded_amount(session, payment.id)
+        already = payment.refunded_amount
         for refund in await repository.pending_refunds(session, payment.id):
             if already + settled + refund.amount > event.refunded_total:
                 break
@@ -415,10 +420,7 @@ async def reconcile(session: AsyncSession, redis: Redis, settings: Settings) -> 
         except ProviderError as error:
             log.warning("reconcile_query_failed", payment_id=str(payment.id), error=str(error))
             continue
-        kind = {
-            RemoteStatus.SUCCEEDED: EventKind.PAYMENT_SUCCEEDED,
-            RemoteStatus.FAILED: EventKind.PAYMENT_FAILED,
-        }.get(remote.status)
+        kind = _RECONCILED_EVENTS.get(remote.status)
         if kind is None:
             continue
         event = CallbackEvent(

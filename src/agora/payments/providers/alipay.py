@@ -9,7 +9,6 @@ values left out, as Alipay's own SDKs do); then ``app_id`` must be ours. Amounts
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -17,28 +16,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from agora.payments.providers.base import (
-    CallbackAnswer,
-    CallbackEvent,
-    CallbackRejected,
-    CreatedPayment,
-    EventKind,
-    PaymentLookup,
-    PaymentProvider,
-    PaymentRequest,
-    ProviderError,
-    RefundRequest,
-    RemotePayment,
-    RemoteStatus,
-    SubmittedRefund,
-    parse_reference,
-)
+from agora.payments.providers import base
 from agora.payments.providers.http import ProviderHttp, raise_for_answer
+from agora.payments.providers.keys import rsa_sign, rsa_verifies
 
 SUCCESS_ANSWER = b"success"
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -46,7 +28,7 @@ _PAID = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 _SUCCESS_CODE = "10000"
 
 
-class AlipayProvider(PaymentProvider):
+class AlipayProvider(base.PaymentProvider):
     """Alipay open platform, RSA2 keys (not certificate mode)."""
 
     name = "alipay"
@@ -66,7 +48,7 @@ class AlipayProvider(PaymentProvider):
         self.http = http
         self.return_url = return_url
 
-    async def create_payment(self, request: PaymentRequest) -> CreatedPayment:
+    async def create_payment(self, request: base.PaymentRequest) -> base.CreatedPayment:
         """The signed page-pay URL the buyer is redirected to (no call to Alipay needed)."""
         params = self._request_params(
             "alipay.trade.page.pay",
@@ -79,9 +61,9 @@ class AlipayProvider(PaymentProvider):
             notify_url=request.notify_url,
             return_url=self.return_url,
         )
-        return CreatedPayment(redirect_url=f"{self.http.base_url}?{urlencode(params)}")
+        return base.CreatedPayment(redirect_url=f"{self.http.base_url}?{urlencode(params)}")
 
-    async def refund(self, request: RefundRequest) -> SubmittedRefund:
+    async def refund(self, request: base.RefundRequest) -> base.SubmittedRefund:
         """``alipay.trade.refund``; ``out_request_no`` (our refund id) makes it idempotent."""
         answer = await self._call(
             "alipay.trade.refund",
@@ -93,72 +75,65 @@ class AlipayProvider(PaymentProvider):
             },
         )
         if answer.get("code") != _SUCCESS_CODE:
-            raise ProviderError(
+            raise base.ProviderError(
                 f"Alipay refused the refund: {answer.get('sub_code')} {answer.get('sub_msg')}",
                 is_retryable=answer.get("code") == "20000",
             )
-        return SubmittedRefund(provider_reference=answer.get("trade_no"))
+        return base.SubmittedRefund(provider_reference=answer.get("trade_no"))
 
-    async def query(self, payment: PaymentLookup) -> RemotePayment:
+    async def query(self, payment: base.PaymentLookup) -> base.RemotePayment:
         """``alipay.trade.query`` by our reference; a trade not yet created is still pending."""
         answer = await self._call("alipay.trade.query", {"out_trade_no": payment.payment_id.hex})
         if answer.get("code") != _SUCCESS_CODE:
             if answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
-                return RemotePayment(RemoteStatus.PENDING)
-            raise ProviderError(f"Alipay query failed: {answer.get('sub_code')}")
+                return base.RemotePayment(base.RemoteStatus.PENDING)
+            raise base.ProviderError(f"Alipay query failed: {answer.get('sub_code')}")
         status = str(answer.get("trade_status"))
         remote = (
-            RemoteStatus.SUCCEEDED
+            base.RemoteStatus.SUCCEEDED
             if status in _PAID
-            else RemoteStatus.FAILED
+            else base.RemoteStatus.FAILED
             if status == "TRADE_CLOSED"
-            else RemoteStatus.PENDING
+            else base.RemoteStatus.PENDING
         )
-        return RemotePayment(
+        return base.RemotePayment(
             remote,
             amount=minor_units(str(answer.get("total_amount", ""))),
             currency="CNY",
             provider_reference=answer.get("trade_no"),
         )
 
-    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> CallbackEvent:
+    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> base.CallbackEvent:
         """Verify an async notify (form-encoded) and read it."""
         try:
             params = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
         except (UnicodeDecodeError, ValueError) as error:
-            raise CallbackRejected("not a form-encoded notify") from error
+            raise base.CallbackRejected("not a form-encoded notify") from error
         signature = params.pop("sign", "")
         if params.pop("sign_type", "RSA2") != "RSA2":
-            raise CallbackRejected("only RSA2 notifies are accepted")
+            raise base.CallbackRejected("only RSA2 notifies are accepted")
         if not self._is_signed_by_alipay(signable(params), signature):
-            raise CallbackRejected("the notify's signature does not verify")
+            raise base.CallbackRejected("the notify's signature does not verify")
         if params.get("app_id") != self.app_id:
-            raise CallbackRejected("the notify is for another app_id")
+            raise base.CallbackRejected("the notify is for another app_id")
         if not params.get("notify_id") or not params.get("out_trade_no"):
-            raise CallbackRejected("the notify has no notify_id or out_trade_no")
+            raise base.CallbackRejected("the notify has no notify_id or out_trade_no")
         return _event(params)
 
-    def acknowledgement(self) -> CallbackAnswer:
+    def acknowledgement(self) -> base.CallbackAnswer:
         """Exactly ``success``: anything else makes Alipay resend."""
-        return CallbackAnswer(200, SUCCESS_ANSWER, "text/plain")
+        return base.CallbackAnswer(200, SUCCESS_ANSWER, "text/plain")
 
-    def refusal(self, reason: str) -> CallbackAnswer:
+    def refusal(self, reason: str) -> base.CallbackAnswer:
         """``fail``: Alipay resends later (up to 8 times over 25 hours)."""
-        return CallbackAnswer(400, b"fail", "text/plain")
+        return base.CallbackAnswer(400, b"fail", "text/plain")
 
     def sign(self, content: str) -> str:
         """SHA256withRSA of ``content`` with the app's private key, base64."""
-        signature = self.app_private_key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return base64.b64encode(signature).decode()
+        return rsa_sign(self.app_private_key, content.encode())
 
     def _is_signed_by_alipay(self, content: str, signature: str) -> bool:
-        try:
-            self.alipay_public_key.verify(
-                base64.b64decode(signature), content.encode(), padding.PKCS1v15(), hashes.SHA256()
-            )
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return rsa_verifies(self.alipay_public_key, content.encode(), signature)
 
     def _request_params(
         self, method: str, biz_content: dict[str, str], **extra: str | None
@@ -196,9 +171,9 @@ class AlipayProvider(PaymentProvider):
             signature = str(answer["sign"])
             content = _raw_member(text, key)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise ProviderError(f"unreadable Alipay answer to {key}") from error
+            raise base.ProviderError(f"unreadable Alipay answer to {key}") from error
         if not self._is_signed_by_alipay(content, signature):
-            raise ProviderError(f"the signature of Alipay's {key} does not verify")
+            raise base.ProviderError(f"the signature of Alipay's {key} does not verify")
         result: dict[str, Any] = answer[key]
         return result
 
@@ -251,26 +226,26 @@ def _raw_member(text: str, key: str) -> str:
     raise ValueError("unterminated response object")
 
 
-def _event(params: dict[str, str]) -> CallbackEvent:
+def _event(params: dict[str, str]) -> base.CallbackEvent:
     status = params.get("trade_status", "")
-    base: dict[str, Any] = {
+    common: dict[str, Any] = {
         "event_id": params["notify_id"],
         "event_type": f"{params.get('notify_type', 'trade_status_sync')}:{status}",
-        "payment_id": parse_reference(params["out_trade_no"]),
+        "payment_id": base.parse_reference(params["out_trade_no"]),
         "provider_reference": params.get("trade_no"),
         "currency": "CNY",
         "payload": params,
     }
     if params.get("out_biz_no") and params.get("refund_fee"):
-        return CallbackEvent(
-            kind=EventKind.REFUND_SUCCEEDED,
-            refund_id=parse_reference(params["out_biz_no"]),
+        return base.CallbackEvent(
+            kind=base.EventKind.REFUND_SUCCEEDED,
+            refund_id=base.parse_reference(params["out_biz_no"]),
             refunded_total=minor_units(params["refund_fee"]),
-            **base,
+            **common,
         )
     if status in _PAID:
         amount = minor_units(params.get("total_amount", ""))
-        return CallbackEvent(kind=EventKind.PAYMENT_SUCCEEDED, amount=amount, **base)
+        return base.CallbackEvent(kind=base.EventKind.PAYMENT_SUCCEEDED, amount=amount, **common)
     if status == "TRADE_CLOSED":
-        return CallbackEvent(kind=EventKind.PAYMENT_FAILED, **base)
-    return CallbackEvent(kind=EventKind.IGNORED, **base)
+        return base.CallbackEvent(kind=base.EventKind.PAYMENT_FAILED, **common)
+    return base.CallbackEvent(kind=base.EventKind.IGNORED, **common)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import abc
 import enum
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+CALLBACK_TOLERANCE_S = 300
 
 
 class CallbackRejected(Exception):
@@ -180,3 +183,9 @@ def parse_reference(reference: str | None) -> uuid.UUID | None:
         return uuid.UUID(hex=reference)
     except ValueError:
         return None
+
+
+def is_fresh(timestamp: str) -> bool:
+    """Whether a signed Unix time is within ``CALLBACK_TOLERANCE_S`` of now, so a captured
+    delivery cannot be replayed later."""
+    return timestamp.isdigit() and abs(time.time() - int(timestamp)) <= CALLBACK_TOLERANCE_S

@@ -1,5 +1,6 @@
-"""Loading RSA keys from settings: PEM text, ``@/path/to.pem``, or the bare base64 body that
-Alipay's and WeChat Pay's key tools print (no ``-----BEGIN`` lines)."""
+"""RSA keys: loading them from settings (PEM text, ``@/path/to.pem``, or the bare base64 body
+that Alipay's and WeChat Pay's key tools print, no ``-----BEGIN`` lines), and the SHA256withRSA
+signatures both of those providers use, so each provider states only what it signs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import base64
 import textwrap
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.serialization import (
     load_der_private_key,
@@ -64,6 +68,20 @@ def load_public_key(value: str) -> RSAPublicKey:
     if not isinstance(key, RSAPublicKey):
         raise InvalidKey("the public key is not an RSA key")
     return key
+
+
+def rsa_sign(key: RSAPrivateKey, message: bytes) -> str:
+    """SHA256withRSA (PKCS#1 v1.5) of ``message`` with ``key``, base64."""
+    return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def rsa_verifies(key: RSAPublicKey, message: bytes, signature: str) -> bool:
+    """Whether ``signature`` (base64) is ``key``'s SHA256withRSA signature of ``message``."""
+    try:
+        key.verify(base64.b64decode(signature), message, padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _base64_body(text: str) -> bytes:

@@ -10,38 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from agora.payments.providers.base import (
-    CallbackEvent,
-    CallbackRejected,
-    CreatedPayment,
-    EventKind,
-    PaymentLookup,
-    PaymentProvider,
-    PaymentRequest,
-    ProviderError,
-    RefundRequest,
-    RemotePayment,
-    RemoteStatus,
-    SubmittedRefund,
-    parse_reference,
-)
+from agora.payments.providers import base
 from agora.payments.providers.http import ProviderHttp, raise_for_answer
 
 SIGNATURE_HEADER = "stripe-signature"
-TOLERANCE_S = 300
 _REMOTE_STATUSES = {
-    "succeeded": RemoteStatus.SUCCEEDED,
-    "canceled": RemoteStatus.FAILED,
+    "succeeded": base.RemoteStatus.SUCCEEDED,
+    "canceled": base.RemoteStatus.FAILED,
 }
 
 
-class StripeProvider(PaymentProvider):
+class StripeProvider(base.PaymentProvider):
     """Stripe PaymentIntents (card and wallet payments confirmed by Stripe.js on the client)."""
 
     name = "stripe"
@@ -51,7 +35,7 @@ class StripeProvider(PaymentProvider):
         self.webhook_secrets = [secret.encode() for secret in webhook_secrets]
         self.http = http
 
-    async def create_payment(self, request: PaymentRequest) -> CreatedPayment:
+    async def create_payment(self, request: base.PaymentRequest) -> base.CreatedPayment:
         """Create a PaymentIntent; the client confirms it with the returned client secret."""
         intent = await self._post(
             "/v1/payment_intents",
@@ -64,14 +48,14 @@ class StripeProvider(PaymentProvider):
             },
             idempotency_key=f"payment-{request.reference}",
         )
-        return CreatedPayment(
+        return base.CreatedPayment(
             provider_reference=intent["id"], client_secret=intent["client_secret"]
         )
 
-    async def refund(self, request: RefundRequest) -> SubmittedRefund:
+    async def refund(self, request: base.RefundRequest) -> base.SubmittedRefund:
         """Create a Refund of the payment's PaymentIntent."""
         if request.payment.provider_reference is None:
-            raise ProviderError("the payment has no PaymentIntent to refund")
+            raise base.ProviderError("the payment has no PaymentIntent to refund")
         refund = await self._post(
             "/v1/refunds",
             {
@@ -82,12 +66,12 @@ class StripeProvider(PaymentProvider):
             },
             idempotency_key=f"refund-{request.refund_id.hex}",
         )
-        return SubmittedRefund(provider_reference=refund["id"])
+        return base.SubmittedRefund(provider_reference=refund["id"])
 
-    async def query(self, payment: PaymentLookup) -> RemotePayment:
+    async def query(self, payment: base.PaymentLookup) -> base.RemotePayment:
         """Retrieve the PaymentIntent."""
         if payment.provider_reference is None:
-            return RemotePayment(RemoteStatus.PENDING)
+            return base.RemotePayment(base.RemoteStatus.PENDING)
         response = await self.http.send(
             "GET",
             f"/v1/payment_intents/{payment.provider_reference}",
@@ -95,14 +79,14 @@ class StripeProvider(PaymentProvider):
         )
         raise_for_answer(response, "retrieve PaymentIntent")
         intent = response.json()
-        return RemotePayment(
-            _REMOTE_STATUSES.get(intent.get("status"), RemoteStatus.PENDING),
+        return base.RemotePayment(
+            _REMOTE_STATUSES.get(intent.get("status"), base.RemoteStatus.PENDING),
             amount=intent.get("amount_received") or intent.get("amount"),
             currency=str(intent.get("currency", "")).upper() or None,
             provider_reference=intent.get("id"),
         )
 
-    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> CallbackEvent:
+    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> base.CallbackEvent:
         """Verify ``Stripe-Signature`` and read the event."""
         self._verify_signature(body, headers.get(SIGNATURE_HEADER, ""))
         try:
@@ -110,7 +94,7 @@ class StripeProvider(PaymentProvider):
             event_id, event_type = str(event["id"]), str(event["type"])
             subject: dict[str, Any] = event["data"]["object"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as error:
-            raise CallbackRejected("not a Stripe event") from error
+            raise base.CallbackRejected("not a Stripe event") from error
         return _event(event_id, event_type, subject, event)
 
     def _verify_signature(self, body: bytes, header: str) -> None:
@@ -123,15 +107,15 @@ class StripeProvider(PaymentProvider):
             elif key == "v1":
                 signatures.append(value)
         if timestamp is None or not timestamp.isdigit() or not signatures:
-            raise CallbackRejected("malformed Stripe-Signature header")
-        if abs(time.time() - int(timestamp)) > TOLERANCE_S:
-            raise CallbackRejected("Stripe-Signature timestamp outside the tolerance")
+            raise base.CallbackRejected("malformed Stripe-Signature header")
+        if not base.is_fresh(timestamp):
+            raise base.CallbackRejected("Stripe-Signature timestamp outside the tolerance")
         signed = timestamp.encode() + b"." + body
         for secret in self.webhook_secrets:
             expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
             if any(hmac.compare_digest(expected, signature) for signature in signatures):
                 return
-        raise CallbackRejected("no Stripe-Signature v1 signature matches")
+        raise base.CallbackRejected("no Stripe-Signature v1 signature matches")
 
     async def _post(
         self, path: str, form: dict[str, str], *, idempotency_key: str
@@ -148,26 +132,26 @@ class StripeProvider(PaymentProvider):
 
 def _event(
     event_id: str, event_type: str, subject: dict[str, Any], event: dict[str, Any]
-) -> CallbackEvent:
+) -> base.CallbackEvent:
     currency = str(subject.get("currency", "")).upper() or None
     if event_type in ("payment_intent.succeeded", "payment_intent.payment_failed"):
-        return CallbackEvent(
+        return base.CallbackEvent(
             event_id=event_id,
             event_type=event_type,
-            kind=EventKind.PAYMENT_SUCCEEDED
+            kind=base.EventKind.PAYMENT_SUCCEEDED
             if event_type == "payment_intent.succeeded"
-            else EventKind.PAYMENT_FAILED,
-            payment_id=parse_reference((subject.get("metadata") or {}).get("payment_id")),
+            else base.EventKind.PAYMENT_FAILED,
+            payment_id=base.parse_reference((subject.get("metadata") or {}).get("payment_id")),
             provider_reference=subject.get("id"),
             amount=subject.get("amount_received") or subject.get("amount"),
             currency=currency,
             payload=event,
         )
     if event_type == "charge.refunded":
-        return CallbackEvent(
+        return base.CallbackEvent(
             event_id=event_id,
             event_type=event_type,
-            kind=EventKind.REFUND_SUCCEEDED,
+            kind=base.EventKind.REFUND_SUCCEEDED,
             provider_reference=subject.get("payment_intent"),
             refunded_total=subject.get("amount_refunded"),
             currency=currency,
@@ -175,15 +159,18 @@ def _event(
         )
     if event_type in ("charge.refund.updated", "refund.updated", "refund.failed"):
         status = subject.get("status")
-        kind = {"succeeded": EventKind.REFUND_SUCCEEDED, "failed": EventKind.REFUND_FAILED}
-        return CallbackEvent(
+        kind = {
+            "succeeded": base.EventKind.REFUND_SUCCEEDED,
+            "failed": base.EventKind.REFUND_FAILED,
+        }
+        return base.CallbackEvent(
             event_id=event_id,
             event_type=event_type,
-            kind=kind.get(str(status), EventKind.IGNORED),
+            kind=kind.get(str(status), base.EventKind.IGNORED),
             provider_reference=subject.get("payment_intent"),
-            refund_id=parse_reference((subject.get("metadata") or {}).get("refund_id")),
+            refund_id=base.parse_reference((subject.get("metadata") or {}).get("refund_id")),
             amount=subject.get("amount"),
             currency=currency,
             payload=event,
         )
-    return CallbackEvent(event_id, event_type, EventKind.IGNORED, payload=event)
+    return base.CallbackEvent(event_id, event_type, base.EventKind.IGNORED, payload=event)

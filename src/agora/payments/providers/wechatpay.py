@@ -18,46 +18,29 @@ from typing import Any
 
 import httpx
 import orjson
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from agora.payments.providers.base import (
-    CallbackAnswer,
-    CallbackEvent,
-    CallbackRejected,
-    CreatedPayment,
-    EventKind,
-    PaymentLookup,
-    PaymentProvider,
-    PaymentRequest,
-    ProviderError,
-    RefundRequest,
-    RemotePayment,
-    RemoteStatus,
-    SubmittedRefund,
-    parse_reference,
-)
+from agora.payments.providers import base
 from agora.payments.providers.http import ProviderHttp, raise_for_answer
+from agora.payments.providers.keys import rsa_sign, rsa_verifies
 
-TOLERANCE_S = 300
 AUTHORIZATION_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 _TRADE_STATES = {
-    "SUCCESS": RemoteStatus.SUCCEEDED,
-    "CLOSED": RemoteStatus.FAILED,
-    "REVOKED": RemoteStatus.FAILED,
-    "PAYERROR": RemoteStatus.FAILED,
+    "SUCCESS": base.RemoteStatus.SUCCEEDED,
+    "CLOSED": base.RemoteStatus.FAILED,
+    "REVOKED": base.RemoteStatus.FAILED,
+    "PAYERROR": base.RemoteStatus.FAILED,
 }
 _REFUND_EVENTS = {
-    "REFUND.SUCCESS": EventKind.REFUND_SUCCEEDED,
-    "REFUND.ABNORMAL": EventKind.REFUND_FAILED,
-    "REFUND.CLOSED": EventKind.REFUND_FAILED,
+    "REFUND.SUCCESS": base.EventKind.REFUND_SUCCEEDED,
+    "REFUND.ABNORMAL": base.EventKind.REFUND_FAILED,
+    "REFUND.CLOSED": base.EventKind.REFUND_FAILED,
 }
 
 
-class WechatPayProvider(PaymentProvider):
+class WechatPayProvider(base.PaymentProvider):
     """WeChat Pay v3 for a direct merchant, verified with the platform public key."""
 
     name = "wechatpay"
@@ -84,7 +67,7 @@ class WechatPayProvider(PaymentProvider):
         self.platform_serial = platform_serial
         self.http = http
 
-    async def create_payment(self, request: PaymentRequest) -> CreatedPayment:
+    async def create_payment(self, request: base.PaymentRequest) -> base.CreatedPayment:
         """``POST /v3/pay/transactions/native``: the ``code_url`` to show as a QR code."""
         answer = await self._call(
             "POST",
@@ -98,9 +81,9 @@ class WechatPayProvider(PaymentProvider):
                 "amount": {"total": request.amount, "currency": request.currency},
             },
         )
-        return CreatedPayment(code_url=str(answer["code_url"]))
+        return base.CreatedPayment(code_url=str(answer["code_url"]))
 
-    async def refund(self, request: RefundRequest) -> SubmittedRefund:
+    async def refund(self, request: base.RefundRequest) -> base.SubmittedRefund:
         """``POST /v3/refund/domestic/refunds``; ``out_refund_no`` (our refund id) is idempotent."""
         answer = await self._call(
             "POST",
@@ -117,24 +100,24 @@ class WechatPayProvider(PaymentProvider):
                 },
             },
         )
-        return SubmittedRefund(provider_reference=answer.get("refund_id"))
+        return base.SubmittedRefund(provider_reference=answer.get("refund_id"))
 
-    async def query(self, payment: PaymentLookup) -> RemotePayment:
+    async def query(self, payment: base.PaymentLookup) -> base.RemotePayment:
         """``GET /v3/pay/transactions/out-trade-no/{ref}``; an unknown trade is still pending."""
         path = f"/v3/pay/transactions/out-trade-no/{payment.payment_id.hex}?mchid={self.mchid}"
         response = await self._send("GET", path, b"")
         if response.status_code == 404:
-            return RemotePayment(RemoteStatus.PENDING)
+            return base.RemotePayment(base.RemoteStatus.PENDING)
         answer = self._verified_answer(response, "query")
         amount = answer.get("amount") or {}
-        return RemotePayment(
-            _TRADE_STATES.get(str(answer.get("trade_state")), RemoteStatus.PENDING),
+        return base.RemotePayment(
+            _TRADE_STATES.get(str(answer.get("trade_state")), base.RemoteStatus.PENDING),
             amount=amount.get("total"),
             currency=amount.get("currency"),
             provider_reference=answer.get("transaction_id"),
         )
 
-    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> CallbackEvent:
+    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> base.CallbackEvent:
         """Verify the notify's signature, decrypt its resource and read it."""
         self._verify_signed(body, headers)
         try:
@@ -142,30 +125,30 @@ class WechatPayProvider(PaymentProvider):
             event_id, event_type = str(notify["id"]), str(notify["event_type"])
             resource = self._decrypt(notify["resource"])
         except (orjson.JSONDecodeError, KeyError, TypeError) as error:
-            raise CallbackRejected("not a WeChat Pay notify") from error
+            raise base.CallbackRejected("not a WeChat Pay notify") from error
         if resource.get("mchid") != self.mchid:
-            raise CallbackRejected("the notify is for another mchid")
+            raise base.CallbackRejected("the notify is for another mchid")
         if event_type.startswith("TRANSACTION.") and resource.get("appid") != self.appid:
-            raise CallbackRejected("the notify is for another appid")
+            raise base.CallbackRejected("the notify is for another appid")
         return _event(event_id, event_type, resource, notify)
 
-    def acknowledgement(self) -> CallbackAnswer:
+    def acknowledgement(self) -> base.CallbackAnswer:
         """204 No Content: WeChat Pay stops resending."""
-        return CallbackAnswer(204)
+        return base.CallbackAnswer(204)
 
-    def refusal(self, reason: str) -> CallbackAnswer:
+    def refusal(self, reason: str) -> base.CallbackAnswer:
         """A 4xx with WeChat Pay's error shape: it resends later."""
         body = orjson.dumps({"code": "FAIL", "message": reason})
-        return CallbackAnswer(400, body, "application/json")
+        return base.CallbackAnswer(400, body, "application/json")
 
     def authorization(self, method: str, path: str, body: bytes) -> str:
         """The ``Authorization`` header of a request to the API."""
         timestamp, nonce = str(int(time.time())), secrets.token_hex(16).upper()
         message = f"{method}\n{path}\n{timestamp}\n{nonce}\n".encode() + body + b"\n"
-        signature = self.private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        signature = rsa_sign(self.private_key, message)
         return (
             f'{AUTHORIZATION_SCHEMA} mchid="{self.mchid}",nonce_str="{nonce}",'
-            f'signature="{base64.b64encode(signature).decode()}",timestamp="{timestamp}",'
+            f'signature="{signature}",timestamp="{timestamp}",'
             f'serial_no="{self.cert_serial}"'
         )
 
@@ -174,20 +157,16 @@ class WechatPayProvider(PaymentProvider):
         nonce = headers.get("wechatpay-nonce", "")
         signature = headers.get("wechatpay-signature", "")
         if headers.get("wechatpay-serial") != self.platform_serial:
-            raise CallbackRejected("signed with an unknown platform key serial")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE_S:
-            raise CallbackRejected("Wechatpay-Timestamp missing or outside ±300 s")
+            raise base.CallbackRejected("signed with an unknown platform key serial")
+        if not base.is_fresh(timestamp):
+            raise base.CallbackRejected("Wechatpay-Timestamp missing or outside ±300 s")
         message = f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
-        try:
-            self.platform_public_key.verify(
-                base64.b64decode(signature), message, padding.PKCS1v15(), hashes.SHA256()
-            )
-        except (InvalidSignature, ValueError) as error:
-            raise CallbackRejected("Wechatpay-Signature does not verify") from error
+        if not rsa_verifies(self.platform_public_key, message, signature):
+            raise base.CallbackRejected("Wechatpay-Signature does not verify")
 
     def _decrypt(self, resource: dict[str, Any]) -> dict[str, Any]:
         if resource.get("algorithm") != "AEAD_AES_256_GCM":
-            raise CallbackRejected("unsupported resource algorithm")
+            raise base.CallbackRejected("unsupported resource algorithm")
         try:
             plain = self.aes.decrypt(
                 str(resource["nonce"]).encode(),
@@ -196,7 +175,7 @@ class WechatPayProvider(PaymentProvider):
             )
             decrypted: dict[str, Any] = orjson.loads(plain)
         except (InvalidTag, ValueError, orjson.JSONDecodeError) as error:
-            raise CallbackRejected("the resource does not decrypt") from error
+            raise base.CallbackRejected("the resource does not decrypt") from error
         return decrypted
 
     async def _call(self, method: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -216,8 +195,8 @@ class WechatPayProvider(PaymentProvider):
         raise_for_answer(response, what)
         try:
             self._verify_signed(response.content, response.headers)
-        except CallbackRejected as error:
-            raise ProviderError(
+        except base.CallbackRejected as error:
+            raise base.ProviderError(
                 f"WeChat Pay's answer to {what} is not authentic: {error}"
             ) from error
         answer: dict[str, Any] = response.json()
@@ -226,29 +205,29 @@ class WechatPayProvider(PaymentProvider):
 
 def _event(
     event_id: str, event_type: str, resource: dict[str, Any], notify: dict[str, Any]
-) -> CallbackEvent:
+) -> base.CallbackEvent:
     amount = resource.get("amount") or {}
-    base: dict[str, Any] = {
+    common: dict[str, Any] = {
         "event_id": event_id,
         "event_type": event_type,
-        "payment_id": parse_reference(resource.get("out_trade_no")),
+        "payment_id": base.parse_reference(resource.get("out_trade_no")),
         "provider_reference": resource.get("transaction_id"),
         "currency": amount.get("currency", "CNY"),
         "payload": {**notify, "resource": resource},
     }
     if event_type in _REFUND_EVENTS:
-        return CallbackEvent(
+        return base.CallbackEvent(
             kind=_REFUND_EVENTS[event_type],
-            refund_id=parse_reference(resource.get("out_refund_no")),
+            refund_id=base.parse_reference(resource.get("out_refund_no")),
             amount=amount.get("refund"),
-            **base,
+            **common,
         )
     state = _TRADE_STATES.get(str(resource.get("trade_state")))
     kind = (
-        EventKind.PAYMENT_SUCCEEDED
-        if state is RemoteStatus.SUCCEEDED
-        else EventKind.PAYMENT_FAILED
-        if state is RemoteStatus.FAILED
-        else EventKind.IGNORED
+        base.EventKind.PAYMENT_SUCCEEDED
+        if state is base.RemoteStatus.SUCCEEDED
+        else base.EventKind.PAYMENT_FAILED
+        if state is base.RemoteStatus.FAILED
+        else base.EventKind.IGNORED
     )
-    return CallbackEvent(kind=kind, amount=amount.get("total"), **base)
+    return base.CallbackEvent(kind=kind, amount=amount.get("total"), **common)
