@@ -20,12 +20,10 @@ import aiohttp
 from pydantic import SecretStr
 
 from agora.accounts.models import User
-from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
 from agora.core.embedded import ServiceUrls
 from agora.core.redis import create_redis
 from agora.core.security import Role, issue_access_token
-from agora.inventory import service as inventory
 from agora.migrations import upgrade
 from agora.settings import DEFAULT_SECRET_KEY, Settings
 from bench.harness import (
@@ -39,6 +37,7 @@ from bench.harness import (
     print_table,
     run_load,
 )
+from bench.seeding import published_variant
 
 ADDRESS = {
     "name": "Bench Buyer",
@@ -53,35 +52,14 @@ STOCK = 1_000_000_000
 async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, list[dict[str, str]]]:
     """A published variant with plenty of stock, and ``buyers`` users; their auth headers."""
     database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
-    product_id, variant_id = uuid.uuid4(), uuid.uuid4()
     user_ids = [uuid.uuid4() for _ in range(buyers)]
     try:
         async with database.unit_of_work() as session:
-            session.add(
-                Product(
-                    id=product_id,
-                    name="Bench tee",
-                    slug=f"bench-{product_id.hex}",
-                    status=ProductStatus.PUBLISHED,
-                )
-            )
             session.add_all(
                 User(id=user_id, email=f"{user_id.hex}@bench.example", password_hash="-")  # noqa: S106
                 for user_id in user_ids
             )
-            await session.flush()
-            session.add(
-                ProductVariant(
-                    id=variant_id,
-                    product_id=product_id,
-                    sku=f"bench-{variant_id.hex[:12]}",
-                    price_amount=1999,
-                    currency="EUR",
-                    attributes={},
-                )
-            )
-            await session.flush()
-            await inventory.set_stock(session, variant_id, STOCK, redis=redis)
+            variant_id = await published_variant(session, redis, "Bench tee", STOCK)
     finally:
         await redis.aclose()
         await database.dispose()

@@ -38,12 +38,10 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
 from agora.accounts.models import User
-from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
 from agora.core.embedded import ServiceUrls
 from agora.core.security import Role, issue_access_token
 from agora.flashsale.models import FlashSaleTicket, TicketStatus
-from agora.inventory import service as inventory
 from agora.migrations import upgrade
 from agora.settings import Settings
 from bench import flashsale_baseline_app
@@ -59,6 +57,7 @@ from bench.harness import (
     run_load,
     uvicorn_server,
 )
+from bench.seeding import published_variant
 
 ANSWERS = frozenset({202, 409})
 API = "/api/v1"
@@ -69,30 +68,11 @@ async def _seed(urls: ServiceUrls, buyers: int, units: int) -> tuple[uuid.UUID, 
     """A published variant with twice the sale's units in stock, buyers, and a staff token."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     database, redis = Database(urls.database_url, pool_size=2), Redis.from_url(urls.redis_url)
-    product_id, variant_id, staff_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    staff_id = uuid.uuid4()
     buyer_ids = [uuid.uuid4() for _ in range(buyers)]
     try:
         async with database.unit_of_work() as session:
-            session.add(
-                Product(
-                    id=product_id,
-                    name="Bench sneaker",
-                    slug=f"bench-{product_id.hex}",
-                    status=ProductStatus.PUBLISHED,
-                )
-            )
-            await session.flush()
-            session.add(
-                ProductVariant(
-                    id=variant_id,
-                    product_id=product_id,
-                    sku=variant_id.hex[:20],
-                    price_amount=1999,
-                    currency="EUR",
-                )
-            )
-            await session.flush()
-            await inventory.set_stock(session, variant_id, units * 2, redis=redis)
+            variant_id = await published_variant(session, redis, "Bench sneaker", units * 2)
             rows = [{"id": staff_id, "email": f"{staff_id.hex}@bench.test", "password_hash": "-"}]
             rows += [
                 {"id": buyer_id, "email": f"{buyer_id.hex}@bench.test", "password_hash": "-"}

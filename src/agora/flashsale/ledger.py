@@ -18,13 +18,14 @@ Cluster and its scripts stay legal there.
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from agora.core.serialization import dumps, loads
 
@@ -69,14 +70,27 @@ def idempotency_key(sale_id: uuid.UUID | str, buyer_id: uuid.UUID, key: str) -> 
     return _key(sale_id, f"idempotency:{buyer_id}:{key}")
 
 
+@dataclass(frozen=True)
+class _Script:
+    source: bytes
+    sha: str
+
+
 @functools.cache
-def _script_source(name: str) -> bytes:
-    return resources.files("agora.flashsale").joinpath("lua", f"{name}.lua").read_bytes()
+def _script(name: str) -> _Script:
+    """A Lua script and its SHA, read and hashed once per process rather than on every call."""
+    source = resources.files("agora.flashsale").joinpath("lua", f"{name}.lua").read_bytes()
+    return _Script(source, hashlib.sha1(source, usedforsecurity=False).hexdigest())
 
 
 async def _run(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
     """Run a Lua script by its SHA, loading it first when the server does not know it."""
-    return await redis.register_script(_script_source(name))(keys=keys, args=args)
+    script = _script(name)
+    try:
+        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await redis.script_load(script.source)
+        return await redis.evalsha(script.sha, len(keys), *keys, *args)
 
 
 @dataclass(frozen=True)

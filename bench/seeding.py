@@ -1,0 +1,44 @@
+"""Data the benchmarks seed directly in the database, shared so each shape is written once.
+
+Benchmarks never import the test suite, so the seeding they need lives here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.catalog.models import Product, ProductStatus, ProductVariant
+from agora.inventory import service as inventory
+
+
+async def published_variant(
+    session: AsyncSession, redis: Redis, name: str, stock: int
+) -> uuid.UUID:
+    """A variant (EUR 19.99) of a new published product called ``name``, with ``stock`` units
+    in the default warehouse, added in the caller's unit of work."""
+    product_id, variant_id = uuid.uuid4(), uuid.uuid4()
+    session.add(
+        Product(
+            id=product_id,
+            name=name,
+            slug=f"bench-{product_id.hex}",
+            status=ProductStatus.PUBLISHED,
+        )
+    )
+    await session.flush()
+    session.add(
+        ProductVariant(
+            id=variant_id,
+            product_id=product_id,
+            sku=f"bench-{variant_id.hex[:12]}",
+            price_amount=1999,
+            currency="EUR",
+            attributes={},
+        )
+    )
+    await session.flush()
+    await inventory.set_stock(session, variant_id, stock, redis=redis)
+    return variant_id
