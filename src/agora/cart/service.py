@@ -36,10 +36,10 @@ class CartOwner:
 
 
 @dataclass(frozen=True)
-class CartLine:
-    """A line of a cart at the variant's current price."""
+class PricedItem:
+    """Units of a variant at a unit price, with what an order freezes of the variant; shared by
+    cart lines and the lines an order is created from."""
 
-    id: uuid.UUID
     variant_id: uuid.UUID
     sku: str
     product_name: str
@@ -54,6 +54,13 @@ class CartLine:
         return Money(
             amount=self.unit_price.amount * self.quantity, currency=self.unit_price.currency
         )
+
+
+@dataclass(frozen=True)
+class CartLine(PricedItem):
+    """A line of a cart at the variant's current price."""
+
+    id: uuid.UUID
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from agora.catalog.schemas import (
     VariantOut,
     VariantUpdate,
 )
-from agora.core.dependencies import CacheDep, RedisDep, ServicesDep, SessionDep
+from agora.core.dependencies import AppServices, CacheDep, RedisDep, ServicesDep, SessionDep
 from agora.core.security import MaybePrincipal, StaffPrincipal
 
 router = APIRouter(tags=["catalog"])
@@ -43,6 +43,16 @@ def _cached(request: Request, document: service.Document, cache_control: str) ->
     if _etag_matches(request.headers.get("if-none-match"), document.etag):
         return Response(status_code=304, headers=headers)
     return Response(document.body, media_type="application/json", headers=headers)
+
+
+def _public(request: Request, services: AppServices, document: service.Document) -> Response:
+    """A buyer document, cacheable for as long as the shop's catalog cache control says."""
+    return _cached(request, document, services.settings.catalog_cache_control)
+
+
+def _located(request: Request, response: Response, route: str, **params: Any) -> None:
+    """Point ``response``'s ``Location`` at the ``route`` endpoint for ``params``."""
+    response.headers["Location"] = str(request.url_for(route, **params))
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -72,7 +82,7 @@ def _product_query(fields: dict[str, Any], params: QueryParams) -> ProductQuery:
 )
 async def list_categories(request: Request, services: ServicesDep, cache: CacheDep) -> Response:
     document = await service.categories_document(cache, services.database)
-    return _cached(request, document, services.settings.catalog_cache_control)
+    return _public(request, services, document)
 
 
 @router.get(
@@ -85,7 +95,7 @@ async def get_category(
     slug: str, request: Request, services: ServicesDep, cache: CacheDep
 ) -> Response:
     document = await service.category_document(cache, services.database, slug.lower())
-    return _cached(request, document, services.settings.catalog_cache_control)
+    return _public(request, services, document)
 
 
 @router.post("/categories", status_code=201, summary="Create a category (staff)")
@@ -98,7 +108,7 @@ async def create_category(
     response: Response,
 ) -> CategoryOut:
     category = await service.create_category(session, redis, data)
-    response.headers["Location"] = str(request.url_for("get_category", slug=category.slug))
+    _located(request, response, "get_category", slug=category.slug)
     return category
 
 
@@ -143,7 +153,7 @@ async def list_products(
     declared |= {"sort": sort, "cursor": cursor, "limit": limit}
     query = _product_query(declared, request.query_params)
     document = await service.product_page_document(cache, services.database, query)
-    return _cached(request, document, services.settings.catalog_cache_control)
+    return _public(request, services, document)
 
 
 @router.get(
@@ -163,7 +173,7 @@ async def get_product(
         document = await service.staff_product_document(services.database, id_or_slug)
         return _cached(request, document, _STAFF_CACHE_CONTROL)
     document = await service.product_document(cache, services.database, id_or_slug)
-    return _cached(request, document, services.settings.catalog_cache_control)
+    return _public(request, services, document)
 
 
 @router.post("/products", status_code=201, summary="Create a product with variants (staff)")
@@ -176,7 +186,7 @@ async def create_product(
     response: Response,
 ) -> ProductDetail:
     product = await service.create_product(session, redis, data)
-    response.headers["Location"] = str(request.url_for("get_product", id_or_slug=product.id))
+    _located(request, response, "get_product", id_or_slug=product.id)
     return product
 
 
@@ -209,7 +219,7 @@ async def add_variant(
     response: Response,
 ) -> VariantOut:
     variant = await service.add_variant(session, redis, product_id, data)
-    response.headers["Location"] = str(request.url_for("get_product", id_or_slug=product_id))
+    _located(request, response, "get_product", id_or_slug=product_id)
     return variant
 
 

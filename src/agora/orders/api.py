@@ -4,10 +4,10 @@ shipping methods and vouchers."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Response
-from pydantic import EmailStr
+from pydantic import BaseModel, EmailStr
 
 from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
@@ -29,6 +29,7 @@ from agora.orders.schemas import (
 )
 
 router = APIRouter(tags=["orders"])
+_Out = TypeVar("_Out", bound=BaseModel)
 
 
 @router.post(
@@ -151,8 +152,7 @@ async def create_shipping_method(
 ) -> ShippingMethodOut:
     """A new shipping method; 409 if its code is taken."""
     method = await pricing.create_shipping_method(session, **body.model_dump())
-    response.headers["Location"] = f"/api/v1/shipping-methods/{method.code}"
-    return ShippingMethodOut.model_validate(method)
+    return _located(response, f"shipping-methods/{method.code}", ShippingMethodOut, method)
 
 
 @router.get("/vouchers", summary="Vouchers (staff)")
@@ -174,5 +174,10 @@ async def create_voucher(
 ) -> VoucherOut:
     """A new voucher; 409 if its code is taken."""
     voucher = await pricing.create_voucher(session, **body.model_dump())
-    response.headers["Location"] = f"/api/v1/vouchers/{voucher.id}"
-    return VoucherOut.model_validate(voucher)
+    return _located(response, f"vouchers/{voucher.id}", VoucherOut, voucher)
+
+
+def _located(response: Response, path: str, schema: type[_Out], row: object) -> _Out:
+    """``row`` shaped by ``schema``, its ``Location`` (``/api/v1/<path>``) set on ``response``."""
+    response.headers["Location"] = f"/api/v1/{path}"
+    return schema.model_validate(row)

@@ -12,6 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,7 @@ from agora.orders import repository
 from agora.orders.models import ShippingKind, ShippingMethod, Voucher, VoucherKind
 
 GRAMS_PER_KILOGRAM = 1000
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,7 @@ async def list_shipping_methods(session: AsyncSession) -> Sequence[ShippingMetho
 async def get_shipping_method(session: AsyncSession, code: str) -> ShippingMethod:
     """A shipping method; 404 if there is none with this code."""
     method = await repository.get_shipping_method(session, code)
-    if method is None:
-        raise NotFound("No such shipping method.", code="shipping_method_not_found")
-    return method
+    return _present(method, NotFound("No such shipping method.", code="shipping_method_not_found"))
 
 
 async def create_shipping_method(
@@ -144,9 +144,9 @@ async def create_shipping_method(
         per_kg_amount=per_kg_amount,
         free_over_amount=free_over_amount,
     )
-    if method is None:
-        raise Conflict(f"Shipping method {code!r} exists.", code="shipping_method_code_taken")
-    return method
+    return _present(
+        method, Conflict(f"Shipping method {code!r} exists.", code="shipping_method_code_taken")
+    )
 
 
 async def list_vouchers(session: AsyncSession) -> Sequence[Voucher]:
@@ -157,9 +157,7 @@ async def list_vouchers(session: AsyncSession) -> Sequence[Voucher]:
 async def get_voucher(session: AsyncSession, voucher_id: uuid.UUID) -> Voucher:
     """A voucher; 404 if there is none with this id."""
     voucher = await repository.get_voucher(session, voucher_id)
-    if voucher is None:
-        raise NotFound("No such voucher.", code="voucher_not_found")
-    return voucher
+    return _present(voucher, NotFound("No such voucher.", code="voucher_not_found"))
 
 
 async def create_voucher(
@@ -195,6 +193,11 @@ async def create_voucher(
         ends_at=ends_at,
         is_active=True,
     )
-    if voucher is None:
-        raise Conflict(f"Voucher {code!r} exists.", code="voucher_code_taken")
-    return voucher
+    return _present(voucher, Conflict(f"Voucher {code!r} exists.", code="voucher_code_taken"))
+
+
+def _present(row: _Row | None, error: Exception) -> _Row:
+    """``row``, or ``error`` raised when the repository found or wrote nothing."""
+    if row is None:
+        raise error
+    return row

@@ -95,20 +95,8 @@ async def place_order(
     empty cart or a bad voucher or shipping method.
     """
     claimed = await cart.claim_for_checkout(session, cart_id, user_id)
-    items = [
-        _Item(
-            line.variant_id,
-            line.sku,
-            line.product_name,
-            line.quantity,
-            line.unit_price,
-            line.weight_grams,
-            is_for_sale=line.is_for_sale,
-        )
-        for line in claimed.lines
-    ]
     return await _create(
-        session, user_id, items, checkout, payment_timeout=payment_timeout, redis=redis
+        session, user_id, claimed.lines, checkout, payment_timeout=payment_timeout, redis=redis
     )
 
 
@@ -132,13 +120,13 @@ async def create_order(
             raise _unavailable(line.variant_id)
         price = line.unit_price or Money(amount=variant.price_amount, currency=variant.currency)
         items.append(
-            _Item(
-                variant.id,
-                variant.sku,
-                variant.product.name,
-                line.quantity,
-                price,
-                variant.weight_grams,
+            cart.PricedItem(
+                variant_id=variant.id,
+                sku=variant.sku,
+                product_name=variant.product.name,
+                quantity=line.quantity,
+                unit_price=price,
+                weight_grams=variant.weight_grams,
                 is_for_sale=variant.product.status == ProductStatus.PUBLISHED,
             )
         )
@@ -147,23 +135,10 @@ async def create_order(
     )
 
 
-@dataclass(frozen=True)
-class _Item:
-    """A line to order with what the order freezes of its variant (from the cart or catalog)."""
-
-    variant_id: uuid.UUID
-    sku: str
-    product_name: str
-    quantity: int
-    unit_price: Money
-    weight_grams: int
-    is_for_sale: bool
-
-
 async def _create(
     session: AsyncSession,
     user_id: uuid.UUID,
-    items: Sequence[_Item],
+    items: Sequence[cart.PricedItem],
     checkout: Checkout,
     *,
     payment_timeout: int,
