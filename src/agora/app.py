@@ -58,15 +58,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_celery(urls.broker_url, settings.task_queue)
         database = Database(urls.database_url)
         redis = create_redis(urls.redis_url)
-        rate_limiter = RateLimiter(redis)
+        cache = TwoLevelCache.from_settings(redis, settings)
         app.state.services = AppServices(
-            settings=settings, database=database, redis=redis, rate_limiter=rate_limiter
+            settings=settings,
+            database=database,
+            redis=redis,
+            rate_limiter=RateLimiter(redis),
+            cache=cache,
         )
-        app.state.cache = TwoLevelCache.from_settings(redis, settings)
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
         try:
-            async with app.state.cache.invalidation_subscriber():
+            async with cache.invalidation_subscriber():
                 yield
         finally:
             await app.state.event_hub.stop()

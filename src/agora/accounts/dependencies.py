@@ -11,8 +11,7 @@ from fastapi import Depends
 from agora.accounts import service
 from agora.accounts.models import User
 from agora.core.dependencies import SessionDep
-from agora.core.errors import Forbidden
-from agora.core.security import CurrentPrincipal, Role
+from agora.core.security import CurrentPrincipal, ensure_admin, ensure_staff
 
 
 async def current_user(principal: CurrentPrincipal, session: SessionDep) -> User:
@@ -22,15 +21,13 @@ async def current_user(principal: CurrentPrincipal, session: SessionDep) -> User
 
 async def staff_user(user: Annotated[User, Depends(current_user)]) -> User:
     """The caller, who must be staff or admin now (the stored role, not the token's); 403."""
-    if user.role not in (Role.STAFF, Role.ADMIN):
-        raise Forbidden("Staff only.", code="staff_only")
+    ensure_staff(user.role)
     return user
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
     """The caller, who must be an admin now; 403 otherwise."""
-    if user.role != Role.ADMIN:
-        raise Forbidden("Admins only.", code="admin_only")
+    ensure_admin(user.role)
     return user
 
 

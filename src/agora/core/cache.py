@@ -41,7 +41,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.db import on_after_commit, pending, take_committed
+from agora.core.db import pending
 from agora.core.serialization import dumps, loads
 from agora.settings import Settings
 
@@ -50,7 +50,6 @@ _TAG_PREFIX = "agora:cache:tag:"
 _ENTRY_PREFIX = "agora:cache:entry:"
 _TAG_TTL_S = 7 * 24 * 3600
 _RESUBSCRIBE_DELAY_S = 1.0
-_AFTER_COMMIT_KEY = "cache.invalidations"
 
 # KEYS[1] is the entry, KEYS[2..] its tags; a tag without a token gets ARGV[1].
 _GET_WITH_GENERATIONS = """
@@ -240,16 +239,15 @@ async def invalidate(redis: Redis, tags: Iterable[str]) -> None:
 
 def invalidate_after_commit(session: AsyncSession, redis: Redis, tags: Iterable[str]) -> None:
     """Invalidate ``tags`` once the session's transaction commits; nothing if it rolls back."""
-    pending(session, _AFTER_COMMIT_KEY).append((redis, tuple(tags)))
+    pending(session, _invalidate_committed).append((redis, tuple(tags)))
 
 
-@on_after_commit
-async def _invalidate_committed(session: AsyncSession) -> None:
+async def _invalidate_committed(invalidations: list[tuple[Redis, tuple[str, ...]]]) -> None:
     by_client: dict[int, tuple[Redis, set[str]]] = {}
-    for redis, tags in take_committed(session, _AFTER_COMMIT_KEY):
+    for redis, tags in invalidations:
         by_client.setdefault(id(redis), (redis, set()))[1].update(tags)
-    for redis, tags in by_client.values():
+    for redis, unique in by_client.values():
         try:
-            await invalidate(redis, tags)
+            await invalidate(redis, unique)
         except RedisError as exc:
-            log.error("cache_invalidation_failed", tags=sorted(tags), error=str(exc))
+            log.error("cache_invalidation_failed", tags=sorted(unique), error=str(exc))

@@ -30,11 +30,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-AfterCommitHook = Callable[[AsyncSession], Awaitable[None]]
+AfterCommitFlush = Callable[[list[Any]], Awaitable[None]]
 AfterCommitCallback = Callable[[], Awaitable[None]]
-_after_commit_hooks: list[AfterCommitHook] = []
-_PENDING_KEY = "agora.after_commit_pending"
-_CALLBACKS = "callbacks"
+_PENDING_KEY = "agora.after_commit.pending"
+_COMMITTED_KEY = "agora.after_commit.committed"
 
 
 class Base(DeclarativeBase):
@@ -103,31 +102,17 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-            await run_after_commit(session)
+            await _flush_committed(session)
 
 
-def on_after_commit(hook: AfterCommitHook) -> AfterCommitHook:
-    """Register a coroutine run after each committed unit of work (jobs, events)."""
-    _after_commit_hooks.append(hook)
-    return hook
+def pending(session: AsyncSession | Session, flush: AfterCommitFlush) -> list[Any]:
+    """A list kept on the session, handed to ``flush`` once its transaction commits.
 
-
-async def run_after_commit(session: AsyncSession) -> None:
-    """Run the after-commit hooks of a unit of work that has just committed."""
-    for hook in _after_commit_hooks:
-        await hook(session)
-
-
-def pending(session: AsyncSession | Session, key: str) -> list[Any]:
-    """A list kept on the session for work to do only if its transaction commits."""
-    store: dict[str, list[Any]] = session.info.setdefault(_PENDING_KEY, {})
-    return store.setdefault(key, [])
-
-
-def take_committed(session: AsyncSession, key: str) -> list[Any]:
-    """Remove and return the committed work buffered under ``key``."""
-    committed: dict[str, list[Any]] = session.info.get(_PENDING_KEY + ".committed", {})
-    return committed.pop(key, [])
+    The one after-commit mechanism (jobs, cache invalidations, callbacks): work is batched per
+    ``flush``; a rollback drops it, and the flushes run in the order they were first asked for.
+    """
+    store: dict[AfterCommitFlush, list[Any]] = session.info.setdefault(_PENDING_KEY, {})
+    return store.setdefault(flush, [])
 
 
 def call_after_commit(session: AsyncSession, callback: AfterCommitCallback) -> None:
@@ -136,21 +121,26 @@ def call_after_commit(session: AsyncSession, callback: AfterCommitCallback) -> N
     For effects outside the database that must follow a committed change (priming Redis with a
     new row's state); the callback handles its own failures, the transaction being already done.
     """
-    pending(session, _CALLBACKS).append(callback)
+    pending(session, _run_callbacks).append(callback)
 
 
-@on_after_commit
-async def _run_committed_callbacks(session: AsyncSession) -> None:
-    callbacks: list[AfterCommitCallback] = take_committed(session, _CALLBACKS)
+async def _run_callbacks(callbacks: list[AfterCommitCallback]) -> None:
     for callback in callbacks:
         await callback()
+
+
+async def _flush_committed(session: AsyncSession) -> None:
+    """Hand the work buffered by a unit of work that has just committed to its flushes."""
+    committed: dict[AfterCommitFlush, list[Any]] = session.info.pop(_COMMITTED_KEY, {})
+    for flush, items in committed.items():
+        await flush(items)
 
 
 @event.listens_for(Session, "after_commit")
 def _promote_pending(session: Session) -> None:
     """On commit, the buffered work becomes committed work, ready to be sent."""
-    buffered: dict[str, list[Any]] = session.info.pop(_PENDING_KEY, {})
-    committed: dict[str, list[Any]] = session.info.setdefault(_PENDING_KEY + ".committed", {})
+    buffered: dict[AfterCommitFlush, list[Any]] = session.info.pop(_PENDING_KEY, {})
+    committed: dict[AfterCommitFlush, list[Any]] = session.info.setdefault(_COMMITTED_KEY, {})
     for key, items in buffered.items():
         committed.setdefault(key, []).extend(items)
 

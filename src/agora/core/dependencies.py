@@ -31,6 +31,7 @@ class AppServices:
     database: Database
     redis: Redis
     rate_limiter: RateLimiter
+    cache: TwoLevelCache
 
 
 def app_services(request: Request) -> AppServices:
@@ -63,8 +64,7 @@ async def _rate_limiter(request: Request) -> RateLimiter:
 
 
 async def _cache(request: Request) -> TwoLevelCache:
-    cache: TwoLevelCache = request.app.state.cache
-    return cache
+    return app_services(request).cache
 
 
 SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]

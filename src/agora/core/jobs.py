@@ -18,11 +18,10 @@ from celery.signals import worker_process_shutdown
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.db import Database, on_after_commit, pending, take_committed
+from agora.core.db import Database, pending
 from agora.settings import get_settings
 
 T = TypeVar("T")
-_JOBS = "jobs"
 
 celery_app = Celery("agora")
 
@@ -61,7 +60,14 @@ def configure_celery(broker_url: str, queue: str = "agora") -> Celery:
 
 def defer(session: AsyncSession, name: str, *args: Any, countdown: float | None = None) -> None:
     """Publish task ``name`` with ``args`` once the session's transaction commits."""
-    pending(session, _JOBS).append(Job(name=name, args=args, countdown=countdown))
+    pending(session, _publish_committed_jobs).append(Job(name=name, args=args, countdown=countdown))
+
+
+def defer_once(session: AsyncSession, name: str) -> None:
+    """Publish task ``name`` (no arguments) once the transaction commits, however often asked."""
+    jobs: list[Job] = pending(session, _publish_committed_jobs)
+    if Job(name=name) not in jobs:
+        jobs.append(Job(name=name))
 
 
 def publish(job: Job) -> None:
@@ -69,11 +75,8 @@ def publish(job: Job) -> None:
     celery_app.send_task(job.name, args=job.args, kwargs=job.kwargs, countdown=job.countdown)
 
 
-@on_after_commit
-async def _publish_committed_jobs(session: AsyncSession) -> None:
-    jobs: list[Job] = take_committed(session, _JOBS)
-    if jobs:
-        await anyio.to_thread.run_sync(_publish_all, jobs)
+async def _publish_committed_jobs(jobs: list[Job]) -> None:
+    await anyio.to_thread.run_sync(_publish_all, jobs)
 
 
 def _publish_all(jobs: list[Job]) -> None:

@@ -24,14 +24,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from agora.core.db import Base, pending
-from agora.core.jobs import defer
+from agora.core.db import Base
+from agora.core.jobs import defer_once
 from agora.core.serialization import dumps, loads
 
 RELAY_TASK = "agora.outbox.relay"
 CHANNEL_PREFIX = "agora:events:"
 OPS_CHANNEL = CHANNEL_PREFIX + "ops"
-_RELAY_REQUESTED = "outbox.relay_requested"
 _BATCH_SIZE = 200
 
 
@@ -83,10 +82,7 @@ def record_event(
     (UUIDs and datetimes become strings).
     """
     session.add(OutboxEvent(topic=topic, payload=loads(dumps(payload)), user_id=user_id))
-    requested = pending(session, _RELAY_REQUESTED)
-    if not requested:
-        requested.append(True)
-        defer(session, RELAY_TASK)
+    defer_once(session, RELAY_TASK)
 
 
 async def relay_pending(session: AsyncSession, redis: Redis) -> int:

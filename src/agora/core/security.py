@@ -74,7 +74,22 @@ class Principal:
     @property
     def is_staff(self) -> bool:
         """Staff and admins operate the shop."""
-        return self.role in (Role.STAFF, Role.ADMIN)
+        return self.role in STAFF_ROLES
+
+
+STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
+
+
+def ensure_staff(role: Role) -> None:
+    """403 ``staff_only`` unless ``role`` operates the shop (staff or admin)."""
+    if role not in STAFF_ROLES:
+        raise Forbidden("Staff only.", code="staff_only")
+
+
+def ensure_admin(role: Role) -> None:
+    """403 ``admin_only`` unless ``role`` is admin."""
+    if role != Role.ADMIN:
+        raise Forbidden("Admins only.", code="admin_only")
 
 
 async def hash_password(password: str) -> str:
@@ -213,15 +228,13 @@ async def require_principal(
 
 async def require_staff(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
     """The caller, who must be staff or admin; 403 otherwise."""
-    if not principal.is_staff:
-        raise Forbidden("Staff only.", code="staff_only")
+    ensure_staff(principal.role)
     return principal
 
 
 async def require_admin(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
     """The caller, who must be an admin; 403 otherwise."""
-    if principal.role != Role.ADMIN:
-        raise Forbidden("Admins only.", code="admin_only")
+    ensure_admin(principal.role)
     return principal
 
 

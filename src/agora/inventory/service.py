@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import service as catalog
-from agora.core.db import on_after_commit, pending, take_committed
+from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound
 from agora.core.outbox import record_event
 from agora.inventory import repository
@@ -37,7 +37,6 @@ from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, 
 from agora.inventory.repository import StockChange, WarehouseUnits
 
 AVAILABILITY_TOPIC = "stock.availability_changed"
-_CATALOG_INVALIDATIONS = "inventory.catalog_invalidations"
 _HELD = ReservationStatus.HELD
 _ALLOCATED = ReservationStatus.ALLOCATED
 
@@ -134,7 +133,7 @@ async def stock_unstocked_variants(session: AsyncSession, quantity: int, *, redi
     await repository.add_movements(session, MovementKind.ADJUSTMENT, added)
     for variant_id, product_id in unstocked:
         if variant_id in stocked:
-            pending(session, _CATALOG_INVALIDATIONS).append((redis, product_id))
+            pending(session, _invalidate_catalog).append((redis, product_id))
     return len(stocked)
 
 
@@ -319,14 +318,13 @@ async def _note_availability(
         return  # another warehouse still has units
     record_event(session, AVAILABILITY_TOPIC, {"variant_id": variant_id, "in_stock": total > 0})
     product_id = await repository.product_of_variant(session, variant_id)
-    pending(session, _CATALOG_INVALIDATIONS).append((redis, product_id))
+    pending(session, _invalidate_catalog).append((redis, product_id))
 
 
-@on_after_commit
-async def _invalidate_catalog(session: AsyncSession) -> None:
+async def _invalidate_catalog(invalidations: list[tuple[Redis, uuid.UUID]]) -> None:
     """Drop the cached catalog documents of products whose availability changed (committed)."""
     done: set[tuple[int, uuid.UUID]] = set()
-    for redis, product_id in take_committed(session, _CATALOG_INVALIDATIONS):
+    for redis, product_id in invalidations:
         if (id(redis), product_id) not in done:
             done.add((id(redis), product_id))
             await catalog.invalidate_product(redis, product_id)
