@@ -434,9 +434,13 @@ async def pickup_points_within(
             StockLevel,
             (StockLevel.warehouse_id == Warehouse.id) & (StockLevel.variant_id == variant_id),
         )
-    rows = (await session.execute(query)).tuples().all()
+    rows = await session.execute(query)
     return [
-        NearbyPoint(row[0], float(row[1]), None if variant_id is None else int(row[-1] or 0))
+        NearbyPoint(
+            row[0],
+            float(row[1]),
+            None if variant_id is None else int(row[-1] or 0),  # type: ignore[misc]
+        )
         for row in rows
     ]
 
