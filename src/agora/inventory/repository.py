@@ -439,7 +439,7 @@ async def pickup_points_within(
         NearbyPoint(
             row[0],
             float(row[1]),
-            None if variant_id is None else int(row[-1] or 0),  # type: ignore[misc]
+            None if variant_id is None else int(row[-1] or 0),
         )
         for row in rows
     ]
