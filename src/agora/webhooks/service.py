@@ -134,6 +134,7 @@ async def update_endpoint(
         endpoint.is_active = False
         endpoint.disabled_at, endpoint.disabled_reason = utcnow(), "disabled by staff"
     await session.flush()
+    await session.refresh(endpoint)  # the database's updated_at
     return endpoint
 
 
@@ -152,6 +153,7 @@ async def rotate_secret(
     endpoint.previous_secret, endpoint.secret = endpoint.secret, new_secret()
     endpoint.previous_secret_expires_at = utcnow() + overlap
     await session.flush()
+    await session.refresh(endpoint)  # the database's updated_at
     return endpoint
 
 
