@@ -29,6 +29,7 @@ from agora.core.db import utcnow
 from agora.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from agora.core.jobs import defer
 from agora.core.money import Money
+from agora.core.outbox import record_event
 from agora.orders import service as orders
 from agora.orders.models import OrderStatus
 from agora.payments import repository
@@ -57,6 +58,7 @@ from agora.settings import Settings
 SUBMIT_REFUND_TASK = "agora.payments.submit_refund"
 RECONCILE_TASK = "agora.payments.reconcile"
 WEBHOOK_PATH = "/api/v1/payments/webhooks/{provider}"
+PAYMENT_FAILED_TOPIC = "payment.failed"
 _RECONCILE_BATCH = 100
 _RECONCILE_HORIZON = dt.timedelta(days=3)
 _RECONCILED_EVENTS = {
@@ -218,6 +220,17 @@ async def apply_event(
     return CallbackResult.ACCEPTED
 
 
+def _announce_failure(session: AsyncSession, payment: Payment) -> None:
+    """Record ``payment.failed`` (staff, merchant webhooks) in the callback's transaction."""
+    payload = {
+        "payment_id": payment.id,
+        "order_id": payment.order_id,
+        "provider": payment.provider,
+        "amount": {"amount": payment.amount, "currency": payment.currency},
+    }
+    record_event(session, PAYMENT_FAILED_TOPIC, payload)
+
+
 async def _apply(
     session: AsyncSession, redis: Redis, payment: Payment, event: CallbackEvent
 ) -> InboxOutcome:
@@ -225,6 +238,8 @@ async def _apply(
         return await _capture(session, payment, event)
     if event.kind is EventKind.PAYMENT_FAILED:
         changed = await repository.mark_failed(session, payment.id)
+        if changed:
+            _announce_failure(session, payment)
         return InboxOutcome.APPLIED if changed else InboxOutcome.ALREADY_APPLIED
     if event.kind is EventKind.REFUND_SUCCEEDED:
         return await _settle_refunds(session, redis, payment, event)
