@@ -22,6 +22,13 @@ from tests.webhooks.conftest import Receiver
 from tests.webhooks.verify import verify
 
 pytestmark = pytest.mark.worker
+Starter = Callable[[], None]
+
+
+@pytest.fixture
+async def staff(database: Database, settings: Settings) -> Account:
+    """A member of staff."""
+    return await create_user(database, settings, Role.STAFF)
 
 
 async def endpoint(
@@ -52,12 +59,11 @@ async def deliveries(
 async def test_an_event_is_delivered_signed(
     client: httpx.AsyncClient,
     database: Database,
-    settings: Settings,
+    staff: Account,
     receiver: Receiver,
-    delivering: Callable[[], None],
+    delivering: Starter,
 ) -> None:
     delivering()
-    staff = await create_user(database, settings, Role.STAFF)
     hook = await endpoint(client, staff, receiver.url, ["order.paid"])
     order_id = str(uuid.uuid4())
     await emit(database, "order.paid", {"order_id": order_id})
@@ -82,12 +88,11 @@ async def test_an_event_is_delivered_signed(
 async def test_failures_are_retried_logged_then_the_endpoint_disabled_and_replayed(
     client: httpx.AsyncClient,
     database: Database,
-    settings: Settings,
+    staff: Account,
     receiver: Receiver,
-    delivering: Callable[[], None],
+    delivering: Starter,
 ) -> None:
     delivering()
-    staff = await create_user(database, settings, Role.STAFF)
     receiver.default = 500
     hook = await endpoint(client, staff, receiver.url, ["stock.low"])
     await emit(database, "stock.low", {"variant_id": str(uuid.uuid4()), "available": 2})
@@ -125,14 +130,9 @@ async def test_failures_are_retried_logged_then_the_endpoint_disabled_and_replay
 
 
 async def test_redirects_are_not_followed_and_rotation_signs_twice(
-    client: httpx.AsyncClient,
-    database: Database,
-    settings: Settings,
-    receiver: Receiver,
-    delivering: Callable[[], None],
+    client: httpx.AsyncClient, staff: Account, receiver: Receiver, delivering: Starter
 ) -> None:
     delivering()
-    staff = await create_user(database, settings, Role.STAFF)
     hook = await endpoint(client, staff, receiver.url, ["order.paid"])
     rotated = await client.post(
         f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=staff.headers
@@ -157,11 +157,10 @@ async def test_redirects_are_not_followed_and_rotation_signs_twice(
 async def test_order_events_reach_an_endpoint_in_order(
     client: httpx.AsyncClient,
     database: Database,
-    settings: Settings,
+    staff: Account,
     receiver: Receiver,
-    delivering: Callable[[], None],
+    delivering: Starter,
 ) -> None:
-    staff = await create_user(database, settings, Role.STAFF)
     await endpoint(client, staff, receiver.url, ["*"])
     receiver.answers = [503]  # the first attempt fails: the later events must wait for it
     order_id = str(uuid.uuid4())

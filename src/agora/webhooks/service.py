@@ -92,9 +92,15 @@ async def create_endpoint(
     return endpoint
 
 
-async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    """An endpoint; 404 if there is none with this id."""
-    endpoint = await repository.get_endpoint(session, endpoint_id)
+async def get_endpoint(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, for_update: bool = False
+) -> WebhookEndpoint:
+    """An endpoint (locked until the transaction ends when ``for_update``); 404 if there is
+    none with this id."""
+    if for_update:
+        endpoint = await repository.lock_endpoint(session, endpoint_id)
+    else:
+        endpoint = await repository.get_endpoint(session, endpoint_id)
     if endpoint is None:
         raise NotFound("No such webhook endpoint.", code="webhook_not_found")
     return endpoint
@@ -117,7 +123,7 @@ async def update_endpoint(
 ) -> WebhookEndpoint:
     """Change an endpoint. Enabling a disabled one clears its failure streak and makes its
     pending deliveries due at once."""
-    endpoint = await _locked(session, endpoint_id)
+    endpoint = await get_endpoint(session, endpoint_id, for_update=True)
     if changes.url is not None:
         await resolve_allowed(changes.url, allow_private=allow_private)
         endpoint.url = changes.url
@@ -149,7 +155,7 @@ async def rotate_secret(
 ) -> WebhookEndpoint:
     """A new secret for an endpoint; the old one keeps signing (a second ``v1``) for
     ``overlap``, so the receiver can switch without missing a delivery."""
-    endpoint = await _locked(session, endpoint_id)
+    endpoint = await get_endpoint(session, endpoint_id, for_update=True)
     endpoint.previous_secret, endpoint.secret = endpoint.secret, new_secret()
     endpoint.previous_secret_expires_at = utcnow() + overlap
     await session.flush()
@@ -273,13 +279,6 @@ def _checked_events(subscribed: list[str]) -> list[str]:
             known=sorted(events.SUBSCRIBABLE),
         )
     return sorted(set(subscribed))
-
-
-async def _locked(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    endpoint = await repository.lock_endpoint(session, endpoint_id)
-    if endpoint is None:
-        raise NotFound("No such webhook endpoint.", code="webhook_not_found")
-    return endpoint
 
 
 async def _delivery(
