@@ -7,6 +7,7 @@ bytes sent (``Agora-Signature``, the scheme of ``core.signing``, one ``v1`` per 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -54,15 +55,29 @@ async def post(request: Request, *, timeout_s: float, allow_private: bool) -> Ou
         return int((time.perf_counter() - started) * 1000)
 
     try:
-        async with guarded_client(allow_private=allow_private, timeout=timeout_s) as client:
-            response = await client.post(request.url, content=body, headers=headers)
+        # httpx's timeout bounds each read; this bounds the whole attempt (a trickling answer).
+        async with (
+            asyncio.timeout(timeout_s),
+            guarded_client(allow_private=allow_private, timeout=timeout_s) as client,
+            client.stream("POST", request.url, content=body, headers=headers) as response,
+        ):
+            answer = await _head_of(response)
     except UnsafeTarget as exc:
         return Outcome(attempted_at, elapsed_ms(), error=f"refused: {exc.detail}")
+    except TimeoutError:
+        return Outcome(attempted_at, elapsed_ms(), error=f"no answer within {timeout_s:g} s")
     except httpx.HTTPError as exc:
         return Outcome(attempted_at, elapsed_ms(), error=f"{type(exc).__name__}: {exc}")
     return Outcome(
-        attempted_at,
-        elapsed_ms(),
-        status_code=response.status_code,
-        response_body=response.text[: delivery.MAX_LOGGED_BODY],
+        attempted_at, elapsed_ms(), status_code=response.status_code, response_body=answer
     )
+
+
+async def _head_of(response: httpx.Response) -> str:
+    """The start of an answer's body, as much as the log keeps (the rest is never read)."""
+    head = b""
+    async for chunk in response.aiter_bytes():
+        head += chunk
+        if len(head) >= delivery.MAX_LOGGED_BODY:
+            break
+    return head[: delivery.MAX_LOGGED_BODY].decode("utf-8", errors="replace")
