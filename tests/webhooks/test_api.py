@@ -95,6 +95,7 @@ async def test_relayed_events_become_deliveries_once(
     async with database.unit_of_work() as session:
         outbox.record_event(session, "order.paid", {"order_id": str(uuid.uuid4())})
         outbox.record_event(session, "order.created", {"order_id": str(uuid.uuid4())})
+        outbox.record_event(session, "pricewatch.undercut", {"target_id": "t1"})
         outbox.record_event(session, "cart.touched", {})  # not a webhook event
     async with database.unit_of_work() as session:
         await outbox.relay_pending(session, redis, consumers=[service.fan_out])
@@ -110,9 +111,10 @@ async def test_relayed_events_become_deliveries_once(
             )
         ).all()
         count = await session.scalar(select(func.count()).select_from(WebhookDelivery))
-    assert count == 3
+    assert count == 4
     assert {(str(endpoint), kind) for endpoint, kind in rows} == {
         (everything["id"], "order.paid"),
         (everything["id"], "order.placed"),
+        (everything["id"], "price.undercut"),
         (paid_only["id"], "order.paid"),
     }
