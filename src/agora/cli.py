@@ -96,6 +96,9 @@ def api(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # Longer than the proxy's upstream keepalive: the proxy, not the API, closes idle
+        # connections, so it never sends a request on a connection the API is closing.
+        timeout_keep_alive=get_settings().http_keepalive_timeout,
     )
 
 
