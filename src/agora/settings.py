@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     grpc_port: int = 50051
     service_keys: SecretStr = SecretStr("")
     crawler_allow_private: bool = False
+    proxy_port: int = 8080
+    http_keepalive_timeout: int = 75
 
     @field_validator("payment_providers")
     @classmethod
