@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
-
 import grpc
+
 from agora.core.db import Database
 from agora.core.redis import create_redis
 from agora.core.security import Role, issue_access_token
