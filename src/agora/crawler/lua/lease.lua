@@ -1,0 +1,86 @@
+-- ARGV: prefix, breaker threshold, how many URLs wanted, lease TTL ms, start margin ms,
+-- then (id, token) of fetches that just ended, whose hosts' slots are freed first.
+-- Expired leases go back to their queue (due now) before anything is handed out. A host gives
+-- a URL only when its gate is open: fewer fetches in flight than its limit, its next allowed
+-- start reached, not paused (Retry-After, robots.txt unreachable) and its circuit not open.
+-- Hosts are served round-robin, one URL per host per pass.
+-- Returns {wait_ms, id1, url1, token1, meta1, id2, ...}; wait_ms is when a host is next ready
+-- (-1: none is).
+local now = now_ms()
+local threshold = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local margin = tonumber(ARGV[5])
+
+for i = 6, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local url = redis.call('HGET', P .. 'url', id)
+  if url and num(redis.call('ZSCORE', P .. 'hold:' .. host_of(url), id), -1) == tonumber(token) then
+    redis.call('ZREM', P .. 'hold:' .. host_of(url), id)
+    reschedule(host_of(url), now, threshold)
+  end
+end
+
+local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  local url = redis.call('HGET', P .. 'url', id)
+  local host = host_of(url)
+  end_lease(id, host)
+  redis.call('ZADD', P .. 'q:' .. host, now, id)
+  reschedule(host, now, threshold)
+end
+
+local out = {-1}
+local granted = 0
+local function grant(host)
+  local hkey = P .. 'host:' .. host
+  local h = redis.call('HMGET', hkey, 'delay', 'rdelay', 'next', 'pause', 'open', 'maxc', 'fails')
+  if now < num(h[3], 0) or now < num(h[4], 0) or now < num(h[5], 0) then
+    return false
+  end
+  local holders = redis.call('ZCOUNT', P .. 'hold:' .. host, now, '+inf')
+  if holders >= concurrency_limit(host, num(h[6], 1), num(h[7], 0), threshold) then
+    return false
+  end
+  local due = redis.call('ZRANGEBYSCORE', P .. 'q:' .. host, '-inf', now, 'LIMIT', 0, 1)
+  if #due == 0 then
+    return false
+  end
+  local id = due[1]
+  local expiry = now + ttl
+  redis.call('ZREM', P .. 'q:' .. host, id)
+  redis.call('ZADD', P .. 'leases', expiry, id)
+  redis.call('ZADD', P .. 'hold:' .. host, expiry, id)
+  redis.call('HINCRBY', hkey, 'leased', 1)
+  local delay = math.max(num(h[1], 0), num(h[2], 0))
+  if delay > 0 then
+    redis.call('HSET', hkey, 'next', now + delay + margin)
+  end
+  local meta = redis.call('HGET', P .. 'meta', id) or ''
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', P .. 'url', id)
+  out[#out + 1] = tostring(expiry)
+  out[#out + 1] = meta
+  granted = granted + 1
+  return delay == 0
+end
+
+local ready = redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', now, 'LIMIT', 0, wanted)
+while granted < wanted and #ready > 0 do
+  local again = {}
+  for _, host in ipairs(ready) do
+    if granted < wanted and grant(host) then
+      again[#again + 1] = host
+    end
+  end
+  ready = again
+end
+for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', now, 'LIMIT', 0, wanted)) do
+  reschedule(host, now, threshold)
+end
+
+local first = redis.call('ZRANGE', P .. 'hosts', 0, 0, 'WITHSCORES')
+if #first > 0 then
+  out[1] = math.max(0, tonumber(first[2]) - now)
+end
+return out

@@ -1,0 +1,154 @@
+"""Every query on price watch's tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.catalog.models import ProductVariant
+from agora.pricewatch.models import PriceChange, Site, Target
+
+
+async def site(session: AsyncSession, site_id: uuid.UUID) -> Site | None:
+    """A site by id."""
+    return await session.get(Site, site_id)
+
+
+async def site_by_host(session: AsyncSession, host: str) -> Site | None:
+    """A site by its host key."""
+    return await session.scalar(select(Site).where(Site.host == host))
+
+
+async def sites_by_host(session: AsyncSession, hosts: Sequence[str]) -> dict[str, Site]:
+    """The sites of these hosts, by host."""
+    found = await session.scalars(select(Site).where(Site.host.in_(hosts)))
+    return {row.host: row for row in found}
+
+
+async def site_rules(
+    session: AsyncSession, site_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The extraction rules of these sites, by site id."""
+    rows = await session.execute(select(Site.id, Site.rules).where(Site.id.in_(site_ids)))
+    return {row.id: row.rules for row in rows}
+
+
+async def all_sites(session: AsyncSession) -> Sequence[Site]:
+    """Every site."""
+    return (await session.scalars(select(Site))).all()
+
+
+async def insert_site(session: AsyncSession, values: dict[str, Any]) -> Site | None:
+    """A new site, or None when its host is watched already."""
+    site_id = await session.scalar(
+        pg_insert(Site)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing(index_elements=[Site.host])
+        .returning(Site.id)
+    )
+    return None if site_id is None else await session.get(Site, site_id)
+
+
+async def insert_targets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Watch these pages; a URL watched already keeps its row (its variant is set if given)."""
+    if not rows:
+        return
+    statement = pg_insert(Target).values(rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Target.url],
+            set_={"variant_id": statement.excluded.variant_id},
+            where=statement.excluded.variant_id.is_not(None),
+        )
+    )
+
+
+async def targets_by_url(session: AsyncSession, urls: Sequence[str]) -> dict[str, Target]:
+    """The targets of these URLs, by URL."""
+    found = await session.scalars(select(Target).where(Target.url.in_(urls)))
+    return {row.url: row for row in found}
+
+
+async def target(session: AsyncSession, target_id: uuid.UUID) -> Target | None:
+    """A target by id."""
+    return await session.get(Target, target_id)
+
+
+async def all_target_urls(session: AsyncSession) -> Sequence[str]:
+    """The URL of every target."""
+    return (await session.scalars(select(Target.url))).all()
+
+
+async def history(session: AsyncSession, target_id: uuid.UUID, limit: int) -> Sequence[PriceChange]:
+    """A target's newest recorded changes, newest first."""
+    query = (
+        select(PriceChange)
+        .where(PriceChange.target_id == target_id)
+        .order_by(PriceChange.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def record_change(
+    session: AsyncSession,
+    target_id: uuid.UUID,
+    price_amount: int,
+    currency: str | None,
+    in_stock: bool | None,
+) -> bool:
+    """Set a target's reading unless it is that already, and log the change; False if it was.
+
+    The guarded UPDATE holds the row until commit, so two crawlers reading the same change
+    record it once: the second finds the reading already set.
+    """
+    new = (price_amount, currency, in_stock)
+    changed = await session.scalar(
+        update(Target)
+        .where(
+            Target.id == target_id,
+            tuple_(Target.price_amount, Target.currency, Target.in_stock).is_distinct_from(new),
+        )
+        .values(
+            price_amount=price_amount, currency=currency, in_stock=in_stock, changed_at=func.now()
+        )
+        .returning(Target.id)
+    )
+    if changed is None:
+        return False
+    await session.execute(
+        insert(PriceChange).values(
+            target_id=target_id, price_amount=price_amount, currency=currency, in_stock=in_stock
+        )
+    )
+    return True
+
+
+async def variant_prices(
+    session: AsyncSession, variant_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, str]]:
+    """Our price (amount, currency) of these variants."""
+    rows = await session.execute(
+        select(ProductVariant.id, ProductVariant.price_amount, ProductVariant.currency).where(
+            ProductVariant.id.in_(variant_ids)
+        )
+    )
+    return {row.id: (row.price_amount, row.currency) for row in rows}
+
+
+async def undercuts(session: AsyncSession, limit: int) -> Sequence[Row[Target, int, str]]:
+    """Targets priced below their variant (same currency), the widest gap first."""
+    gap = ProductVariant.price_amount - Target.price_amount
+    query = (
+        select(Target, ProductVariant.price_amount, ProductVariant.currency)
+        .join(ProductVariant, ProductVariant.id == Target.variant_id)
+        .where(Target.currency == ProductVariant.currency, gap > 0)
+        .order_by(gap.desc(), Target.id)
+        .limit(limit)
+    )
+    return (await session.execute(query)).all()
