@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -28,7 +29,7 @@ class Hit:
 
 
 @dataclass
-class TestSites:
+class LocalSites:
     """Running test sites: their base URLs and their access log."""
 
     ports: list[int]
@@ -53,8 +54,24 @@ class TestSites:
         ).raise_for_status()
 
 
+def max_in_flight(hits: list[Hit]) -> int:
+    """The most requests a site was answering at one time."""
+    events = sorted([(hit.start, 1) for hit in hits] + [(hit.end, -1) for hit in hits])
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    return peak
+
+
+def min_gap(hits: list[Hit]) -> float:
+    """The shortest time between two consecutive request starts."""
+    starts = sorted(hit.start for hit in hits)
+    return min(b - a for a, b in itertools.pairwise(starts))
+
+
 @contextmanager
-def test_sites(tmp_path: Path, *sites: dict[str, Any]) -> Iterator[TestSites]:
+def local_sites(tmp_path: Path, *sites: dict[str, Any]) -> Iterator[LocalSites]:
     """Serve ``sites`` (see ``testsite.py``) on free ports until the block ends."""
     ports = [free_port() for _ in sites]
     log = tmp_path / "access.log"
@@ -72,7 +89,9 @@ def test_sites(tmp_path: Path, *sites: dict[str, Any]) -> Iterator[TestSites]:
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == b"ready"
-        yield TestSites(ports, log)
+        yield LocalSites(ports, log)
     finally:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

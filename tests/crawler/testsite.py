@@ -122,7 +122,7 @@ class Site:
             self.price(request.path),
             config.get("padding", 0),
         )
-        etag = '"' + hashlib.sha1(page.encode()).hexdigest()[:16] + '"'
+        etag = '"' + hashlib.sha1(page.encode(), usedforsecurity=False).hexdigest()[:16] + '"'
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers={"ETag": etag})
         return web.Response(text=page, content_type="text/html", headers={"ETag": etag})
@@ -145,9 +145,8 @@ class Site:
         return web.Response(text=body, content_type="application/xml")
 
 
-async def serve(config: dict[str, Any]) -> None:
+async def serve(config: dict[str, Any], log: Any) -> None:
     """Serve every site until killed."""
-    log = Path(config["log"]).open("a")  # noqa: ASYNC230 - opened once at start
     runners = []
     for site_config in config["sites"]:
         site = Site(site_config, log)
@@ -162,4 +161,6 @@ async def serve(config: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(json.loads(Path(sys.argv[1]).read_text())))
+    settings = json.loads(Path(sys.argv[1]).read_text())
+    with Path(settings["log"]).open("a") as access_log:
+        asyncio.run(serve(settings, access_log))

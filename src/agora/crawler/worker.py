@@ -124,10 +124,20 @@ class Crawler:
 
     async def _crawl(self, lease: Lease) -> None:
         try:
-            self._finish(await self._visit(lease))
+            done = await self._visit(lease)
         except Exception:
             log.exception("crawl failed", url=lease.url)
-            self._finish(_Done(lease, Outcome.ERROR))
+            done = _Done(lease, Outcome.ERROR)
+        if done.result is None:
+            # Nothing for the handler: acknowledged at once, so that a 429 or an error weighs
+            # on the host's gate before its slot can be given to another fetch.
+            await self.frontier.ack([_ack(done)])
+        else:
+            self._ended.append(lease)
+            self._done.append(done)
+            if len(self._done) >= self.batch_size:
+                self._flush_now.set()
+        self._wake.set()
 
     async def _visit(self, lease: Lease) -> _Done:
         rules = await self.robots.rules(lease.host)
@@ -140,13 +150,6 @@ class Crawler:
             lease.url, etag=lease.etag, last_modified=lease.last_modified
         )
         return _classify(lease, result, self.frontier.config.breaker_cooldown_ms)
-
-    def _finish(self, done: _Done) -> None:
-        self._ended.append(done.lease)
-        self._done.append(done)
-        self._wake.set()
-        if len(self._done) >= self.batch_size:
-            self._flush_now.set()
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while True:
@@ -167,25 +170,19 @@ class Crawler:
         done, self._done = self._done, []
         if not done:
             return
-        fetched = [item for item in done if item.result is not None]
         pages = [
             Page(item.lease.url, item.result.body, item.result.content_type)
-            for item in fetched
+            for item in done
             if item.result is not None
         ]
-        verdicts = iter(await self.handler.handle(pages)) if pages else iter(())
+        verdicts = await self.handler.handle(pages)
         acks = []
-        for item in done:
-            lease = item.lease
-            if item.result is None:
-                outcome = item.outcome or Outcome.ERROR
-                acks.append(Ack(lease, outcome, item.wait_ms, 0, lease.etag, lease.last_modified))
-                continue
-            verdict = next(verdicts)
+        for item, verdict in zip(done, verdicts, strict=True):
+            assert item.result is not None
             outcome = Outcome.CHANGED if verdict.changed else Outcome.SAME
             acks.append(
                 Ack(
-                    lease,
+                    item.lease,
                     outcome,
                     urgency=verdict.urgency,
                     etag=item.result.etag,
@@ -193,6 +190,13 @@ class Crawler:
                 )
             )
         await self.frontier.ack(acks)
+
+
+def _ack(done: _Done) -> Ack:
+    """The acknowledgement of a lease that gave the handler nothing (validators kept)."""
+    lease = done.lease
+    outcome = done.outcome or Outcome.ERROR
+    return Ack(lease, outcome, done.wait_ms, 0, lease.etag, lease.last_modified)
 
 
 def _classify(lease: Lease, result: FetchResult, default_wait_ms: int) -> _Done:

@@ -21,12 +21,13 @@ for i = 6, #ARGV, 2 do
   end
 end
 
+-- An expired lease's URL goes back to the head of its queue: what a dead crawler held has
+-- waited longest, and is fetched first.
 local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
-  local url = redis.call('HGET', P .. 'url', id)
-  local host = host_of(url)
+  local host = host_of(redis.call('HGET', P .. 'url', id))
   end_lease(id, host)
-  redis.call('ZADD', P .. 'q:' .. host, now, id)
+  redis.call('ZADD', P .. 'q:' .. host, 0, id)
   reschedule(host, now, threshold)
 end
 
