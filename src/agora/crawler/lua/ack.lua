@@ -13,31 +13,39 @@ local now = now_ms()
 local threshold = tonumber(ARGV[2])
 local cooldown = tonumber(ARGV[3])
 local applied = 0
-local touched = {}
 
-local function interval_after(h, meta, outcome)
-  local low, high = num(h[1], 3600), num(h[2], 86400)
-  local interval = tonumber(string.match(meta, '^([%d.]+)')) or low
+local fetched_now = 0
+local hosts = {}
+
+-- The host's bounds and counters, read once and written once per call.
+local function host_state(host)
+  local state = hosts[host]
+  if not state then
+    local h = redis.call('HMGET', P .. 'host:' .. host, 'min', 'max')
+    state = {min = num(h[1], 3600), max = num(h[2], 86400), leased = 0, fetched = 0, notmod = 0}
+    hosts[host] = state
+  end
+  return state
+end
+
+local function interval_after(state, meta, outcome)
+  local interval = tonumber(string.match(meta, '^([%d.]+)')) or state.min
   if outcome == 'changed' then
     interval = interval / 2
   elseif meta ~= '' then
     interval = interval * 1.5
   end
-  return math.min(high, math.max(low, interval))
+  return math.min(state.max, math.max(state.min, interval))
 end
 
-local function fetched(id, host, hkey, outcome, urgency, validators)
-  local h = redis.call('HMGET', hkey, 'min', 'max')
-  local interval = interval_after(h, redis.call('HGET', P .. 'meta', id) or '', outcome)
+local function fetched(id, state, outcome, urgency, validators)
+  local interval = interval_after(state, redis.call('HGET', P .. 'meta', id) or '', outcome)
   redis.call('HSET', P .. 'meta', id, interval .. '\t' .. now .. '\t' .. validators)
-  redis.call('HSET', hkey, 'fails', 0)
-  redis.call('HINCRBY', hkey, 'fetched', 1)
+  state.fetched = state.fetched + 1
   if outcome == 'notmod' then
-    redis.call('HINCRBY', hkey, 'notmod', 1)
+    state.notmod = state.notmod + 1
   end
-  local bucket = P .. 'rate:' .. math.floor(now / 1000)
-  redis.call('INCR', bucket)
-  redis.call('EXPIRE', bucket, 120)
+  fetched_now = fetched_now + 1
   return now + math.floor(interval * 1000 * (1 - urgency / 200))
 end
 
@@ -58,10 +66,13 @@ for i = 4, #ARGV, 6 do
   if num(redis.call('ZSCORE', P .. 'leases', id), -1) == tonumber(token) then
     local host = host_of(redis.call('HGET', P .. 'url', id))
     local hkey = P .. 'host:' .. host
+    local state = host_state(host)
     local due = now
-    end_lease(id, host)
+    redis.call('ZREM', P .. 'leases', id)
+    redis.call('ZREM', P .. 'hold:' .. host, id)
+    state.leased = state.leased + 1
     if outcome == 'changed' or outcome == 'same' or outcome == 'notmod' then
-      due = fetched(id, host, hkey, outcome, urgency, validators)
+      due = fetched(id, state, outcome, urgency, validators)
     elseif outcome == 'retry' then
       due = now + wait
       redis.call('HSET', hkey, 'pause', due)
@@ -69,14 +80,25 @@ for i = 4, #ARGV, 6 do
     elseif outcome == 'error' then
       due = failed(hkey)
     elseif outcome == 'skip' then
-      due = now + num(redis.call('HGET', hkey, 'max'), 86400) * 1000
+      due = now + state.max * 1000
     end
     redis.call('ZADD', P .. 'q:' .. host, due, id)
-    touched[host] = true
     applied = applied + 1
   end
 end
-for host in pairs(touched) do
+for host, state in pairs(hosts) do
+  local hkey = P .. 'host:' .. host
+  redis.call('HINCRBY', hkey, 'leased', -state.leased)
+  if state.fetched > 0 then
+    redis.call('HINCRBY', hkey, 'fetched', state.fetched)
+    redis.call('HINCRBY', hkey, 'notmod', state.notmod)
+    redis.call('HSET', hkey, 'fails', 0)
+  end
   reschedule(host, now, threshold)
+end
+if fetched_now > 0 then
+  local bucket = P .. 'rate:' .. math.floor(now / 1000)
+  redis.call('INCRBY', bucket, fetched_now)
+  redis.call('EXPIRE', bucket, 120)
 end
 return applied

@@ -3,7 +3,7 @@
 -- Expired leases go back to their queue (due now) before anything is handed out. A host gives
 -- a URL only when its gate is open: fewer fetches in flight than its limit, its next allowed
 -- start reached, not paused (Retry-After, robots.txt unreachable) and its circuit not open.
--- Hosts are served round-robin, one URL per host per pass.
+-- Hosts are served round-robin, in passes, until enough URLs are granted.
 -- Returns {wait_ms, id1, url1, token1, meta1, id2, ...}; wait_ms is when a host is next ready
 -- (-1: none is).
 local now = now_ms()
@@ -33,6 +33,8 @@ end
 
 local out = {-1}
 local granted = 0
+-- Grant what the host's gate allows now: with a delay, one URL; without, as many as it has
+-- slots free. Returns whether the host may give more in this call.
 local function grant(host)
   local hkey = P .. 'host:' .. host
   local h = redis.call('HMGET', hkey, 'delay', 'rdelay', 'next', 'pause', 'open', 'maxc', 'fails')
@@ -40,30 +42,42 @@ local function grant(host)
     return false
   end
   local holders = redis.call('ZCOUNT', P .. 'hold:' .. host, now, '+inf')
-  if holders >= concurrency_limit(host, num(h[6], 1), num(h[7], 0), threshold) then
-    return false
-  end
-  local due = redis.call('ZRANGEBYSCORE', P .. 'q:' .. host, '-inf', now, 'LIMIT', 0, 1)
-  if #due == 0 then
-    return false
-  end
-  local id = due[1]
-  local expiry = now + ttl
-  redis.call('ZREM', P .. 'q:' .. host, id)
-  redis.call('ZADD', P .. 'leases', expiry, id)
-  redis.call('ZADD', P .. 'hold:' .. host, expiry, id)
-  redis.call('HINCRBY', hkey, 'leased', 1)
+  local free = concurrency_limit(host, num(h[6], 1), num(h[7], 0), threshold) - holders
   local delay = math.max(num(h[1], 0), num(h[2], 0))
+  if delay > 0 then
+    free = math.min(free, 1)
+  end
+  free = math.min(free, wanted - granted, 1000)
+  if free <= 0 then
+    return false
+  end
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'q:' .. host, '-inf', now, 'LIMIT', 0, free)
+  if #ids == 0 then
+    return false
+  end
+  local expiry = now + ttl
+  local scored = {}
+  for i, id in ipairs(ids) do
+    scored[2 * i - 1] = expiry
+    scored[2 * i] = id
+  end
+  redis.call('ZREM', P .. 'q:' .. host, unpack(ids))
+  redis.call('ZADD', P .. 'leases', unpack(scored))
+  redis.call('ZADD', P .. 'hold:' .. host, unpack(scored))
+  redis.call('HINCRBY', hkey, 'leased', #ids)
   if delay > 0 then
     redis.call('HSET', hkey, 'next', now + delay + margin)
   end
-  local meta = redis.call('HGET', P .. 'meta', id) or ''
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', P .. 'url', id)
-  out[#out + 1] = tostring(expiry)
-  out[#out + 1] = meta
-  granted = granted + 1
-  return delay == 0
+  local urls = redis.call('HMGET', P .. 'url', unpack(ids))
+  local metas = redis.call('HMGET', P .. 'meta', unpack(ids))
+  for i, id in ipairs(ids) do
+    out[#out + 1] = id
+    out[#out + 1] = urls[i]
+    out[#out + 1] = tostring(expiry)
+    out[#out + 1] = metas[i] or ''
+  end
+  granted = granted + #ids
+  return delay == 0 and #ids == free
 end
 
 local ready = redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', now, 'LIMIT', 0, wanted)
