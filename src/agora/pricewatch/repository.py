@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Row,
+    String,
+    Uuid,
+    column,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,38 +109,65 @@ async def history(session: AsyncSession, target_id: uuid.UUID, limit: int) -> Se
     return (await session.scalars(query)).all()
 
 
-async def record_change(
-    session: AsyncSession,
-    target_id: uuid.UUID,
-    price_amount: int,
-    currency: str | None,
-    in_stock: bool | None,
-) -> bool:
-    """Set a target's reading unless it is that already, and log the change; False if it was.
+@dataclass(frozen=True)
+class NewReading:
+    """A target's reading as a page now states it."""
 
-    The guarded UPDATE holds the row until commit, so two crawlers reading the same change
-    record it once: the second finds the reading already set.
+    target_id: uuid.UUID
+    price_amount: int
+    currency: str | None
+    in_stock: bool | None
+
+
+async def record_changes(session: AsyncSession, readings: Sequence[NewReading]) -> set[uuid.UUID]:
+    """Set each target's reading unless it is that already, log each change; the ids changed.
+
+    One guarded UPDATE for the batch holds the rows it changes until commit, so two crawlers
+    reading the same change record it once: the second finds the reading already set.
     """
-    new = (price_amount, currency, in_stock)
-    changed = await session.scalar(
-        update(Target)
-        .where(
-            Target.id == target_id,
-            tuple_(Target.price_amount, Target.currency, Target.in_stock).is_distinct_from(new),
+    if not readings:
+        return set()
+    new = values(
+        column("id", Uuid),
+        column("price_amount", BigInteger),
+        column("currency", String(3)),
+        column("in_stock", Boolean),
+        name="reading",
+    ).data([(r.target_id, r.price_amount, r.currency, r.in_stock) for r in readings])
+    current = tuple_(Target.price_amount, Target.currency, Target.in_stock)
+    changed = set(
+        await session.scalars(
+            update(Target)
+            .where(
+                Target.id == new.c.id,
+                current.is_distinct_from(
+                    tuple_(new.c.price_amount, new.c.currency, new.c.in_stock)
+                ),
+            )
+            .values(
+                price_amount=new.c.price_amount,
+                currency=new.c.currency,
+                in_stock=new.c.in_stock,
+                changed_at=func.now(),
+            )
+            .returning(Target.id)
         )
-        .values(
-            price_amount=price_amount, currency=currency, in_stock=in_stock, changed_at=func.now()
-        )
-        .returning(Target.id)
     )
-    if changed is None:
-        return False
-    await session.execute(
-        insert(PriceChange).values(
-            target_id=target_id, price_amount=price_amount, currency=currency, in_stock=in_stock
+    if changed:
+        await session.execute(
+            insert(PriceChange),
+            [
+                {
+                    "target_id": r.target_id,
+                    "price_amount": r.price_amount,
+                    "currency": r.currency,
+                    "in_stock": r.in_stock,
+                }
+                for r in readings
+                if r.target_id in changed
+            ],
         )
-    )
-    return True
+    return changed
 
 
 async def variant_prices(

@@ -193,21 +193,43 @@ async def record_pages(
     rules = await repository.site_rules(session, sorted({t.site_id for t in targets.values()}))
     variant_ids = [t.variant_id for t in targets.values() if t.variant_id is not None]
     ours = await repository.variant_prices(session, variant_ids) if variant_ids else {}
-    verdicts = []
+    readings: dict[str, Reading] = {}
     for url, body in pages:
         target = targets.get(url)
         reading = read_page(body, url, rules.get(target.site_id)) if target else None
-        if target is None or reading is None:
+        if target is not None and reading is not None:
+            readings[url] = reading
+    changed = await repository.record_changes(
+        session,
+        [
+            repository.NewReading(
+                targets[url].id, reading.price_amount, reading.currency, reading.in_stock
+            )
+            for url, reading in readings.items()
+            if _differs(targets[url], reading)
+        ],
+    )
+    verdicts = []
+    for url, _ in pages:
+        reading = readings.get(url)
+        if reading is None:
             verdicts.append((False, 0))
             continue
+        target = targets[url]
         our_price = ours.get(target.variant_id) if target.variant_id else None
-        changed = await repository.record_change(
-            session, target.id, reading.price_amount, reading.currency, reading.in_stock
-        )
-        if changed and our_price is not None:
+        if target.id in changed and our_price is not None:
             _note_undercut(session, target, reading, our_price)
-        verdicts.append((changed, _urgency(reading, our_price)))
+        verdicts.append((target.id in changed, _urgency(reading, our_price)))
     return verdicts
+
+
+def _differs(target: Target, reading: Reading) -> bool:
+    """Whether a reading differs from the target's as loaded (the UPDATE checks it again)."""
+    return (target.price_amount, target.currency, target.in_stock) != (
+        reading.price_amount,
+        reading.currency,
+        reading.in_stock,
+    )
 
 
 def _note_undercut(
