@@ -22,6 +22,7 @@ from agora.crawler.frontier import Ack, Frontier, Lease, Outcome
 from agora.crawler.robots import RobotsBook, allows
 
 IDLE_POLL_S = 0.05
+COALESCE_S = 0.002
 STOP_GRACE_S = 10.0
 log = structlog.get_logger(__name__)
 
@@ -103,6 +104,10 @@ class Crawler:
 
     async def _lease_more(self, stop: asyncio.Event) -> None:
         free = self.concurrency - len(self._active)
+        if 0 < free < self.concurrency // 4 and not stop.is_set():
+            # A few slots free: let more fetches end, then lease for all in one Redis call.
+            await asyncio.sleep(COALESCE_S)
+            free = self.concurrency - len(self._active)
         ended, self._ended = self._ended, []
         leases, wait_s = await self.frontier.lease(max(free, 0), ended)
         for lease in leases:

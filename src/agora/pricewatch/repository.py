@@ -88,6 +88,36 @@ async def targets_by_url(session: AsyncSession, urls: Sequence[str]) -> dict[str
     return {row.url: row for row in found}
 
 
+@dataclass(frozen=True)
+class WatchedPage:
+    """What reading a fetched page needs of its target (plain columns: no ORM identity map,
+    which costs more than the rest of a crawler's batch)."""
+
+    id: uuid.UUID
+    url: str
+    site_id: uuid.UUID
+    variant_id: uuid.UUID | None
+    price_amount: int | None
+    currency: str | None
+    in_stock: bool | None
+
+
+async def watched_pages(session: AsyncSession, urls: Sequence[str]) -> dict[str, WatchedPage]:
+    """The targets of these URLs, by URL."""
+    rows = await session.execute(
+        select(
+            Target.id,
+            Target.url,
+            Target.site_id,
+            Target.variant_id,
+            Target.price_amount,
+            Target.currency,
+            Target.in_stock,
+        ).where(Target.url.in_(urls))
+    )
+    return {row.url: WatchedPage(*row) for row in rows}
+
+
 async def target(session: AsyncSession, target_id: uuid.UUID) -> Target | None:
     """A target by id."""
     return await session.get(Target, target_id)
@@ -151,6 +181,8 @@ async def record_changes(session: AsyncSession, readings: Sequence[NewReading]) 
                 changed_at=func.now(),
             )
             .returning(Target.id)
+            # callers hold plain rows (``WatchedPage``), no ORM objects to keep in step
+            .execution_options(synchronize_session=False)
         )
     )
     if changed:

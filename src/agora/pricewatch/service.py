@@ -189,7 +189,7 @@ async def record_pages(
 ) -> list[tuple[bool, int]]:
     """Read fetched pages (URL, body) and record the changed readings with their undercut
     events; per page, whether it changed and how urgent it is (0-100: near our price is urgent)."""
-    targets = await repository.targets_by_url(session, [url for url, _ in pages])
+    targets = await repository.watched_pages(session, [url for url, _ in pages])
     rules = await repository.site_rules(session, sorted({t.site_id for t in targets.values()}))
     variant_ids = [t.variant_id for t in targets.values() if t.variant_id is not None]
     ours = await repository.variant_prices(session, variant_ids) if variant_ids else {}
@@ -223,7 +223,7 @@ async def record_pages(
     return verdicts
 
 
-def _differs(target: Target, reading: Reading) -> bool:
+def _differs(target: repository.WatchedPage, reading: Reading) -> bool:
     """Whether a reading differs from the target's as loaded (the UPDATE checks it again)."""
     return (target.price_amount, target.currency, target.in_stock) != (
         reading.price_amount,
@@ -233,7 +233,10 @@ def _differs(target: Target, reading: Reading) -> bool:
 
 
 def _note_undercut(
-    session: AsyncSession, target: Target, reading: Reading, our_price: tuple[int, str]
+    session: AsyncSession,
+    target: repository.WatchedPage,
+    reading: Reading,
+    our_price: tuple[int, str],
 ) -> None:
     amount, currency = our_price
     if reading.currency != currency or reading.price_amount >= amount:
