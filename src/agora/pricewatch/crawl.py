@@ -21,7 +21,9 @@ class PriceWatchHandler:
     async def handle(self, pages: Sequence[Page]) -> Sequence[Verdict]:
         """Record the batch's readings, changes and undercut events in one transaction."""
         async with self.database.unit_of_work() as session:
-            verdicts = await service.record_pages(session, [(p.url, p.body) for p in pages])
+            verdicts = await service.record_pages(
+                session, [(p.url, p.body, p.content_type) for p in pages]
+            )
         return [Verdict(changed, urgency) for changed, urgency in verdicts]
 
 

@@ -24,6 +24,7 @@ from extruct.utils import parse_html
 from extruct.w3cmicrodata import MicrodataExtractor
 from parsel import Selector
 from price_parser import Price
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding
 
 _ZERO_DECIMALS = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"})
 _ZERO_DECIMALS |= frozenset({"RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"})
@@ -31,6 +32,7 @@ _THREE_DECIMALS = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 _SYMBOLS = {"€": "EUR", "$": "USD", "US$": "USD", "£": "GBP", "¥": "CNY", "元": "CNY"}
 _SYMBOLS |= {"円": "JPY", "₩": "KRW", "₹": "INR", "CHF": "CHF", "kr": "SEK", "zł": "PLN"}
 _CODE = re.compile(r"^[A-Z]{3}$")
+_PLAIN_NUMBER = re.compile(r"^\d+(\.\d+)?$")
 _JSON_LD = re.compile(
     rb"<script[^>]*type\s*=\s*[\"']?application/ld\+json[\"']?[^>]*>(.*?)</script",
     re.IGNORECASE | re.DOTALL,
@@ -51,13 +53,18 @@ class Reading:
     in_stock: bool | None
 
 
-def read_page(body: bytes, url: str, rules: Mapping[str, str] | None = None) -> Reading | None:
+def read_page(
+    body: bytes, url: str, rules: Mapping[str, str] | None = None, content_type: str = ""
+) -> Reading | None:
     """The page's price and availability, or None when no source names a price."""
     for offer in _json_ld_offers(body):
         reading = _reading(offer.get("price"), offer.get("currency"), offer.get("availability"))
         if reading is not None:
             return reading
-    document = parse_html(body, None)
+    encoding = (
+        http_content_type_encoding(content_type) or html_body_declared_encoding(body) or "utf-8"
+    )
+    document = parse_html(body, encoding)
     for offer in _structured_offers(document, url):
         reading = _reading(offer.get("price"), offer.get("currency"), offer.get("availability"))
         if reading is not None:
@@ -161,11 +168,17 @@ def _select(selector: Selector, rule: str) -> str | None:
 def _reading(price: Any, currency: Any, availability: Any) -> Reading | None:
     if price is None or isinstance(price, dict | list):
         return None
-    parsed = Price.fromstring(str(price), currency_hint=str(currency) if currency else None)
-    if parsed.amount is None or parsed.amount < 0:
+    text = str(price).strip()
+    amount: Decimal | None
+    if _PLAIN_NUMBER.match(text):  # schema.org's form: digits, "." for decimals
+        amount, found_currency = Decimal(text), None
+    else:
+        parsed = Price.fromstring(text, currency_hint=str(currency) if currency else None)
+        amount, found_currency = parsed.amount, parsed.currency
+    if amount is None or amount < 0:
         return None
-    code = _currency_code(str(currency) if currency else parsed.currency)
-    return Reading(_minor_units(parsed.amount, code), code, _availability(availability))
+    code = _currency_code(str(currency) if currency else found_currency)
+    return Reading(_minor_units(amount, code), code, _availability(availability))
 
 
 def _currency_code(value: str | None) -> str | None:

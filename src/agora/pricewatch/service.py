@@ -185,19 +185,22 @@ async def sync_frontier(session: AsyncSession, frontier: Frontier) -> int:
 
 
 async def record_pages(
-    session: AsyncSession, pages: Sequence[tuple[str, bytes]]
+    session: AsyncSession, pages: Sequence[tuple[str, bytes, str]]
 ) -> list[tuple[bool, int]]:
-    """Read fetched pages (URL, body) and record the changed readings with their undercut
-    events; per page, whether it changed and how urgent it is (0-100: near our price is urgent)."""
-    targets = await repository.watched_pages(session, [url for url, _ in pages])
+    """Read fetched pages (URL, body, Content-Type) and record the changed readings with their
+    undercut events; per page, whether it changed and how urgent it is (0-100: near our price
+    is urgent)."""
+    targets = await repository.watched_pages(session, [page[0] for page in pages])
     rules = await repository.site_rules(session, sorted({t.site_id for t in targets.values()}))
     variant_ids = [t.variant_id for t in targets.values() if t.variant_id is not None]
     ours = await repository.variant_prices(session, variant_ids) if variant_ids else {}
     readings: dict[str, Reading] = {}
-    for url, body in pages:
+    for url, body, content_type in pages:
         target = targets.get(url)
-        reading = read_page(body, url, rules.get(target.site_id)) if target else None
-        if target is not None and reading is not None:
+        if target is None:
+            continue
+        reading = read_page(body, url, rules.get(target.site_id), content_type)
+        if reading is not None:
             readings[url] = reading
     changed = await repository.record_changes(
         session,
@@ -210,7 +213,7 @@ async def record_pages(
         ],
     )
     verdicts = []
-    for url, _ in pages:
+    for url, _, _ in pages:
         reading = readings.get(url)
         if reading is None:
             verdicts.append((False, 0))
