@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     crawler_breaker_cooldown: float = 60.0
     crawler_flush_interval: float = 0.5
     crawler_batch_size: int = 200
+    proxy_port: int = 8080
+    http_keepalive_timeout: int = 75
 
     @field_validator("payment_providers")
     @classmethod
