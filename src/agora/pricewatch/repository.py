@@ -33,11 +33,6 @@ async def site(session: AsyncSession, site_id: uuid.UUID) -> Site | None:
     return await session.get(Site, site_id)
 
 
-async def site_by_host(session: AsyncSession, host: str) -> Site | None:
-    """A site by its host key."""
-    return await session.scalar(select(Site).where(Site.host == host))
-
-
 async def sites_by_host(session: AsyncSession, hosts: Sequence[str]) -> dict[str, Site]:
     """The sites of these hosts, by host."""
     found = await session.scalars(select(Site).where(Site.host.in_(hosts)))
