@@ -172,7 +172,7 @@ async def test_order_events_reach_an_endpoint_in_order(
         types = [loads(request.body)["type"] for request in receiver.requests]
         return types if len(types) >= 4 else None
 
-    types = await wait_for(delivered_types, timeout=60)
+    types = await wait_for(delivered_types, timeout=120)
     first_failed, *succeeded = types
     assert succeeded == ["order.placed", "order.paid", "order.cancelled"]
     assert first_failed == "order.placed"
