@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,8 +24,10 @@ from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
 from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from agora.core.openapi import document_problems
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.core.validation import refuse_unstorable_input
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A fast, async, headless commerce backend.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unstorable_input)],
     )
     register_stock_lookup(inventory_service.in_stock_variant_ids)
     install_error_handlers(app)
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         self_metered_paths=(API_PREFIX + PURCHASE_PATH,),
     )
     app.add_middleware(RequestContextMiddleware)
+    document_problems(app, metered_prefix=API_PREFIX, unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,))
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)

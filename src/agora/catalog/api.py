@@ -13,6 +13,8 @@ from starlette.responses import Response
 
 from agora.catalog import service
 from agora.catalog.schemas import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     CategoryCreate,
     CategoryDetail,
     CategoryList,
@@ -30,6 +32,7 @@ from agora.catalog.schemas import (
 )
 from agora.core.dependencies import AppServices, CacheDep, RedisDep, ServicesDep, SessionDep
 from agora.core.security import MaybePrincipal, StaffPrincipal
+from agora.core.validation import NonNegativeBigInt
 
 router = APIRouter(tags=["catalog"])
 _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (ETag)"}}
@@ -143,11 +146,11 @@ async def list_products(
     cache: CacheDep,
     q: Annotated[str | None, Query(description="Search words, English or Chinese")] = None,
     category: Annotated[str | None, Query(description="Category slug, descendants too")] = None,
-    min_price: Annotated[int | None, Query(description="Minor units")] = None,
-    max_price: Annotated[int | None, Query(description="Minor units")] = None,
+    min_price: Annotated[NonNegativeBigInt | None, Query(description="Minor units")] = None,
+    max_price: Annotated[NonNegativeBigInt | None, Query(description="Minor units")] = None,
     sort: ProductSort | None = None,
     cursor: str | None = None,
-    limit: int = 24,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> Response:
     declared = {"q": q, "category": category, "min_price": min_price, "max_price": max_price}
     declared |= {"sort": sort, "cursor": cursor, "limit": limit}

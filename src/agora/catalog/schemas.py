@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from agora.catalog.models import ProductStatus
 from agora.core.money import Money
+from agora.core.validation import NonNegativeBigInt
 
 Slug = Annotated[
     str,
@@ -33,6 +34,7 @@ Description = Annotated[str, StringConstraints(max_length=100_000)]
 Images = Annotated[list[HttpUrl], Field(max_length=20)]
 ProductSort = Literal["newest", "price_asc", "price_desc", "name", "relevance"]
 MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 24
 
 
 class _Input(BaseModel):
@@ -170,14 +172,14 @@ class ProductQuery(BaseModel):
 
     q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     category: Slug | None = None
-    min_price: Annotated[int, Field(ge=0)] | None = None
-    max_price: Annotated[int, Field(ge=0)] | None = None
+    min_price: NonNegativeBigInt | None = None
+    max_price: NonNegativeBigInt | None = None
     attributes: dict[AttributeName, Annotated[str, StringConstraints(max_length=200)]] = Field(
         default_factory=dict, max_length=10
     )
     sort: ProductSort | None = None
     cursor: Annotated[str, StringConstraints(max_length=500)] | None = None
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 24
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
 
     @property
     def effective_sort(self) -> ProductSort:
