@@ -33,7 +33,7 @@ _NUL_MESSAGE = "Value must not contain NUL characters"
 
 async def refuse_unstorable_input(connection: HTTPConnection) -> None:
     """422 naming every parameter, form field or JSON string that carries a NUL character."""
-    locations = [
+    locations: list[tuple[str | int, ...]] = [
         ("path", name) for name, value in connection.path_params.items() if _has_nul(value)
     ]
     locations += [
