@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from agora.catalog.models import ProductStatus
 from agora.core.money import Money
-from agora.core.validation import NonNegativeBigInt
+from agora.core.validation import BigInt, NonNegativeBigInt
 
 Slug = Annotated[
     str,
@@ -22,11 +22,14 @@ Sku = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 AttributeValue = (
     Annotated[str, StringConstraints(max_length=200)]
     | bool
-    | int
+    | BigInt
     | Annotated[float, Field(allow_inf_nan=False)]
 )
 Attributes = Annotated[dict[AttributeName, AttributeValue], Field(max_length=50)]
@@ -44,7 +47,7 @@ class _Input(BaseModel):
 class CategoryCreate(_Input):
     """A new category; the slug is derived from the name when omitted."""
 
-    name: Name
+    name: CategoryName
     slug: Slug | None = None
     parent_id: uuid.UUID | None = None
     description: Annotated[str, StringConstraints(max_length=5_000)] = ""
@@ -53,7 +56,7 @@ class CategoryCreate(_Input):
 class CategoryUpdate(_Input):
     """Fields of a category to change; ``parent_id: null`` moves it to the root."""
 
-    name: Name | None = None
+    name: CategoryName | None = None
     slug: Slug | None = None
     parent_id: uuid.UUID | None = None
     description: Annotated[str, StringConstraints(max_length=5_000)] | None = None

@@ -7,7 +7,7 @@ it can answer, each as a ``Problem`` under ``application/problem+json``:
 
 - 413 and 503 everywhere (the body limit and an unreachable dependency);
 - 429 under the metered prefix, except the unmetered paths;
-- 422 where the operation takes parameters or a body;
+- 422 where the operation takes parameters or a body, and 400 for a body that cannot be parsed;
 - 401 and 403 where it takes credentials;
 - 404 where it names a resource in its path, and 404 and 409 on every write.
 
@@ -98,7 +98,9 @@ def _document_operation(operation: dict[str, Any], method: str, *, metered: bool
     statuses = {413, 503}
     if metered:
         statuses.add(429)
-    if parameters or "requestBody" in operation:
+    if "requestBody" in operation:
+        statuses |= {400, 422}
+    if parameters:
         statuses.add(422)
     if operation.get("security"):
         statuses |= {401, 403}

@@ -1,8 +1,9 @@
 """Input PostgreSQL cannot store is refused where requests are parsed, before it reaches SQL.
 
 PostgreSQL refuses a NUL character in text and an integer past 64 bits; a request carrying one
-would otherwise fail deep inside a query and answer 500. Integers are bounded by the types below,
-which every schema and parameter uses (a test walks the OpenAPI document to keep it so). NUL is
+would otherwise fail deep inside a query and answer 500. Integers are bounded by the types below
+(or tighter), which every schema and parameter uses; a test walks the OpenAPI document to keep
+it so. NUL is
 refused once for every operation by ``refuse_unstorable_input``, a dependency the app puts in
 front of all its routes: it looks at the path and query parameters, form fields and JSON
 strings (keys too) and answers 422 ``invalid_request`` naming each field that holds one.
@@ -19,11 +20,12 @@ from starlette.requests import HTTPConnection, Request
 
 from agora.core.serialization import loads
 
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
-BigInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-NonNegativeBigInt = Annotated[int, Field(ge=0, le=INT64_MAX)]
-PositiveBigInt = Annotated[int, Field(ge=1, le=INT64_MAX)]
+# The largest integer every JSON client holds exactly (JavaScript's Number.MAX_SAFE_INTEGER) and
+# that survives the OpenAPI document's float bounds: well within PostgreSQL's bigint.
+MAX_SAFE_INTEGER = 2**53 - 1
+BigInt = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+NonNegativeBigInt = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+PositiveBigInt = Annotated[int, Field(ge=1, le=MAX_SAFE_INTEGER)]
 
 NUL = "\x00"
 _ESCAPED_NUL = b"\\u0000"
