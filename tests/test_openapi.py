@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from math import inf
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings

@@ -10,12 +10,11 @@ import pytest
 
 from agora.core.security import Role
 from agora.core.validation import MAX_SAFE_INTEGER
-
-INT64_MAX = 2**63 - 1
 from agora.settings import Settings
 from tests.factories import create_user
 
 pytestmark = pytest.mark.usefixtures("app")
+INT64_MAX = 2**63 - 1
 
 _SHIPPING_METHOD = {
     "code": "post",
