@@ -16,6 +16,7 @@ from agora.accounts.api import router as accounts_router
 from agora.cart.api import router as cart_router
 from agora.catalog.api import router as catalog_router
 from agora.catalog.service import register_stock_lookup
+from agora.core.apidocs import install_api_docs
 from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A fast, async, headless commerce backend.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         dependencies=[Depends(refuse_unstorable_input)],
     )
     register_stock_lookup(inventory_service.in_stock_variant_ids)
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     document_problems(app, metered_prefix=API_PREFIX, unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,))
     app.include_router(_operations_router())
+    install_api_docs(app)
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
