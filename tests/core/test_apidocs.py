@@ -73,7 +73,8 @@ async def test_docs_render_every_operation_offline(browser: Any, server: ApiProc
     assert response.headers["content-security-policy"] == DOCS_CONTENT_SECURITY_POLICY
 
     await page.locator(_ME).wait_for(timeout=30_000)
-    document = httpx.get(f"{server.base_url}/openapi.json").json()
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        document = (await http.get("/openapi.json")).json()
     operations = sum(len(methods) for methods in document["paths"].values())
     assert await page.locator(".opblock").count() == operations
     assert elsewhere == []
@@ -82,9 +83,10 @@ async def test_docs_render_every_operation_offline(browser: Any, server: ApiProc
 
 async def test_authorize_logs_a_real_user_in(browser: Any, server: ApiProcess) -> None:
     email, password = f"{uuid.uuid4().hex}@example.com", "a long enough password"
-    registered = httpx.post(
-        f"{server.base_url}/api/v1/auth/register", json={"email": email, "password": password}
-    )
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        registered = await http.post(
+            "/api/v1/auth/register", json={"email": email, "password": password}
+        )
     assert registered.status_code == 201
     page, elsewhere, problems = await _offline_page(browser, server)
     await page.goto(f"{server.base_url}/docs")

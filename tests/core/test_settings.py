@@ -34,7 +34,8 @@ def test_every_problem_is_reported_at_once_naming_its_variable() -> None:
         make(env="production", max_body_size="big")
     assert configuration_problems(refused.value) == [
         "AGORA_SECRET_KEY: must be set to a secret of your own in production",
-        "AGORA_MAX_BODY_SIZE: Input should be a valid integer, unable to parse string as an integer",
+        "AGORA_MAX_BODY_SIZE: Input should be a valid integer, unable to parse string as an "
+        "integer",
         "AGORA_PAYMENT_PROVIDERS: the dev payment provider cannot be enabled in production",
     ]
 
