@@ -180,6 +180,7 @@ class ProductQuery(BaseModel):
     attributes: dict[AttributeName, Annotated[str, StringConstraints(max_length=200)]] = Field(
         default_factory=dict, max_length=10
     )
+    status: ProductStatus = ProductStatus.PUBLISHED
     sort: ProductSort | None = None
     cursor: Annotated[str, StringConstraints(max_length=500)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
