@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 BENCHMARKS := http_baseline auth catalog checkout payments flashsale
 
-.PHONY: up test lint fmt bench clean
+.PHONY: up test lint fmt bench fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,8 @@ fmt: $(INSTALLED)  ## Format and autofix
 bench: $(INSTALLED)  ## Run every benchmark, each printing its table
 	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name || exit 1; done
 
+fuzz: $(INSTALLED)  ## Fuzz every operation of a running server from its OpenAPI document (~4 min)
+	scripts/fuzz
+
 clean:  ## Remove the virtualenv and local data
-	rm -rf $(VENV) .agora .agora-test
+	rm -rf $(VENV) .agora .agora-test .agora-fuzz
