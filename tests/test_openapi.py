@@ -121,3 +121,23 @@ def test_every_integer_input_is_bounded_to_what_clients_and_postgresql_hold() ->
         and not (_lowest(child) >= -MAX_SAFE_INTEGER and _highest(child) <= MAX_SAFE_INTEGER)
     ]
     assert unbounded == []
+
+
+def test_every_error_response_is_documented_as_a_problem() -> None:
+    problem = {"$ref": "#/components/schemas/Problem"}
+    assert "HTTPValidationError" not in DOCUMENT["components"]["schemas"]
+    assert set(DOCUMENT["components"]["schemas"]["Problem"]["properties"]) == {
+        "type", "title", "status", "detail", "code", "instance", "errors"
+    }  # fmt: skip
+    provider_callback = "/api/v1/payments/webhooks/{provider}"
+    for path, operations in DOCUMENT["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert {"413", "503"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                if int(status) < 400 or (path == provider_callback and status == "400"):
+                    continue
+                assert response["content"] == {"application/problem+json": {"schema": problem}}
+    orders = DOCUMENT["paths"]["/api/v1/orders"]
+    assert {"401", "403", "422", "429"} <= set(orders["get"]["responses"])
+    assert {"400", "404", "409"} <= set(orders["post"]["responses"])

@@ -11,7 +11,8 @@ it can answer, each as a ``Problem`` under ``application/problem+json``:
 - 401 and 403 where it takes credentials;
 - 404 where it names a resource in its path, and 404 and 409 on every write.
 
-A status a route declares with a ``content`` of its own (a provider callback's refusal) is kept.
+An error status a route declares is documented the same way, with the route's description,
+unless the route gives it a ``content`` of its own (a provider callback's refusal).
 """
 
 from __future__ import annotations
@@ -95,7 +96,10 @@ def _add_problem_schemas(schema: dict[str, Any]) -> None:
 
 def _document_operation(operation: dict[str, Any], method: str, *, metered: bool) -> None:
     parameters = operation.get("parameters", [])
-    statuses = {413, 503}
+    responses = operation.setdefault("responses", {})
+    statuses = {413, 503} | {
+        int(status) for status in responses if status.isdigit() and int(status) >= 400
+    }
     if metered:
         statuses.add(429)
     if "requestBody" in operation:
@@ -108,7 +112,6 @@ def _document_operation(operation: dict[str, Any], method: str, *, metered: bool
         statuses.add(404)
     if method in _WRITES:
         statuses |= {404, 409}
-    responses = operation.setdefault("responses", {})
     for status in sorted(statuses):
         declared = responses.get(str(status), {})
         if status == 422:
