@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     wechatpay_platform_serial: str | None = None
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
 
+    webhook_allow_private: bool = False
+    crawler_allow_private: bool = False
+
     # Each check names one variable, so that every problem is reported at once, on its own line.
     # ``env`` is declared first: the checks below see it in ``info.data``.
     @field_validator("payment_providers")
