@@ -11,6 +11,7 @@ strings (keys too) and answers 422 ``invalid_request`` naming each field that ho
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -53,9 +54,14 @@ async def refuse_unstorable_input(connection: HTTPConnection) -> None:
 
 
 async def _body_locations(request: Request) -> list[tuple[str | int, ...]]:
-    """Where the body holds a NUL; the body and form were already read (and kept) by FastAPI."""
+    """Where the body holds a NUL; a JSON body or form was already read (and kept) by FastAPI."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(_FORM_TYPES):
+        # Keep the raw body first, for a route that reads it after us (a provider callback
+        # verifies its signature on it); when FastAPI parsed the form already, the stream is
+        # spent and its parsed form is kept instead.
+        with contextlib.suppress(RuntimeError):
+            await request.body()
         form = await request.form()
         return [("body", name) for name, value in form.multi_items() if _has_nul(value)]
     if "json" not in content_type:
