@@ -84,6 +84,8 @@ class Settings(BaseSettings):
 
     webhook_allow_private: bool = False
     crawler_allow_private: bool = False
+    proxy_port: int = 8080
+    http_keepalive_timeout: int = 75
 
     # Each check names one variable, so that every problem is reported at once, on its own line.
     # ``env`` is declared first: the checks below see it in ``info.data``.
