@@ -51,4 +51,4 @@ fuzz: $(INSTALLED)  ## Fuzz every operation of a running server from its OpenAPI
 	scripts/fuzz
 
 clean:  ## Remove the virtualenv and local data
-	rm -rf $(VENV) .agora .agora-test .agora-fuzz .agora-scale
+	rm -rf $(VENV) .agora .agora-test .agora-fuzz .agora-scale .schemathesis
