@@ -23,6 +23,11 @@ from agora.payments.schemas import (
 
 router = APIRouter(tags=["payments"])
 _ACKNOWLEDGED = frozenset({service.CallbackResult.ACCEPTED, service.CallbackResult.DUPLICATE})
+# Each provider expects its own answer: plain text (Alipay, Stripe) or JSON (WeChat Pay).
+_PROVIDER_ANSWER = {
+    "text/plain": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"type": "object"}},
+}
 
 
 @router.post(
@@ -86,7 +91,14 @@ async def create_refund(
     "/payments/webhooks/{provider}",
     summary="A payment provider's callback (Stripe webhook, Alipay notify, WeChat Pay notify)",
     response_class=Response,
-    responses={400: {"description": "Refused: not authentic, or to be resent later"}},
+    responses={
+        200: {"description": "Applied or already known", "content": _PROVIDER_ANSWER},
+        204: {"description": "Applied or already known (WeChat Pay)"},
+        400: {
+            "description": "Refused: not authentic, or to be resent later",
+            "content": _PROVIDER_ANSWER,
+        },
+    },
 )
 async def provider_callback(
     provider: WebhookProvider,
