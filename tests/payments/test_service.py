@@ -237,8 +237,7 @@ async def test_reconciliation_applies_what_a_lost_callback_would_have(
     }
 
     for _ in range(2):  # a second run finds nothing more to do
-        async with database.unit_of_work() as session:
-            await service.reconcile(session, redis, settings)
+        await service.reconcile(database, redis, settings)
 
     assert (await reload(database, paid.id)).status is PaymentStatus.SUCCEEDED
     assert (await reload(database, alipay_paid.id)).status is PaymentStatus.SUCCEEDED

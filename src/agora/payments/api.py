@@ -1,4 +1,5 @@
-"""The payments API: provider callbacks, the dev provider's completion, (staff) refunds."""
+"""The payments API: provider callbacks, the dev provider's completion, (staff) refunds of an
+order or of one payment."""
 
 from __future__ import annotations
 
@@ -69,17 +70,55 @@ async def get_payment(
     "/orders/{order_id}/refunds",
     status_code=202,
     summary="Refund an order's payment, in full or in part (staff)",
+    response_model=RefundOut,
     responses={409: {"description": "Nothing captured, or more than is left to refund"}},
 )
 async def create_refund(
-    order_id: uuid.UUID, body: RefundCreate, principal: StaffPrincipal, session: SessionDep
-) -> RefundOut:
-    """Reserve the amount against the capture and ask the provider; the provider's callback
-    settles the refund (it stays ``pending`` until then)."""
-    refund, payment = await service.request_refund(
-        session, order_id, body.amount, body.reason, principal.user_id
-    )
-    return refund_out(refund, payment.currency)
+    order_id: uuid.UUID,
+    body: RefundCreate,
+    principal: StaffPrincipal,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Reserve the amount against the payment that paid the order and ask the provider; the
+    provider's callback settles the refund (it stays ``pending`` until then). Send an
+    ``Idempotency-Key`` to retry safely."""
+
+    async def refund() -> StoredResponse:
+        created = await service.request_refund(
+            session, order_id, body.amount, body.reason, principal.user_id
+        )
+        return _accepted(created)
+
+    stored = await respond_once(session, idempotency, user_scope(principal.user_id), refund)
+    return stored.to_response()
+
+
+@router.post(
+    "/payments/{payment_id}/refunds",
+    status_code=202,
+    summary="Refund one payment, in full or in part (staff)",
+    response_model=RefundOut,
+    responses={409: {"description": "Not captured, or more than is left to refund"}},
+)
+async def create_payment_refund(
+    payment_id: uuid.UUID,
+    body: RefundCreate,
+    principal: StaffPrincipal,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Refund a specific captured payment, such as a second capture of an order already paid:
+    the order moves to ``refunded`` only when the payment that paid it is refunded in full."""
+
+    async def refund() -> StoredResponse:
+        created = await service.refund_payment(
+            session, payment_id, body.amount, body.reason, principal.user_id
+        )
+        return _accepted(created)
+
+    stored = await respond_once(session, idempotency, user_scope(principal.user_id), refund)
+    return stored.to_response()
 
 
 @router.post(
@@ -108,10 +147,18 @@ async def provider_callback(
     summary="Complete a dev payment (only when the dev provider is enabled)",
 )
 async def complete_dev_payment(
-    payment_id: uuid.UUID, session: SessionDep, redis: RedisDep, settings: SettingsDep
+    payment_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
 ) -> PaymentOut:
-    """Play the success callback of a dev payment, as a real provider would send it."""
-    payment = await service.complete_dev_payment(session, redis, settings, payment_id)
+    """Play the success callback of a dev payment, as a real provider would send it; only the
+    order's buyer (or staff) may, anyone else gets 404."""
+    owner = None if principal.is_staff else principal.user_id
+    payment = await service.complete_dev_payment(
+        session, redis, settings, payment_id, user_id=owner
+    )
     return payment_out(payment)
 
 
@@ -126,6 +173,11 @@ def payment_out(payment: Payment) -> PaymentOut:
         created_at=payment.created_at,
         **payment.client_action,
     )
+
+
+def _accepted(created: tuple[Refund, Payment]) -> StoredResponse:
+    refund, payment = created
+    return StoredResponse(202, refund_out(refund, payment.currency).model_dump_json().encode())
 
 
 def refund_out(refund: Refund, currency: str) -> RefundOut:

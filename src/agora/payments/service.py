@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.db import utcnow
+from agora.core.db import Database, utcnow
 from agora.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from agora.core.jobs import defer
 from agora.core.money import Money
@@ -49,6 +49,7 @@ from agora.payments.providers.base import (
     PaymentProvider,
     PaymentRequest,
     ProviderError,
+    RefundLookup,
     RefundRequest,
     RemoteStatus,
 )
@@ -62,6 +63,10 @@ _RECONCILE_HORIZON = dt.timedelta(days=3)
 _RECONCILED_EVENTS = {
     RemoteStatus.SUCCEEDED: EventKind.PAYMENT_SUCCEEDED,
     RemoteStatus.FAILED: EventKind.PAYMENT_FAILED,
+}
+_RECONCILED_REFUNDS = {
+    RemoteStatus.SUCCEEDED: EventKind.REFUND_SUCCEEDED,
+    RemoteStatus.FAILED: EventKind.REFUND_FAILED,
 }
 
 log = structlog.get_logger(__name__)
@@ -99,7 +104,13 @@ async def create_payment(
 ) -> Payment:
     """Open a payment of the order's frozen total at ``provider_name`` (the buyer's own order
     when ``user_id`` is given: 404 otherwise); the payment holds what the client needs next
-    (client secret, redirect URL or QR code URL)."""
+    (client secret, redirect URL or QR code URL) and stops being payable at the provider when
+    the order's payment deadline passes.
+
+    An order has one open payment: asking again with the same provider gives it back; another
+    provider replaces it, once the open one is closed at its provider (409
+    ``payment_in_progress`` if it cannot be: the buyer may be paying it right now).
+    """
     if provider_name not in settings.enabled_payment_providers:
         raise ValidationFailed(
             f"The payment provider {provider_name!r} is not enabled.", code="provider_not_enabled"
@@ -113,33 +124,33 @@ async def create_payment(
             f"{provider_name} does not take payments in {order.currency}.",
             code="currency_not_supported",
         )
-    payment = await repository.add_payment(
+    current = await repository.open_payment_of_order(session, order.id)
+    if current is not None:
+        if current.provider == provider_name:
+            return current
+        await _replace(session, settings, current)
+    payment = await repository.add_open_payment(
         session,
-        Payment(
-            order_id=order.id,
-            provider=provider_name,
-            amount=order.total_amount,
-            currency=order.currency,
-            status=PaymentStatus.PENDING,
-            created_at=utcnow(),
-        ),
+        order_id=order.id,
+        provider=provider_name,
+        amount=order.total_amount,
+        currency=order.currency,
+        created_at=utcnow(),
     )
+    if payment is None:
+        raise _in_progress()
     request = PaymentRequest(
         payment.id,
         order.total_amount,
         order.currency,
         f"Order {order.number}",
         notify_url=notify_url(settings, provider_name),
+        expires_at=order.payment_due_at,
     )
     try:
         created = await provider.create_payment(request)
     except ProviderError as error:
-        log.warning("payment_create_failed", provider=provider_name, error=str(error))
-        raise ServiceUnavailable(
-            "The payment provider cannot be reached; try again shortly.",
-            code="provider_unavailable",
-            headers={"Retry-After": "5"},
-        ) from error
+        raise _unavailable(provider_name, error) from error
     payment.provider_reference = created.provider_reference
     payment.client_action = {
         key: value
@@ -152,6 +163,63 @@ async def create_payment(
     }
     await session.flush()
     return payment
+
+
+async def _replace(session: AsyncSession, settings: Settings, payment: Payment) -> None:
+    """Cancel the order's open payment and close it at its provider, before another opens."""
+    if not await repository.mark_cancelled(session, payment.id):
+        raise _in_progress()
+    provider = enabled_providers(settings).get(payment.provider)
+    if provider is None:
+        return
+    try:
+        await provider.close(_lookup(payment))
+    except ProviderError as error:
+        if error.is_retryable:
+            raise _unavailable(payment.provider, error) from error
+        raise _in_progress() from error
+
+
+def _in_progress() -> Conflict:
+    return Conflict(
+        "Another payment of this order is open and cannot be closed now.",
+        code="payment_in_progress",
+    )
+
+
+def _unavailable(provider_name: str, error: ProviderError) -> ServiceUnavailable:
+    log.warning("payment_provider_unavailable", provider=provider_name, error=str(error))
+    return ServiceUnavailable(
+        "The payment provider cannot be reached; try again shortly.",
+        code="provider_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def close_open_payment(database: Database, settings: Settings, order_id: uuid.UUID) -> bool:
+    """Close the open payment of an order that can no longer be paid (run after its
+    cancellation commits; safe to run twice); whether a payment was closed. A refusal (the
+    buyer paid meanwhile) leaves it open: reconciliation or the callback captures it, and the
+    capture is flagged for a refund."""
+    async with database.unit_of_work() as session:
+        order = await orders.get_order(session, order_id)
+        payment = await repository.open_payment_of_order(session, order_id)
+    if payment is None or order.status is OrderStatus.PENDING_PAYMENT:
+        return False
+    return await _close(database, settings, payment)
+
+
+async def _close(database: Database, settings: Settings, payment: Payment) -> bool:
+    """Close a payment at its provider, outside any transaction, then mark it cancelled."""
+    provider = enabled_providers(settings).get(payment.provider)
+    if provider is not None:
+        try:
+            await provider.close(_lookup(payment))
+        except ProviderError as error:
+            log.warning("payment_close_failed", payment_id=str(payment.id), error=str(error))
+            return False
+    async with database.unit_of_work() as session:
+        return await repository.mark_cancelled(session, payment.id)
 
 
 async def get_payment(
@@ -299,8 +367,10 @@ async def _settle_refunds(
 
 
 async def _on_refunded(session: AsyncSession, redis: Redis, payment: Payment) -> None:
-    """Once everything captured is refunded, the order becomes refunded."""
-    if await repository.refunded_amount(session, payment.id) < payment.amount:
+    """Once everything the order's payment captured is refunded, the order becomes refunded; a
+    capture the order did not take (flagged ``order_not_payable``) is refunded alone."""
+    refunded, flag = await repository.refund_state(session, payment.id)
+    if refunded < payment.amount or flag is PaymentFlag.ORDER_NOT_PAYABLE:
         return
     try:
         await orders.mark_refunded(session, payment.order_id, redis)
@@ -309,13 +379,20 @@ async def _on_refunded(session: AsyncSession, redis: Redis, payment: Payment) ->
 
 
 async def complete_dev_payment(
-    session: AsyncSession, redis: Redis, settings: Settings, payment_id: uuid.UUID
+    session: AsyncSession,
+    redis: Redis,
+    settings: Settings,
+    payment_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None,
 ) -> Payment:
-    """Play the dev provider's success callback for a payment (demos, local work)."""
+    """Play the dev provider's success callback for a payment (demos, local work); when
+    ``user_id`` is given the order must be theirs (404 otherwise)."""
     provider_named(settings, "dev")
     payment = await repository.get_payment(session, payment_id)
     if payment is None or payment.provider != "dev":
         raise NotFound("No such dev payment.", code="payment_not_found")
+    await orders.get_order(session, payment.order_id, user_id=user_id)
     event = CallbackEvent(
         event_id=f"dev-complete:{payment.id.hex}",
         event_type="dev.payment_succeeded",
@@ -336,14 +413,39 @@ async def request_refund(
     reason: str,
     requested_by: uuid.UUID | None,
 ) -> tuple[Refund, Payment]:
-    """Refund ``amount`` (everything left when None) of the order's captured payment.
-
-    The amount is reserved atomically against what was captured, so concurrent refunds can never
-    give back more than was paid; the provider is asked after commit, by a task.
-    """
+    """Refund ``amount`` (everything left when None) of the payment that paid the order."""
     payment = await repository.captured_payment_of_order(session, order_id)
     if payment is None:
         raise Conflict("This order has no captured payment to refund.", code="not_refundable")
+    return await _refund(session, payment, amount, reason, requested_by)
+
+
+async def refund_payment(
+    session: AsyncSession,
+    payment_id: uuid.UUID,
+    amount: Money | None,
+    reason: str,
+    requested_by: uuid.UUID | None,
+) -> tuple[Refund, Payment]:
+    """Refund ``amount`` (everything left when None) of one captured payment, such as a second
+    capture of an order another payment already paid."""
+    payment = await repository.get_payment(session, payment_id)
+    if payment is None:
+        raise NotFound("No such payment.", code="payment_not_found")
+    if payment.status is not PaymentStatus.SUCCEEDED:
+        raise Conflict("This payment has captured nothing to refund.", code="not_refundable")
+    return await _refund(session, payment, amount, reason, requested_by)
+
+
+async def _refund(
+    session: AsyncSession,
+    payment: Payment,
+    amount: Money | None,
+    reason: str,
+    requested_by: uuid.UUID | None,
+) -> tuple[Refund, Payment]:
+    """The amount is reserved atomically against what was captured, so concurrent refunds can
+    never give back more than was paid; the provider is asked after commit, by a task."""
     if amount is not None and amount.currency != payment.currency:
         raise ValidationFailed(
             f"The payment was made in {payment.currency}.", code="currency_mismatch"
@@ -403,42 +505,91 @@ async def submit_refund(
         await _on_refunded(session, redis, payment_row)
 
 
-async def reconcile(session: AsyncSession, redis: Redis, settings: Settings) -> int:
+async def reconcile(database: Database, redis: Redis, settings: Settings) -> int:
     """Ask the providers about payments pending too long and apply what their callback would
-    have; resubmit refunds whose submission was lost. Returns how many payments changed."""
+    have; close those whose order can no longer be paid; settle submitted refunds whose callback
+    never came; resubmit refunds whose submission was lost. Returns how many payments or
+    refunds changed.
+
+    Each payment is settled in its own short transaction, and no transaction is open while a
+    provider is asked: a capture locks its order's stock rows, which checkouts wait on.
+    """
     now = utcnow()
     overdue_since = now - dt.timedelta(seconds=settings.payment_reconcile_after)
-    changed = 0
-    for payment in await repository.overdue_payments(
-        session, overdue_since, now - _RECONCILE_HORIZON, _RECONCILE_BATCH
-    ):
-        provider = enabled_providers(settings).get(payment.provider)
-        if provider is None:
-            continue
-        try:
-            remote = await provider.query(_lookup(payment))
-        except ProviderError as error:
-            log.warning("reconcile_query_failed", payment_id=str(payment.id), error=str(error))
-            continue
-        kind = _RECONCILED_EVENTS.get(remote.status)
-        if kind is None:
-            continue
-        event = CallbackEvent(
-            event_id=f"reconcile:{payment.id.hex}:{kind.value}",
-            event_type=f"reconcile.{kind.value}",
-            kind=kind,
-            payment_id=payment.id,
-            provider_reference=remote.provider_reference,
-            amount=remote.amount,
-            currency=remote.currency,
+    async with database.unit_of_work() as session:
+        payments = await repository.overdue_payments(
+            session, overdue_since, now - _RECONCILE_HORIZON, _RECONCILE_BATCH
         )
-        await apply_event(session, redis, payment.provider, event)
-        changed += 1
-    for refund_id in await repository.unsubmitted_refund_ids(
-        session, overdue_since, _RECONCILE_BATCH
-    ):
-        defer(session, SUBMIT_REFUND_TASK, str(refund_id))
+        refunds = await repository.overdue_submitted_refunds(
+            session, overdue_since, _RECONCILE_BATCH
+        )
+        for refund_id in await repository.unsubmitted_refund_ids(
+            session, overdue_since, _RECONCILE_BATCH
+        ):
+            defer(session, SUBMIT_REFUND_TASK, str(refund_id))
+    changed = 0
+    for payment in payments:
+        changed += await _reconcile_payment(database, redis, settings, payment)
+    for refund, paid in refunds:
+        changed += await _reconcile_refund(database, redis, settings, refund, paid)
     return changed
+
+
+async def _reconcile_payment(
+    database: Database, redis: Redis, settings: Settings, payment: Payment
+) -> int:
+    provider = enabled_providers(settings).get(payment.provider)
+    if provider is None:
+        return 0
+    try:
+        remote = await provider.query(_lookup(payment))
+    except ProviderError as error:
+        log.warning("reconcile_query_failed", payment_id=str(payment.id), error=str(error))
+        return 0
+    kind = _RECONCILED_EVENTS.get(remote.status)
+    if kind is None:
+        return int(await close_open_payment(database, settings, payment.order_id))
+    event = CallbackEvent(
+        event_id=f"reconcile:{payment.id.hex}:{kind.value}",
+        event_type=f"reconcile.{kind.value}",
+        kind=kind,
+        payment_id=payment.id,
+        provider_reference=remote.provider_reference,
+        amount=remote.amount,
+        currency=remote.currency,
+    )
+    async with database.unit_of_work() as session:
+        await apply_event(session, redis, payment.provider, event)
+    return 1
+
+
+async def _reconcile_refund(
+    database: Database, redis: Redis, settings: Settings, refund: Refund, payment: Payment
+) -> int:
+    provider = enabled_providers(settings).get(payment.provider)
+    if provider is None:
+        return 0
+    lookup = RefundLookup(refund.id, refund.provider_reference, _lookup(payment))
+    try:
+        remote = await provider.query_refund(lookup)
+    except ProviderError as error:
+        log.warning("reconcile_refund_query_failed", refund_id=str(refund.id), error=str(error))
+        return 0
+    kind = _RECONCILED_REFUNDS.get(remote)
+    if kind is None:
+        return 0
+    event = CallbackEvent(
+        event_id=f"reconcile-refund:{refund.id.hex}:{kind.value}",
+        event_type=f"reconcile.{kind.value}",
+        kind=kind,
+        payment_id=payment.id,
+        refund_id=refund.id,
+        amount=refund.amount,
+        currency=payment.currency,
+    )
+    async with database.unit_of_work() as session:
+        await apply_event(session, redis, payment.provider, event)
+    return 1
 
 
 def notify_url(settings: Settings, provider: str) -> str:
