@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from agora.core.db import Database
 from agora.orders import service as orders
@@ -90,4 +93,15 @@ async def refunds_of(database: Database, payment_id: uuid.UUID) -> list[Refund]:
             await session.scalars(
                 select(Refund).where(Refund.payment_id == payment_id).order_by(Refund.created_at)
             )
+        )
+
+
+async def backdate(
+    database: Database, column: InstrumentedAttribute[Any], row_id: uuid.UUID
+) -> None:
+    """Move a row's timestamp an hour back, as if that moment were long past."""
+    table: Any = column.class_
+    async with database.unit_of_work() as session:
+        await session.execute(
+            update(table).where(table.id == row_id).values({column: column - dt.timedelta(hours=1)})
         )

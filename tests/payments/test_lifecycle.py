@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text
 
 from agora.core.db import Database
 from agora.core.errors import AgoraError, Conflict
@@ -26,8 +26,15 @@ from agora.settings import Settings
 from tests.factories import create_user
 from tests.payments import signing
 from tests.payments.standin import ProviderStandIn
-from tests.payments.support import open_payment, order_status, place_orders, refunds_of, reload
-from tests.payments.test_service import backdate, captured
+from tests.payments.support import (
+    backdate,
+    open_payment,
+    order_status,
+    place_orders,
+    refunds_of,
+    reload,
+)
+from tests.payments.test_service import captured
 from tests.support import wait_for
 
 
@@ -47,7 +54,7 @@ async def test_reconciliation_asks_providers_with_no_transaction_open(
 ) -> None:
     payments = [await open_payment(database, settings, "stripe") for _ in range(3)]
     for payment in payments:
-        await backdate(database, payment.id)
+        await backdate(database, Payment.created_at, payment.id)
         standin.stripe_intents[payment.provider_reference or ""].update(
             status="succeeded", amount_received=1999
         )
@@ -72,15 +79,6 @@ async def test_reconciliation_asks_providers_with_no_transaction_open(
         assert await order_status(database, payment.order_id) is OrderStatus.PAID
 
 
-async def backdate_refund_submission(database: Database, refund_id: uuid.UUID) -> None:
-    async with database.unit_of_work() as session:
-        await session.execute(
-            update(Refund)
-            .where(Refund.id == refund_id)
-            .values(submitted_at=Refund.submitted_at - dt.timedelta(hours=1))
-        )
-
-
 async def submitted_refund(
     database: Database, redis: Redis, settings: Settings, payment: Payment
 ) -> uuid.UUID:
@@ -89,7 +87,7 @@ async def submitted_refund(
         refund, _ = await service.refund_payment(session, payment.id, None, "test", None)
     async with database.unit_of_work() as session:
         await service.submit_refund(session, redis, settings, refund.id)
-    await backdate_refund_submission(database, refund.id)
+    await backdate(database, Refund.submitted_at, refund.id)
     return refund.id
 
 
@@ -205,13 +203,8 @@ async def test_reconciliation_cancels_the_stripe_intent_of_an_expired_order(
     database: Database, settings: Settings, standin: ProviderStandIn, redis: Redis
 ) -> None:
     payment = await open_payment(database, settings, "stripe")
-    await backdate(database, payment.id)
-    async with database.unit_of_work() as session:
-        await session.execute(
-            update(Order)
-            .where(Order.id == payment.order_id)
-            .values(payment_due_at=func.now() - dt.timedelta(minutes=1))
-        )
+    await backdate(database, Payment.created_at, payment.id)
+    await backdate(database, Order.payment_due_at, payment.order_id)
     async with database.unit_of_work() as session:
         assert await orders.expire_order(session, payment.order_id, redis)
 

@@ -4,7 +4,6 @@ its callback) and reconciliation (a lost callback does not leave a paid payment 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 
 import httpx
@@ -23,7 +22,14 @@ from agora.settings import Settings
 from tests.payments import signing
 from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
-from tests.payments.support import open_payment, order_status, place_orders, refunds_of, reload
+from tests.payments.support import (
+    backdate,
+    open_payment,
+    order_status,
+    place_orders,
+    refunds_of,
+    reload,
+)
 
 
 async def captured(
@@ -207,15 +213,6 @@ async def test_refund_refused_by_the_provider_frees_its_amount(
     assert (await reload(database, payment.id)).refund_reserved_amount == 0
 
 
-async def backdate(database: Database, payment_id: uuid.UUID) -> None:
-    async with database.unit_of_work() as session:
-        await session.execute(
-            update(Payment)
-            .where(Payment.id == payment_id)
-            .values(created_at=Payment.created_at - dt.timedelta(hours=1))
-        )
-
-
 async def test_reconciliation_applies_what_a_lost_callback_would_have(
     database: Database, settings: Settings, standin: ProviderStandIn, redis: Redis
 ) -> None:
@@ -225,7 +222,7 @@ async def test_reconciliation_applies_what_a_lost_callback_would_have(
     wrong_amount = await open_payment(database, settings, "wechatpay", 1999, "CNY")
     recent = await open_payment(database, settings, "stripe")
     for payment in (paid, still_open, alipay_paid, wrong_amount):
-        await backdate(database, payment.id)
+        await backdate(database, Payment.created_at, payment.id)
     for payment in (paid, recent):
         intent = standin.stripe_intents[payment.provider_reference or ""]
         intent.update(status="succeeded", amount_received=1999)

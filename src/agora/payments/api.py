@@ -4,6 +4,7 @@ order or of one payment."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.money import Money
-from agora.core.security import CurrentPrincipal, StaffPrincipal
+from agora.core.security import CurrentPrincipal, Principal, StaffPrincipal
 from agora.payments import service
 from agora.payments.models import Payment, Refund
 from agora.payments.schemas import (
@@ -83,15 +84,14 @@ async def create_refund(
     """Reserve the amount against the payment that paid the order and ask the provider; the
     provider's callback settles the refund (it stays ``pending`` until then). Send an
     ``Idempotency-Key`` to retry safely."""
-
-    async def refund() -> StoredResponse:
-        created = await service.request_refund(
+    return await _refund_once(
+        session,
+        idempotency,
+        principal,
+        lambda: service.request_refund(
             session, order_id, body.amount, body.reason, principal.user_id
-        )
-        return _accepted(created)
-
-    stored = await respond_once(session, idempotency, user_scope(principal.user_id), refund)
-    return stored.to_response()
+        ),
+    )
 
 
 @router.post(
@@ -110,15 +110,14 @@ async def create_payment_refund(
 ) -> Response:
     """Refund a specific captured payment, such as a second capture of an order already paid:
     the order moves to ``refunded`` only when the payment that paid it is refunded in full."""
-
-    async def refund() -> StoredResponse:
-        created = await service.refund_payment(
+    return await _refund_once(
+        session,
+        idempotency,
+        principal,
+        lambda: service.refund_payment(
             session, payment_id, body.amount, body.reason, principal.user_id
-        )
-        return _accepted(created)
-
-    stored = await respond_once(session, idempotency, user_scope(principal.user_id), refund)
-    return stored.to_response()
+        ),
+    )
 
 
 @router.post(
@@ -175,9 +174,21 @@ def payment_out(payment: Payment) -> PaymentOut:
     )
 
 
-def _accepted(created: tuple[Refund, Payment]) -> StoredResponse:
-    refund, payment = created
-    return StoredResponse(202, refund_out(refund, payment.currency).model_dump_json().encode())
+async def _refund_once(
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    principal: Principal,
+    request_refund: Callable[[], Awaitable[tuple[Refund, Payment]]],
+) -> Response:
+    """Ask for a refund once per ``Idempotency-Key``: 202 with the refund, replayed on a retry."""
+
+    async def accepted() -> StoredResponse:
+        refund, payment = await request_refund()
+        body = refund_out(refund, payment.currency).model_dump_json().encode()
+        return StoredResponse(202, body)
+
+    stored = await respond_once(session, idempotency, user_scope(principal.user_id), accepted)
+    return stored.to_response()
 
 
 def refund_out(refund: Refund, currency: str) -> RefundOut:

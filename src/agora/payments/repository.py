@@ -138,23 +138,13 @@ async def mark_succeeded(
     return result.scalar() is not None
 
 
-async def mark_failed(session: AsyncSession, payment_id: uuid.UUID) -> bool:
-    """pending → failed; a succeeded payment never goes back."""
+async def end_pending(session: AsyncSession, payment_id: uuid.UUID, status: PaymentStatus) -> bool:
+    """pending → failed (the provider said so) or cancelled (we closed it at the provider);
+    False if it is no longer pending: a succeeded payment never goes back."""
     result = await session.execute(
         update(Payment)
         .where(Payment.id == payment_id, Payment.status == PaymentStatus.PENDING)
-        .values(status=PaymentStatus.FAILED)
-        .returning(Payment.id)
-    )
-    return result.scalar() is not None
-
-
-async def mark_cancelled(session: AsyncSession, payment_id: uuid.UUID) -> bool:
-    """pending → cancelled (closed at the provider); False if it is no longer pending."""
-    result = await session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id, Payment.status == PaymentStatus.PENDING)
-        .values(status=PaymentStatus.CANCELLED)
+        .values(status=status)
         .returning(Payment.id)
     )
     return result.scalar() is not None

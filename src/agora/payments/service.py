@@ -18,7 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import structlog
 from prometheus_client import Counter
@@ -69,6 +70,7 @@ _RECONCILED_REFUNDS = {
     RemoteStatus.FAILED: EventKind.REFUND_FAILED,
 }
 
+_Answer = TypeVar("_Answer")
 log = structlog.get_logger(__name__)
 CALLBACKS = Counter(
     "agora_payment_callbacks_total", "Payment callbacks received", ["provider", "result"]
@@ -167,7 +169,7 @@ async def create_payment(
 
 async def _replace(session: AsyncSession, settings: Settings, payment: Payment) -> None:
     """Cancel the order's open payment and close it at its provider, before another opens."""
-    if not await repository.mark_cancelled(session, payment.id):
+    if not await repository.end_pending(session, payment.id, PaymentStatus.CANCELLED):
         raise _in_progress()
     provider = enabled_providers(settings).get(payment.provider)
     if provider is None:
@@ -219,7 +221,7 @@ async def _close(database: Database, settings: Settings, payment: Payment) -> bo
             log.warning("payment_close_failed", payment_id=str(payment.id), error=str(error))
             return False
     async with database.unit_of_work() as session:
-        return await repository.mark_cancelled(session, payment.id)
+        return await repository.end_pending(session, payment.id, PaymentStatus.CANCELLED)
 
 
 async def get_payment(
@@ -292,7 +294,7 @@ async def _apply(
     if event.kind is EventKind.PAYMENT_SUCCEEDED:
         return await _capture(session, payment, event)
     if event.kind is EventKind.PAYMENT_FAILED:
-        changed = await repository.mark_failed(session, payment.id)
+        changed = await repository.end_pending(session, payment.id, PaymentStatus.FAILED)
         return InboxOutcome.APPLIED if changed else InboxOutcome.ALREADY_APPLIED
     if event.kind is EventKind.REFUND_SUCCEEDED:
         return await _settle_refunds(session, redis, payment, event)
@@ -538,16 +540,13 @@ async def reconcile(database: Database, redis: Redis, settings: Settings) -> int
 async def _reconcile_payment(
     database: Database, redis: Redis, settings: Settings, payment: Payment
 ) -> int:
-    provider = enabled_providers(settings).get(payment.provider)
-    if provider is None:
-        return 0
-    try:
-        remote = await provider.query(_lookup(payment))
-    except ProviderError as error:
-        log.warning("reconcile_query_failed", payment_id=str(payment.id), error=str(error))
+    remote = await _ask(
+        settings, payment.provider, lambda provider: provider.query(_lookup(payment))
+    )
+    if remote is None:
         return 0
     kind = _RECONCILED_EVENTS.get(remote.status)
-    if kind is None:
+    if kind is None:  # still open: closed if its order can no longer be paid
         return int(await close_open_payment(database, settings, payment.order_id))
     event = CallbackEvent(
         event_id=f"reconcile:{payment.id.hex}:{kind.value}",
@@ -558,24 +557,15 @@ async def _reconcile_payment(
         amount=remote.amount,
         currency=remote.currency,
     )
-    async with database.unit_of_work() as session:
-        await apply_event(session, redis, payment.provider, event)
-    return 1
+    return await _apply_alone(database, redis, payment.provider, event)
 
 
 async def _reconcile_refund(
     database: Database, redis: Redis, settings: Settings, refund: Refund, payment: Payment
 ) -> int:
-    provider = enabled_providers(settings).get(payment.provider)
-    if provider is None:
-        return 0
     lookup = RefundLookup(refund.id, refund.provider_reference, _lookup(payment))
-    try:
-        remote = await provider.query_refund(lookup)
-    except ProviderError as error:
-        log.warning("reconcile_refund_query_failed", refund_id=str(refund.id), error=str(error))
-        return 0
-    kind = _RECONCILED_REFUNDS.get(remote)
+    remote = await _ask(settings, payment.provider, lambda provider: provider.query_refund(lookup))
+    kind = _RECONCILED_REFUNDS.get(remote) if remote else None
     if kind is None:
         return 0
     event = CallbackEvent(
@@ -587,8 +577,32 @@ async def _reconcile_refund(
         amount=refund.amount,
         currency=payment.currency,
     )
+    return await _apply_alone(database, redis, payment.provider, event)
+
+
+async def _ask(
+    settings: Settings,
+    provider_name: str,
+    question: Callable[[PaymentProvider], Awaitable[_Answer]],
+) -> _Answer | None:
+    """A provider's answer to a reconciliation query, or None if it is not enabled or fails (the
+    next run asks again)."""
+    provider = enabled_providers(settings).get(provider_name)
+    if provider is None:
+        return None
+    try:
+        return await question(provider)
+    except ProviderError as error:
+        log.warning("reconcile_query_failed", provider=provider_name, error=str(error))
+        return None
+
+
+async def _apply_alone(
+    database: Database, redis: Redis, provider: str, event: CallbackEvent
+) -> int:
+    """Apply a reconciled event in a short transaction of its own; 1, the change it counts."""
     async with database.unit_of_work() as session:
-        await apply_event(session, redis, payment.provider, event)
+        await apply_event(session, redis, provider, event)
     return 1
 
 
