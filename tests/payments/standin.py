@@ -71,8 +71,8 @@ class ProviderStandIn:
         """Serve on 127.0.0.1:``port``."""
         app = web.Application(middlewares=[self._inject_failures])
         app.router.add_post("/v1/payment_intents", self._stripe_create)
-        app.router.add_get("/v1/payment_intents/{id}", self._stripe_retrieve)
-        app.router.add_post("/v1/payment_intents/{id}/cancel", self._stripe_cancel)
+        app.router.add_get("/v1/payment_intents/{id}", self._stripe_intent)
+        app.router.add_post("/v1/payment_intents/{id}/cancel", self._stripe_intent)
         app.router.add_post("/v1/refunds", self._stripe_refund)
         app.router.add_get("/v1/refunds/{id}", self._stripe_refund_retrieve)
         app.router.add_post("/gateway.do", self._alipay_gateway)
@@ -135,26 +135,19 @@ class ProviderStandIn:
         )
         return web.json_response(intent)
 
-    async def _stripe_retrieve(self, request: web.Request) -> web.Response:
+    async def _stripe_intent(self, request: web.Request) -> web.Response:
+        """Retrieve (GET) or cancel (POST …/cancel) a PaymentIntent."""
         if not self._stripe_authorised(request):
             return self._refuse("stripe: bad api key")
         await self._record("stripe", request)
         intent = self.stripe_intents.get(request.match_info["id"])
         if intent is None:
             return web.json_response({"error": {"code": "resource_missing"}}, status=404)
-        return web.json_response(intent)
-
-    async def _stripe_cancel(self, request: web.Request) -> web.Response:
-        if not self._stripe_authorised(request):
-            return self._refuse("stripe: bad api key")
-        await self._record("stripe", request)
-        intent = self.stripe_intents.get(request.match_info["id"])
-        if intent is None:
-            return web.json_response({"error": {"code": "resource_missing"}}, status=404)
-        if intent["status"] in ("succeeded", "canceled"):
-            error = {"code": "payment_intent_unexpected_state", "payment_intent": intent}
-            return web.json_response({"error": error}, status=400)
-        intent["status"] = "canceled"
+        if request.method == "POST":
+            if intent["status"] in ("succeeded", "canceled"):
+                error = {"code": "payment_intent_unexpected_state", "payment_intent": intent}
+                return web.json_response({"error": error}, status=400)
+            intent["status"] = "canceled"
         return web.json_response(intent)
 
     async def _stripe_refund(self, request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import InstrumentedAttribute
@@ -18,6 +19,7 @@ from agora.payments.models import InboxEvent, Payment, Refund
 from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import ADDRESS
+from tests.payments import signing
 
 
 async def place_orders(
@@ -105,3 +107,43 @@ async def backdate(
         await session.execute(
             update(table).where(table.id == row_id).values({column: column - dt.timedelta(hours=1)})
         )
+
+
+async def stripe_charge_refunded(
+    client: httpx.AsyncClient, payment: Payment, amount_refunded: int
+) -> httpx.Response:
+    """Stripe's signed ``charge.refunded`` webhook for a payment's charge, posted to the API."""
+    charge = {
+        "id": f"ch_{payment.id.hex[:12]}",
+        "payment_intent": payment.provider_reference,
+        "amount_refunded": amount_refunded,
+        "currency": payment.currency.lower(),
+    }
+    body = signing.stripe_event("charge.refunded", charge)
+    return await client.post(
+        "/api/v1/payments/webhooks/stripe", content=body, headers=signing.stripe_headers(body)
+    )
+
+
+async def captured(
+    database: Database,
+    redis: Redis,
+    settings: Settings,
+    provider: str,
+    currency: str = "EUR",
+    payment: Payment | None = None,
+) -> Payment:
+    """A payment whose success callback was applied (of a new order unless ``payment`` given)."""
+    if payment is None:
+        payment = await open_payment(database, settings, provider, currency=currency)
+    event = service.CallbackEvent(
+        event_id=f"test-capture-{payment.id}",
+        event_type="test",
+        kind=service.EventKind.PAYMENT_SUCCEEDED,
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+    )
+    async with database.unit_of_work() as session:
+        await service.apply_event(session, redis, provider, event)
+    return await reload(database, payment.id)

@@ -24,17 +24,17 @@ from agora.payments import service
 from agora.payments.models import Payment, PaymentFlag, PaymentStatus, Refund, RefundStatus
 from agora.settings import Settings
 from tests.factories import create_user
-from tests.payments import signing
 from tests.payments.standin import ProviderStandIn
 from tests.payments.support import (
     backdate,
+    captured,
     open_payment,
     order_status,
     place_orders,
     refunds_of,
     reload,
+    stripe_charge_refunded,
 )
-from tests.payments.test_service import captured
 from tests.support import wait_for
 
 
@@ -275,16 +275,7 @@ async def test_staff_refund_a_duplicate_capture_without_touching_the_order(
     (refund,) = await refunds_of(database, duplicate.id)
     async with database.unit_of_work() as session:
         await service.submit_refund(session, redis, settings, refund.id)
-    charge = {
-        "id": "ch_dup",
-        "payment_intent": duplicate.provider_reference,
-        "amount_refunded": 1999,
-        "currency": "eur",
-    }
-    body = signing.stripe_event("charge.refunded", charge)
-    callback = await client.post(
-        "/api/v1/payments/webhooks/stripe", content=body, headers=signing.stripe_headers(body)
-    )
+    callback = await stripe_charge_refunded(client, duplicate, 1999)
     assert callback.status_code == 200
     assert (await reload(database, duplicate.id)).refunded_amount == 1999
     assert await order_status(database, order.id) is OrderStatus.PAID

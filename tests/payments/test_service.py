@@ -24,36 +24,14 @@ from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
 from tests.payments.support import (
     backdate,
+    captured,
     open_payment,
     order_status,
     place_orders,
     refunds_of,
     reload,
+    stripe_charge_refunded,
 )
-
-
-async def captured(
-    database: Database,
-    redis: Redis,
-    settings: Settings,
-    provider: str,
-    currency: str = "EUR",
-    payment: Payment | None = None,
-) -> Payment:
-    """A payment whose success callback was applied (of a new order unless ``payment`` given)."""
-    if payment is None:
-        payment = await open_payment(database, settings, provider, currency=currency)
-    event = service.CallbackEvent(
-        event_id=f"test-capture-{payment.id}",
-        event_type="test",
-        kind=service.EventKind.PAYMENT_SUCCEEDED,
-        payment_id=payment.id,
-        amount=payment.amount,
-        currency=payment.currency,
-    )
-    async with database.unit_of_work() as session:
-        await service.apply_event(session, redis, provider, event)
-    return await reload(database, payment.id)
 
 
 async def refund(database: Database, order_id: uuid.UUID, amount: int | None) -> uuid.UUID:
@@ -148,16 +126,7 @@ async def test_stripe_refund_is_submitted_then_settled_by_charge_refunded(
         f"refund-{second.hex}",
     ]
 
-    charge = {
-        "id": "ch_1",
-        "payment_intent": payment.provider_reference,
-        "amount_refunded": 500,
-        "currency": "eur",
-    }
-    body = signing.stripe_event("charge.refunded", charge)
-    response = await client.post(
-        "/api/v1/payments/webhooks/stripe", content=body, headers=signing.stripe_headers(body)
-    )
+    response = await stripe_charge_refunded(client, payment, 500)
     assert response.status_code == 200
     statuses = [r.status for r in await refunds_of(database, payment.id)]
     assert statuses == [RefundStatus.SUCCEEDED, RefundStatus.PENDING]
