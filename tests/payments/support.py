@@ -16,6 +16,7 @@ from agora.orders import service as orders
 from agora.orders.models import Order, OrderStatus
 from agora.payments import service
 from agora.payments.models import InboxEvent, Payment, Refund
+from agora.payments.providers.base import CallbackEvent, EventKind
 from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import ADDRESS
@@ -136,10 +137,10 @@ async def captured(
     """A payment whose success callback was applied (of a new order unless ``payment`` given)."""
     if payment is None:
         payment = await open_payment(database, settings, provider, currency=currency)
-    event = service.CallbackEvent(
+    event = CallbackEvent(
         event_id=f"test-capture-{payment.id}",
         event_type="test",
-        kind=service.EventKind.PAYMENT_SUCCEEDED,
+        kind=EventKind.PAYMENT_SUCCEEDED,
         payment_id=payment.id,
         amount=payment.amount,
         currency=payment.currency,
