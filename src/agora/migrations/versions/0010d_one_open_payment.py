@@ -6,8 +6,9 @@ Create Date: 2026-11-26 07:00:00.000000
 
 Orders that hold several pending payments keep the newest open; the older ones become
 ``cancelled`` (a capture of one of them is still recorded, and flagged for a refund).
-A voucher minimum now needs a currency; the constraint is added NOT VALID, so a voucher made
-before with a minimum and no currency stays (and applies to orders of any currency) until edited.
+A voucher minimum now needs a currency. A voucher made before with a minimum and no currency
+cannot say which orders reach it: it is deactivated and its minimum cleared (so the constraint
+holds); staff recreate it with a currency.
 """
 
 from collections.abc import Sequence
@@ -39,13 +40,18 @@ def upgrade() -> None:
         postgresql_where="status = 'pending'",
     )
     op.execute(
-        "ALTER TABLE vouchers ADD CONSTRAINT ck_vouchers_minimum_has_currency "
-        "CHECK (min_subtotal_amount = 0 OR currency IS NOT NULL) NOT VALID"
+        "UPDATE vouchers SET is_active = false, min_subtotal_amount = 0 "
+        "WHERE min_subtotal_amount > 0 AND currency IS NULL"
+    )
+    op.create_check_constraint(
+        op.f("ck_vouchers_minimum_has_currency"),
+        "vouchers",
+        "min_subtotal_amount = 0 OR currency IS NOT NULL",
     )
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_vouchers_minimum_has_currency", "vouchers", type_="check")
+    op.drop_constraint(op.f("ck_vouchers_minimum_has_currency"), "vouchers", type_="check")
     op.drop_index(
         "uq_payments_open_order", table_name="payments", postgresql_where="status = 'pending'"
     )
