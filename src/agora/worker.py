@@ -23,6 +23,8 @@ from agora.flashsale import tasks as flashsale_tasks  # noqa: F401 - registers i
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
+from agora.webhooks import service as webhooks
+from agora.webhooks import tasks as webhook_tasks  # noqa: F401 - registers its tasks
 
 PING_KEY_PREFIX = "agora:ping:"
 PING_TTL_S = 300
@@ -66,6 +68,10 @@ def build_celery() -> Celery:
             "task": RECONCILE_PAYMENTS_TASK,
             "schedule": settings.payment_reconcile_interval,
         },
+        "dispatch-webhooks": {
+            "task": webhooks.DISPATCH_TASK,
+            "schedule": settings.webhook_dispatch_interval,
+        },
         "reconcile-flash-sales": {
             "task": "agora.flashsale.reconcile",
             "schedule": settings.flash_sale_reconcile_interval,
@@ -86,8 +92,13 @@ def ping(token: str) -> None:
 
 @celery_app.task(name=outbox.RELAY_TASK)
 def relay_outbox() -> int:
-    """Publish the outbox events not yet relayed (after a commit, and periodically)."""
-    return worker_runtime().run(outbox.relay_pending)
+    """Publish the outbox events not yet relayed (after a commit, and periodically), and write
+    the merchant webhook deliveries they call for."""
+
+    async def relay(session: AsyncSession, redis: Redis) -> int:
+        return await outbox.relay_pending(session, redis, consumers=[webhooks.fan_out])
+
+    return worker_runtime().run(relay)
 
 
 @celery_app.task(name=OUTBOX_PURGE_TASK)
