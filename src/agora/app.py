@@ -32,6 +32,7 @@ from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.logs.api import INGEST_PATH
 from agora.logs.api import router as logs_router
+from agora.logs.tail_api import router as logs_tail_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
 from agora.realtime.api import router as realtime_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_router)
     app.include_router(flashsale_router, prefix=API_PREFIX)
     app.include_router(logs_router, prefix=API_PREFIX)
+    app.include_router(logs_tail_router)
     return app
 
 
