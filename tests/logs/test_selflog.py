@@ -16,7 +16,7 @@ from agora.logs import service
 from agora.logs.selflog import RequestLogSink, event_listener
 from agora.settings import Settings
 from tests.factories import create_user
-from tests.logs.support import load_all, staff_headers
+from tests.logs.support import load_all
 
 LISTENER = event_listener(max_batches=1000)
 
@@ -42,10 +42,10 @@ async def test_requests_become_lines_with_their_route_status_and_user(
         200,
     )
     assert line.attrs == {"user_id": str(buyer.id)}
-    assert line.duration_ms is not None and line.bytes and line.bytes > 0
+    assert line.duration_ms is not None
+    assert (line.bytes or 0) > 0
     (product,) = products.items
     assert product.route == "/api/v1/products/{id_or_slug}"
-    assert staff_headers(settings)
 
 
 async def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
