@@ -46,6 +46,12 @@ def append(path: Path, tag: str, count: int) -> None:
             file.write(nginx_line(f"/{tag}/{n}", 200) + "\n")
 
 
+async def run_cli(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    return await asyncio.to_thread(
+        subprocess.run, command, env=env, cwd=ROOT, capture_output=True, check=False
+    )
+
+
 async def stored(database: Database, redis: Redis, tag: str) -> int:
     await load_all(database, redis)
     async with database.engine.connect() as connection:
@@ -68,12 +74,12 @@ async def test_the_command_ships_a_file_and_remembers_its_offset(
         sys.executable, "-m", "agora", "logs", "ship", str(log), "--url", server.base_url,
         "--key", key, "--state", str(state),
     ]  # fmt: skip
-    done = subprocess.run(command, env=service_env, cwd=ROOT, capture_output=True, check=False)
+    done = await run_cli(command, service_env)
     assert done.returncode == 0, done.stderr.decode()
     assert "shipped 2500 lines, 1 rejected" in done.stderr.decode()
     assert await stored(database, redis, "a") == 2500
     assert load_position(state).offset == log.stat().st_size
-    again = subprocess.run(command, env=service_env, cwd=ROOT, capture_output=True, check=False)
+    again = await run_cli(command, service_env)
     assert "shipped 0 lines" in again.stderr.decode()  # nothing sent twice
 
 
@@ -116,6 +122,6 @@ async def test_a_refused_key_stops_the_shipper(
         sys.executable, "-m", "agora", "logs", "ship", str(log), "--url", server.base_url,
         "--key", "agl_not-a-key", "--state", str(tmp_path / "s.json"),
     ]  # fmt: skip
-    done = subprocess.run(command, env=service_env, cwd=ROOT, capture_output=True, check=False)
+    done = await run_cli(command, service_env)
     assert done.returncode == 1
     assert "401" in done.stderr.decode()
