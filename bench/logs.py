@@ -34,8 +34,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from agora.core.db import Database
 from agora.core.security import Role, issue_access_token
 from agora.logs.parsing import ROW_COLUMNS, Defaults, parse_body
+from agora.logs.service import keep_storage
 from agora.migrations import upgrade
 from agora.settings import Settings
 from bench.harness import (
@@ -93,6 +95,15 @@ def ndjson_body(randomness: random.Random, lines: int) -> bytes:
 
 def plain_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def make_partitions(database_url: str, settings: Settings) -> None:
+    """Today's partitions and the days around it, as beat would make them."""
+    database = Database(database_url, pool_size=1)
+    try:
+        await keep_storage(database, settings)
+    finally:
+        await database.dispose()
 
 
 async def truncate(dsn: str) -> None:
@@ -265,6 +276,7 @@ def main() -> None:
     nginx = [nginx_body(randomness, BODY_LINES) for _ in range(20)]
     ndjson = [ndjson_body(randomness, BODY_LINES) for _ in range(20)]
 
+    asyncio.run(make_partitions(urls.database_url, settings))
     asyncio.run(truncate(dsn))
     baseline = asyncio.run(copy_baseline(dsn, 200_000))
     baseline_rate = 200_000 / baseline.elapsed
