@@ -237,12 +237,13 @@ async def time_to_searchable(base_url: str, staff: dict[str, str], probes: int) 
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         for _ in range(probes):
             request_id = uuid.uuid4().hex
+            since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).isoformat()
             sent = time.perf_counter()
             await http.get(f"/api/v1/products/{uuid.uuid4()}", headers={"X-Request-ID": request_id})
             while True:
-                page = await http.get(
-                    "/api/v1/logs/search", params={"q": f"request_id:{request_id}"}, headers=staff
-                )
+                # the last seconds, as a user looking for a request just made would ask
+                params = {"q": f"request_id:{request_id}", "from": since}
+                page = await http.get("/api/v1/logs/search", params=params, headers=staff)
                 if page.json()["items"]:
                     break
                 await asyncio.sleep(0.01)
