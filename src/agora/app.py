@@ -50,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; services are opened in its lifespan, not at import."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.wants_json_logs)
-    request_log = RequestLogSink(settings.log_self_queue_max, settings.log_self_flush_interval)
+    request_log = (
+        RequestLogSink(settings.log_self_queue_max, settings.log_self_flush_interval)
+        if settings.log_self_requests
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,12 +78,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
-        request_log.start(redis, settings)
+        if request_log is not None:
+            request_log.start(redis, settings)
         try:
             async with cache.invalidation_subscriber():
                 yield
         finally:
-            await request_log.stop()
+            if request_log is not None:
+                await request_log.stop()
             await app.state.event_hub.stop()
             await redis.aclose()
             await database.dispose()
