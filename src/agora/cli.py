@@ -23,6 +23,7 @@ from rich.console import Console
 
 from agora.core.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceUrls, resolve_service_urls
 from agora.settings import get_settings
+from agora.stack.cli import stack_app
 
 app = typer.Typer(help="Agora: a fast, async, headless commerce backend.", no_args_is_help=True)
 services_app = typer.Typer(help="The embedded PostgreSQL and Redis.", no_args_is_help=True)
@@ -33,6 +34,7 @@ import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 logs_app = typer.Typer(help="The log platform: loaders and the file shipper.", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
+app.add_typer(stack_app, name="stack")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -96,6 +98,9 @@ def api(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # Longer than the proxy's upstream keepalive: the proxy, not the API, closes idle
+        # connections, so it never sends a request on a connection the API is closing.
+        timeout_keep_alive=get_settings().http_keepalive_timeout,
     )
 
 
@@ -105,6 +110,9 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve the worker's Prometheus metrics on this port.")
     ] = None,
+    name: Annotated[
+        str, typer.Option(help="Node name, unique among the workers of one host.")
+    ] = "agora",
 ) -> None:
     """Run a Celery worker."""
     _export_service_urls()
@@ -117,7 +125,13 @@ def worker(
     from agora.worker import app as celery
 
     celery.worker_main(
-        ["worker", f"--concurrency={concurrency}", "--without-gossip", "--without-mingle"]
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--hostname={name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 
@@ -199,6 +213,24 @@ def logs_ship(
         console.print(f"\n[red]{refusal}[/red]")
         raise typer.Exit(1) from refusal
     console.print(f"\nshipped {done.sent} lines, {done.rejected} rejected")
+
+
+@app.command()
+def crawl(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Fetches in flight at most (AGORA_CRAWLER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run a crawler process (price watch); run as many as you like on any machines."""
+    import asyncio
+
+    _export_service_urls()
+    from agora.core.observability import configure_logging
+    from agora.pricewatch.crawl import run
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
+    asyncio.run(run(settings, concurrency or settings.crawler_concurrency))
 
 
 @app.command("check-worker")
@@ -325,8 +357,8 @@ def up(
     workers: WorkersOption = 1,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo catalog.")] = False,
 ) -> None:
-    """Run everything in one terminal: services, migrations, demo data, API, worker, beat and a
-    log loader."""
+    """Run everything in one terminal: services, migrations, demo data, API, worker, beat, a
+    crawler and a log loader."""
     settings = get_settings()
     started_postgres = (
         settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()
@@ -342,6 +374,7 @@ def up(
         [*agora, "worker"],
         [*agora, "beat"],
         [*agora, "logs", "worker"],
+        [*agora, "crawl"],
     ]
     children = [subprocess.Popen(command) for command in commands]  # noqa: S603 - our own CLI
     console.print(
