@@ -11,7 +11,8 @@ carries the event's ``id`` so consumers can drop a duplicate and order what they
 Each event goes to the ops channel (staff) and, when it has an owner, to that user's channel.
 Consumers that must not lose an event (merchant webhooks) are handed each batch inside the
 relay's transaction: what they write commits together with the batch being marked relayed, so
-an event reaches them exactly when it is relayed, whatever crashes in between.
+an event reaches them exactly when it is relayed, whatever crashes in between. Engines that keep
+events as data (the log platform) register a relay listener, handed each relayed batch.
 The kernel knows no domain: topics and payloads are the caller's.
 """
 
@@ -38,6 +39,16 @@ OPS_CHANNEL = CHANNEL_PREFIX + "ops"
 _BATCH_SIZE = 200
 
 Consumer = Callable[[AsyncSession, Sequence["OutboxEvent"]], Awaitable[None]]
+RelayListener = Callable[[Redis, list[dict[str, Any]]], Awaitable[object]]
+"""Handed each batch of relayed events as ``{id, topic, data, user_id, created_at}``; it must
+handle its own failures (the relay goes on regardless)."""
+_relay_listeners: list[RelayListener] = []
+
+
+def add_relay_listener(listener: RelayListener) -> None:
+    """Hand every batch of relayed events to ``listener`` too (once per process)."""
+    if listener not in _relay_listeners:
+        _relay_listeners.append(listener)
 
 
 class OutboxEvent(Base):
@@ -61,17 +72,19 @@ class OutboxEvent(Base):
     )
     relayed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
+    def as_dict(self) -> dict[str, Any]:
+        """The event as relayed: ``{id, topic, data, user_id, created_at}``."""
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "data": self.payload,
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+        }
+
     def message(self) -> bytes:
         """The JSON message published for this event."""
-        return dumps(
-            {
-                "id": self.id,
-                "topic": self.topic,
-                "data": self.payload,
-                "user_id": self.user_id,
-                "created_at": self.created_at,
-            }
-        )
+        return dumps(self.as_dict())
 
 
 def user_channel(user_id: uuid.UUID | str) -> str:
@@ -118,6 +131,8 @@ async def relay_pending(
             await pipeline.execute()
         for consume in consumers:
             await consume(session, events)
+        for listener in _relay_listeners:
+            await listener(redis, [event.as_dict() for event in events])
         await session.execute(
             update(OutboxEvent)
             .where(OutboxEvent.id.in_([event.id for event in events]))
