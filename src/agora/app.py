@@ -26,6 +26,9 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.dashboard.api import STATIC_PATH, static_files
+from agora.dashboard.api import router as dashboard_router
+from agora.dashboard.snapshot import SnapshotBoard
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limiter=RateLimiter(redis),
             cache=cache,
         )
+        app.state.dashboard_board = SnapshotBoard(app.state.services)
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
         try:
@@ -104,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payments_router, prefix=API_PREFIX)
     app.include_router(realtime_router)
     app.include_router(flashsale_router, prefix=API_PREFIX)
+    app.include_router(dashboard_router)
+    app.mount(STATIC_PATH, static_files, name="dashboard-static")
     return app
 
 

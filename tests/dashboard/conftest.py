@@ -1,0 +1,41 @@
+"""Fixtures of the dashboard tests: a real ``agora api`` server for the module and a headless
+Chromium driven by Playwright, skipped with the reason when either is not installed here."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import ApiProcess
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def server(service_env: dict[str, str]) -> Iterator[ApiProcess]:
+    """One real API server (uvicorn, WebSockets) for the tests of a module."""
+    process = ApiProcess(env=service_env)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, through Playwright's async API."""
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip("Playwright is not installed (pip install playwright)")
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield chromium
+        await chromium.close()

@@ -1,0 +1,90 @@
+"""The dashboard in a real headless Chromium against a real API server: sign-in, figures that
+move without reload, a customer refused, no console errors and no request to another host."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from agora.core.db import Database
+from agora.core.security import Role
+from agora.settings import Settings
+from tests.dashboard.support import (
+    PageRecorder,
+    create_account,
+    open_live,
+    place_paid_order,
+    sign_in,
+)
+from tests.factories import create_user, create_variant
+from tests.support import ApiProcess
+
+FIVE_SECONDS_MS = 5000
+expect = pytest.importorskip("playwright.async_api", reason="Playwright is not installed").expect
+
+
+@pytest.fixture
+async def page(browser: Any, server: ApiProcess) -> AsyncIterator[tuple[Any, PageRecorder]]:
+    """A fresh page at 1280×800 with its recorder; the recorder is checked after the test."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+    tab = await context.new_page()
+    recorder = PageRecorder(origin=server.base_url)
+    recorder.attach(tab)
+    yield tab, recorder
+    await context.close()
+    assert recorder.errors == []
+    assert recorder.foreign_requests() == []
+
+
+def metric(page: Any, name: str) -> Any:
+    """The element of a headline number."""
+    return page.locator(f'[data-metric="{name}"]')
+
+
+async def test_a_paid_order_moves_the_figures_without_reload(
+    page: tuple[Any, PageRecorder], server: ApiProcess, database: Database, settings: Settings
+) -> None:
+    tab, recorder = page
+    buyer = await create_user(database, settings)
+    variant = await create_variant(database, price=1999, currency="EUR", stock=5)
+
+    await open_live(tab, server.base_url, database)
+    await expect(metric(tab, "orders_per_minute")).to_have_text("0")
+    navigations = len([url for url in recorder.requests if url.endswith("/dashboard")])
+
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        await place_paid_order(http, buyer.headers, variant)
+
+    await expect(metric(tab, "orders_per_minute")).to_have_text("1", timeout=FIVE_SECONDS_MS)
+    await expect(metric(tab, "revenue_per_minute")).to_have_text("€19.99", timeout=FIVE_SECONDS_MS)
+    assert len([url for url in recorder.requests if url.endswith("/dashboard")]) == navigations
+
+
+async def test_a_customer_is_told_staff_only_and_sees_no_data(
+    page: tuple[Any, PageRecorder], server: ApiProcess, database: Database
+) -> None:
+    tab, recorder = page
+    customer = await create_account(database, Role.CUSTOMER)
+
+    await sign_in(tab, server.base_url, customer)
+
+    notice = tab.locator('[data-notice][data-reason="staff_only"]')
+    await notice.wait_for()
+    assert "Staff only" in await notice.inner_text()
+    assert await tab.locator("[data-board]").is_hidden()
+    assert not [url for url in recorder.requests if "/ws/dashboard" in url]
+
+
+async def test_signing_out_drops_the_feed(
+    page: tuple[Any, PageRecorder], server: ApiProcess, database: Database
+) -> None:
+    tab, _ = page
+    await open_live(tab, server.base_url, database, Role.ADMIN)
+
+    await tab.click("[data-sign-out]")
+
+    await tab.locator('[data-panel="signin"]').wait_for()
+    assert await tab.locator("[data-board]").is_hidden()
