@@ -28,6 +28,7 @@ from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
 from agora.dashboard.api import STATIC_PATH, static_files
 from agora.dashboard.api import router as dashboard_router
+from agora.dashboard.sections import DASHBOARD_SECTIONS
 from agora.dashboard.snapshot import SnapshotBoard
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limiter=RateLimiter(redis),
             cache=cache,
         )
-        app.state.dashboard_board = SnapshotBoard(app.state.services)
+        app.state.dashboard_board = SnapshotBoard(app.state.services, DASHBOARD_SECTIONS)
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
         try:

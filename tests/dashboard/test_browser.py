@@ -11,6 +11,7 @@ import pytest
 
 from agora.core.db import Database
 from agora.core.security import Role
+from agora.dashboard.snapshot import MAX_SNAPSHOT_BYTES
 from agora.settings import Settings
 from tests.dashboard.support import (
     PageRecorder,
@@ -23,6 +24,7 @@ from tests.factories import create_user, create_variant
 from tests.support import ApiProcess
 
 FIVE_SECONDS_MS = 5000
+FIRST_LOAD_BUDGET = 300 * 1024
 expect = pytest.importorskip("playwright.async_api", reason="Playwright is not installed").expect
 
 
@@ -88,3 +90,67 @@ async def test_signing_out_drops_the_feed(
 
     await tab.locator('[data-panel="signin"]').wait_for()
     assert await tab.locator("[data-board]").is_hidden()
+
+
+async def test_first_load_is_small_besides_the_chart_library(
+    browser: Any, server: ApiProcess, database: Database
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = await context.new_page()
+    responses: list[Any] = []
+    tab.on("response", lambda response: responses.append(response))
+    recorder = PageRecorder(origin=server.base_url)
+    recorder.attach(tab)
+
+    await open_live(tab, server.base_url, database)
+    await expect(metric(tab, "orders_per_minute")).to_have_text("0")
+    transferred = 0
+    for response in responses:
+        if "/dashboard/vendor/" in response.url:
+            continue
+        sizes = await response.request.sizes()
+        transferred += sizes["responseBodySize"] + sizes["responseHeadersSize"]
+    await context.close()
+
+    assert 0 < transferred <= FIRST_LOAD_BUDGET
+    assert recorder.frames
+    assert max(recorder.frames) <= MAX_SNAPSHOT_BYTES
+    assert recorder.errors == []
+
+
+async def test_the_range_picker_switches_the_charts(
+    page: tuple[Any, PageRecorder], server: ApiProcess, database: Database
+) -> None:
+    tab, _ = page
+    await open_live(tab, server.base_url, database)
+    await tab.locator('[data-board][data-range="15m"]').wait_for(state="attached")
+
+    for name in ("1h", "24h", "7d"):
+        await tab.click(f'button[data-range="{name}"]')
+        await tab.locator(f'[data-board][data-range="{name}"]').wait_for(state="attached")
+        assert (
+            await tab.locator(f'button[data-range="{name}"]').get_attribute("aria-pressed")
+            == "true"
+        )
+
+
+async def test_the_page_reads_in_chinese_and_fits_a_phone(
+    browser: Any, server: ApiProcess, database: Database
+) -> None:
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True
+    )
+    tab = await context.new_page()
+    recorder = PageRecorder(origin=server.base_url)
+    recorder.attach(tab)
+
+    await open_live(tab, server.base_url, database)
+    assert await tab.locator("h1").inner_text() == "Agora 运营看板"
+    await expect(metric(tab, "orders_per_minute")).to_have_text("0")
+    width = await tab.evaluate("() => document.documentElement.scrollWidth")
+    await tab.click('a[hreflang="en"]')
+    await expect(tab.locator("h1")).to_have_text("Agora operations")
+    await context.close()
+
+    assert width <= 390
+    assert recorder.errors == []

@@ -13,8 +13,11 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.core.dependencies import AppServices
 from agora.dashboard import repository
+from agora.dashboard.queues import queue_depths
 from agora.dashboard.ranges import TimeRange
+from agora.dashboard.snapshot import Section
 from agora.flashsale import ledger
 
 MINUTE = dt.timedelta(minutes=1)
@@ -22,6 +25,16 @@ MAX_SALES = 10
 
 
 async def commerce_section(
+    services: AppServices, now: dt.datetime, time_range: TimeRange
+) -> dict[str, Any]:
+    """The ``commerce`` and ``queues`` parts of a snapshot."""
+    async with services.database.sessionmaker() as session:
+        commerce = await _commerce(session, services.redis, now, time_range)
+        queues = await queue_depths(session, services.settings.task_queue, commerce["flash_sales"])
+    return {"commerce": commerce, "queues": queues, "crawl": None}
+
+
+async def _commerce(
     session: AsyncSession, redis: Redis, now: dt.datetime, time_range: TimeRange
 ) -> dict[str, Any]:
     """Orders, revenue, callbacks and flash sales, as the panels draw them."""
@@ -88,3 +101,6 @@ def _series(time_range: TimeRange, points: Any) -> list[int]:
         if 0 <= bucket < time_range.buckets:
             values[bucket] += value
     return values
+
+
+SECTIONS = (Section(commerce_section),)

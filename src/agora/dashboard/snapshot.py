@@ -2,8 +2,10 @@
 shared by every socket of the process.
 
 A snapshot is complete on its own (the page redraws from it, never from a diff), so a browser
-that missed some only ever needs the newest one. Lists are capped and, as a last guard, trimmed
-until the encoded message fits ``MAX_SNAPSHOT_BYTES``.
+that missed some only ever needs the newest one. It is assembled from sections; a section that
+is costly over a long range (ranked lists counted from raw lines) says how long its part may be
+reused. Lists are capped by their sections and, as a last guard, trimmed until the encoded
+message fits ``MAX_SNAPSHOT_BYTES``.
 """
 
 from __future__ import annotations
@@ -11,44 +13,31 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agora.core.dependencies import AppServices
 from agora.core.serialization import dumps
-from agora.dashboard.commerce import commerce_section
-from agora.dashboard.queues import queue_depths
 from agora.dashboard.ranges import TimeRange
 
 MAX_SNAPSHOT_BYTES = 16 * 1024
 SNAPSHOT_INTERVAL_S = 1.0
-CRAWL_SECTION: dict[str, Any] | None = None
 
-Section = Callable[[AppServices, dt.datetime, TimeRange], Awaitable[dict[str, Any]]]
+Reader = Callable[[AppServices, dt.datetime, TimeRange], Awaitable[dict[str, Any]]]
 
 
-async def build_snapshot(
-    services: AppServices, time_range: TimeRange, extra_sections: tuple[Section, ...] = ()
-) -> dict[str, Any]:
-    """Read every figure for ``time_range`` now."""
-    now = dt.datetime.now(dt.UTC)
-    async with services.database.sessionmaker() as session:
-        commerce = await commerce_section(session, services.redis, now, time_range)
-        queues = await queue_depths(session, services.settings.task_queue, commerce["flash_sales"])
-    snapshot: dict[str, Any] = {
-        "type": "snapshot",
-        "at": now.isoformat(),
-        "range": time_range.name,
-        "start": int(time_range.start(now).timestamp()),
-        "step": time_range.step_s,
-        "commerce": commerce,
-        "queues": queues,
-        "crawl": CRAWL_SECTION,
-    }
-    for section in extra_sections:
-        snapshot.update(await section(services, now, time_range))
-    return snapshot
+def every_snapshot(_: TimeRange) -> float:
+    """Read on every snapshot."""
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the snapshot: how to read it, and how long (seconds) a read may be reused."""
+
+    read: Reader
+    max_age: Callable[[TimeRange], float] = every_snapshot
 
 
 def encode(snapshot: dict[str, Any]) -> bytes:
@@ -92,9 +81,10 @@ class SnapshotBoard:
     """
 
     services: AppServices
-    extra_sections: tuple[Section, ...] = ()
+    sections: Sequence[Section]
     interval_s: float = SNAPSHOT_INTERVAL_S
     _latest: dict[str, tuple[float, bytes]] = field(default_factory=dict)
+    _parts: dict[tuple[int, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def latest(self, time_range: TimeRange) -> bytes:
@@ -104,6 +94,25 @@ class SnapshotBoard:
             built = self._latest.get(time_range.name)
             if built is not None and time.monotonic() - built[0] < self.interval_s:
                 return built[1]
-            message = encode(await build_snapshot(self.services, time_range, self.extra_sections))
+            message = encode(await self.build(time_range))
             self._latest[time_range.name] = (time.monotonic(), message)
             return message
+
+    async def build(self, time_range: TimeRange) -> dict[str, Any]:
+        """Read every section (reusing the parts still fresh enough) for ``time_range`` now."""
+        now = dt.datetime.now(dt.UTC)
+        snapshot: dict[str, Any] = {
+            "type": "snapshot",
+            "at": now.isoformat(),
+            "range": time_range.name,
+            "start": int(time_range.start(now).timestamp()),
+            "step": time_range.step_s,
+        }
+        for index, section in enumerate(self.sections):
+            key = (index, time_range.name)
+            part = self._parts.get(key)
+            if part is None or time.monotonic() - part[0] >= section.max_age(time_range):
+                part = (time.monotonic(), await section.read(self.services, now, time_range))
+                self._parts[key] = part
+            snapshot.update(part[1])
+        return snapshot

@@ -62,6 +62,7 @@ function draw(snapshot) {
     }
   }
   for (const extension of extensions) extension.render?.(snapshot);
+  board.dataset.range = snapshot.range;
 }
 
 function showBoard() {

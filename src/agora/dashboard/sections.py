@@ -1,0 +1,8 @@
+"""The sections every snapshot is made of, in the order they are read."""
+
+from __future__ import annotations
+
+from agora.dashboard import commerce
+from agora.dashboard.snapshot import Section
+
+DASHBOARD_SECTIONS: tuple[Section, ...] = (*commerce.SECTIONS,)
