@@ -34,6 +34,8 @@ from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
+from agora.logs.api import INGEST_PATH
+from agora.logs.api import router as logs_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
 from agora.realtime.api import router as realtime_router
@@ -91,13 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Provider callbacks come from a few provider IPs in bursts and are authenticated by their
     # signatures: a 429 would only delay payments, so they skip the per-client default budget.
-    # A flash-sale purchase spends the default budget with its own ones, in one Redis call.
+    # A flash-sale purchase spends the default budget with its own ones, in one Redis call;
+    # log ingest spends a per-key budget of lines instead.
     install_http_middleware(
         app,
         settings,
         api_prefix=API_PREFIX,
         unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,),
-        self_metered_paths=(API_PREFIX + PURCHASE_PATH,),
+        self_metered_paths=(API_PREFIX + PURCHASE_PATH, API_PREFIX + INGEST_PATH),
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(_operations_router())
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payments_router, prefix=API_PREFIX)
     app.include_router(realtime_router)
     app.include_router(flashsale_router, prefix=API_PREFIX)
+    app.include_router(logs_router, prefix=API_PREFIX)
     app.include_router(dashboard_router)
     app.mount(STATIC_PATH, static_files, name="dashboard-static")
     return app

@@ -31,6 +31,8 @@ user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+logs_app = typer.Typer(help="The log platform: loaders and the file shipper.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -126,6 +128,28 @@ def beat() -> None:
     from agora.worker import app as celery
 
     celery.start(["beat", "--loglevel=INFO"])
+
+
+@logs_app.command("worker")
+def logs_worker() -> None:
+    """Load buffered log lines into PostgreSQL (run as many as the ingest rate needs)."""
+    import asyncio
+
+    from agora.core.observability import configure_logging
+    from agora.logs.loader import serve
+
+    urls = _export_service_urls()
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(urls.database_url, urls.redis_url, settings, stop)
+
+    asyncio.run(main())
 
 
 @app.command("check-worker")
@@ -267,6 +291,7 @@ def up(
         [*agora, "api", "--host", host, "--port", str(port), "--workers", str(workers)],
         [*agora, "worker"],
         [*agora, "beat"],
+        [*agora, "logs", "worker"],
     ]
     children = [subprocess.Popen(command) for command in commands]  # noqa: S603 - our own CLI
     console.print(
