@@ -6,22 +6,35 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from tests.dashboard.support import LogLoaderProcess
 from tests.support import ApiProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="module")
-def server(service_env: dict[str, str]) -> Iterator[ApiProcess]:
-    """One real API server (uvicorn, WebSockets) for the tests of a module."""
-    process = ApiProcess(env=service_env)
+Process = TypeVar("Process", ApiProcess, LogLoaderProcess)
+
+
+def _running(process: Process) -> Iterator[Process]:
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def server(service_env: dict[str, str]) -> Iterator[ApiProcess]:
+    """One real API server (uvicorn, WebSockets) for the tests of a module."""
+    yield from _running(ApiProcess(env=service_env))
+
+
+@pytest.fixture(scope="module")
+def log_loader(service_env: dict[str, str]) -> Iterator[LogLoaderProcess]:
+    """A real log loader for the tests of a module."""
+    yield from _running(LogLoaderProcess(env=service_env))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ a page that records its console errors, its requests and its socket frames."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +16,7 @@ from agora.accounts.models import User
 from agora.core.db import Database
 from agora.core.security import Role, hash_password
 from tests.orders.support import ADDRESS
+from tests.support import ROOT, terminate
 
 PASSWORD = "correct horse battery staple"
 API = "/api/v1"
@@ -100,3 +103,21 @@ async def open_live(page: Any, base_url: str, database: Database, role: Role = R
     """Sign in with a new account of ``role`` and wait until the feed is live."""
     await sign_in(page, base_url, await create_account(database, role))
     await page.wait_for_selector('[data-status][data-state="live"]')
+
+
+@dataclass
+class LogLoaderProcess:
+    """A real ``agora logs worker``, loading what the API buffers into PostgreSQL."""
+
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the loader (it makes its consumer group on start)."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agora", "logs", "worker"], env=self.env, cwd=ROOT
+        )
+
+    def stop(self) -> None:
+        """Stop the loader cleanly."""
+        terminate(self.process)

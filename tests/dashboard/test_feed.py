@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -16,6 +17,7 @@ from agora.core.security import Role, issue_access_token
 from agora.dashboard.feed import TOKEN_EXPIRED
 from agora.dashboard.snapshot import MAX_SNAPSHOT_BYTES, SNAPSHOT_INTERVAL_S, encode
 from agora.settings import Settings
+from tests.dashboard.support import LogLoaderProcess
 from tests.factories import create_user, create_variant
 from tests.support import ApiProcess
 
@@ -112,3 +114,43 @@ def test_an_oversized_snapshot_is_trimmed_to_the_budget() -> None:
     assert decoded["truncated"] is True
     assert decoded["series"] == list(range(60))
     assert 0 < len(decoded["logs"]["routes"]) < 2000
+
+
+async def test_log_figures_come_from_the_log_platform(
+    server: ApiProcess, log_loader: LogLoaderProcess, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    token = staff.headers["Authorization"].removeprefix("Bearer ")
+    lines = [
+        {"path": "/api/v1/products/42", "method": "GET", "status": 200, "duration_ms": 20.0,
+         "ip": "198.51.100.7", "service": "edge"}
+        for _ in range(30)
+    ] + [
+        {"path": "/api/v1/orders", "method": "POST", "status": 503, "duration_ms": 900.0,
+         "ip": "198.51.100.8", "service": "edge"}
+        for _ in range(10)
+    ] + [{"message": "order paid", "service": "edge", "level": "info"}]  # fmt: skip
+    async with httpx.AsyncClient(base_url=server.base_url, headers=staff.headers) as http:
+        sent = await http.post(
+            "/api/v1/logs",
+            content=b"\n".join(json.dumps(line).encode() for line in lines),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        assert sent.status_code == 202, sent.text
+
+    async with websockets.connect(feed_url(server, token)) as socket:
+        while not (snapshot := await next_snapshot(socket))["rankings"]["top_paths"]:
+            pass
+        while (figures := snapshot["logs"])["series"]["requests"][-1] < 40:
+            snapshot = await next_snapshot(socket)
+
+    assert figures["error_rate"] == pytest.approx(10 / 40)
+    assert figures["requests_per_second"] > 0
+    assert figures["p99"] > figures["p50"] > 0
+    routes = {route["route"]: route for route in figures["routes"]}
+    assert routes["/api/v1/orders"]["count"] == 10
+    assert routes["/api/v1/orders"]["error_rate"] == 1.0
+    rankings = snapshot["rankings"]
+    assert rankings["top_paths"][0] == {"value": "/api/v1/products/42", "count": 30}
+    assert {entry["value"] for entry in rankings["top_ips"]} == {"198.51.100.7", "198.51.100.8"}
+    assert {entry["value"] for entry in rankings["status_codes"]} == {"200", "503"}

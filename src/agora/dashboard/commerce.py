@@ -30,7 +30,9 @@ async def commerce_section(
     """The ``commerce`` and ``queues`` parts of a snapshot."""
     async with services.database.sessionmaker() as session:
         commerce = await _commerce(session, services.redis, now, time_range)
-        queues = await queue_depths(session, services.settings.task_queue, commerce["flash_sales"])
+        queues = await queue_depths(
+            session, services.redis, services.settings.task_queue, commerce["flash_sales"]
+        )
     return {"commerce": commerce, "queues": queues, "crawl": None}
 
 

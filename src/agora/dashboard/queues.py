@@ -1,5 +1,5 @@
-"""How much work is waiting: the Celery task queue on the broker, the outbox relay's backlog and
-the flash-sale tickets not yet turned into orders.
+"""How much work is waiting: the Celery task queue on the broker, the outbox relay's backlog, the
+flash-sale tickets not yet turned into orders and the log platform's ingest buffer.
 
 The broker is asked through Celery's own connection pool (RabbitMQ and Redis alike answer a
 passive queue declaration with the message count); the call blocks, so it runs in a thread, and
@@ -12,22 +12,25 @@ import asyncio
 import contextlib
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.jobs import celery_app
 from agora.dashboard import repository
+from agora.logs.buffer import backlog
 
 BROKER_TIMEOUT_S = 1.0
 
 
 async def queue_depths(
-    session: AsyncSession, task_queue: str, flash_sales: list[dict[str, Any]]
+    session: AsyncSession, redis: Redis, task_queue: str, flash_sales: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Each queue's name and depth (``None`` when its depth cannot be read now)."""
     return [
         {"name": f"tasks:{task_queue}", "depth": await _task_queue_depth(task_queue)},
         {"name": "outbox", "depth": await repository.unrelayed_events(session)},
         {"name": "flash_sale_tickets", "depth": sum(sale["queued"] for sale in flash_sales)},
+        {"name": "log_ingest_batches", "depth": await backlog(redis)},
     ]
 
 

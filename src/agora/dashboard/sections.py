@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agora.dashboard import commerce
+from agora.dashboard import commerce, logs_panels
 from agora.dashboard.snapshot import Section
 
-DASHBOARD_SECTIONS: tuple[Section, ...] = (*commerce.SECTIONS,)
+DASHBOARD_SECTIONS: tuple[Section, ...] = (*commerce.SECTIONS, *logs_panels.SECTIONS)

@@ -2,8 +2,8 @@
 import { bars } from "../charts.js";
 
 export function render(panel, snapshot) {
-  if (!snapshot.logs) return;
-  const codes = snapshot.logs.status_codes;
+  if (!snapshot.rankings) return;
+  const codes = snapshot.rankings.status_codes;
   bars(
     panel.querySelector("[data-chart]"),
     codes.map((entry) => String(entry.value)),

@@ -4,8 +4,8 @@ import { number } from "../format.js";
 
 function topList(field) {
   return (panel, snapshot) => {
-    if (!snapshot.logs) return;
-    fillRows(panel.querySelector("[data-rows]"), snapshot.logs[field], (entry) => [
+    if (!snapshot.rankings) return;
+    fillRows(panel.querySelector("[data-rows]"), snapshot.rankings[field], (entry) => [
       entry.value,
       number(entry.count),
     ]);
