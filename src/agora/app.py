@@ -36,6 +36,7 @@ from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.logs.api import INGEST_PATH
 from agora.logs.api import router as logs_router
+from agora.logs.tail_api import router as logs_tail_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
 from agora.realtime.api import router as realtime_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_router)
     app.include_router(flashsale_router, prefix=API_PREFIX)
     app.include_router(logs_router, prefix=API_PREFIX)
+    app.include_router(logs_tail_router)
     app.include_router(dashboard_router)
     app.mount(STATIC_PATH, static_files, name="dashboard-static")
     return app
