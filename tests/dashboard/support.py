@@ -15,6 +15,7 @@ import httpx
 from agora.accounts.models import User
 from agora.core.db import Database
 from agora.core.security import Role, hash_password
+from agora.core.serialization import dumps
 from tests.orders.support import ADDRESS
 from tests.support import ROOT, terminate
 
@@ -121,3 +122,12 @@ class LogLoaderProcess:
     def stop(self) -> None:
         """Stop the loader cleanly."""
         terminate(self.process)
+
+
+async def ship(http: httpx.AsyncClient, *documents: dict[str, Any]) -> None:
+    """Send log lines (NDJSON) to the log platform's ingest endpoint."""
+    body = b"\n".join(dumps(document) for document in documents)
+    sent = await http.post(
+        f"{API}/logs", content=body, headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert sent.status_code == 202, sent.text

@@ -3,6 +3,7 @@ move without reload, a customer refused, no console errors and no request to ano
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,10 +15,12 @@ from agora.core.security import Role
 from agora.dashboard.snapshot import MAX_SNAPSHOT_BYTES
 from agora.settings import Settings
 from tests.dashboard.support import (
+    LogLoaderProcess,
     PageRecorder,
     create_account,
     open_live,
     place_paid_order,
+    ship,
     sign_in,
 )
 from tests.factories import create_user, create_variant
@@ -154,3 +157,35 @@ async def test_the_page_reads_in_chinese_and_fits_a_phone(
 
     assert width <= 390
     assert recorder.errors == []
+
+
+async def test_the_live_tail_shows_matching_lines_as_they_arrive(
+    page: tuple[Any, PageRecorder],
+    server: ApiProcess,
+    log_loader: LogLoaderProcess,
+    database: Database,
+    settings: Settings,
+) -> None:
+    tab, _ = page
+    staff = await create_user(database, settings, Role.STAFF)
+    wanted, other = f"/api/v1/probe/{uuid.uuid4().hex}", "/api/v1/elsewhere"
+    await open_live(tab, server.base_url, database)
+    tail = tab.locator('[data-panel="tail"]')
+    await tail.locator('input[name="q"]').fill(f"path:{wanted}")
+    await tail.locator('button[type="submit"]').click()
+
+    async with httpx.AsyncClient(base_url=server.base_url, headers=staff.headers) as http:
+        await ship(http, {"path": other, "status": 200}, {"path": wanted, "status": 404})
+        lines = tail.locator("[data-tail-lines] li")
+        await expect(lines).to_have_count(1, timeout=FIVE_SECONDS_MS * 2)
+        await expect(lines.first).to_contain_text(wanted)
+
+        await tail.locator("[data-tail-pause]").click()
+        await ship(http, {"path": wanted, "status": 500, "message": "while paused"})
+        await tail.locator("[data-tail-pause]").click()
+        await expect(lines).to_have_count(2, timeout=FIVE_SECONDS_MS * 2)
+
+    await lines.first.click()
+    fields = tail.locator("[data-tail-fields]")
+    await expect(fields).to_contain_text("while paused")
+    await expect(fields.locator("dt", has_text="status")).to_have_count(1)

@@ -17,7 +17,7 @@ from agora.core.security import Role, issue_access_token
 from agora.dashboard.feed import TOKEN_EXPIRED
 from agora.dashboard.snapshot import MAX_SNAPSHOT_BYTES, SNAPSHOT_INTERVAL_S, encode
 from agora.settings import Settings
-from tests.dashboard.support import LogLoaderProcess
+from tests.dashboard.support import LogLoaderProcess, ship
 from tests.factories import create_user, create_variant
 from tests.support import ApiProcess
 
@@ -131,12 +131,7 @@ async def test_log_figures_come_from_the_log_platform(
         for _ in range(10)
     ] + [{"message": "order paid", "service": "edge", "level": "info"}]  # fmt: skip
     async with httpx.AsyncClient(base_url=server.base_url, headers=staff.headers) as http:
-        sent = await http.post(
-            "/api/v1/logs",
-            content=b"\n".join(json.dumps(line).encode() for line in lines),
-            headers={"Content-Type": "application/x-ndjson"},
-        )
-        assert sent.status_code == 202, sent.text
+        await ship(http, *lines)
 
     async with websockets.connect(feed_url(server, token)) as socket:
         while not (snapshot := await next_snapshot(socket))["rankings"]["top_paths"]:

@@ -12,6 +12,7 @@ import * as requests from "./panels/requests.js";
 import * as revenue from "./panels/revenue.js";
 import * as routes from "./panels/routes.js";
 import * as statusCodes from "./panels/status_codes.js";
+import { Tail } from "./panels/tail.js";
 import { renderIps, renderPaths } from "./panels/top_values.js";
 
 const renderers = {
@@ -28,7 +29,8 @@ const renderers = {
   payments: payments.render,
   queues: queues.render,
 };
-const extensions = [];
+// Panels with their own life besides the snapshot (sockets, controls).
+const extensions = [new Tail(document.querySelector('[data-panel="tail"]'))];
 
 const signInPanel = document.querySelector('[data-panel="signin"]');
 const sessionBar = document.querySelector('[data-panel="session"]');
