@@ -13,10 +13,17 @@ export function ratio(value) {
   return value === null || value === undefined ? "–" : percent.format(value);
 }
 
+function currencyFormat(currency) {
+  return new Intl.NumberFormat(lang, { style: "currency", currency });
+}
+
+// Minor units (cents, fen) as the currency's major unit, for charts.
+export function majorUnits(amount, currency) {
+  return amount / 10 ** currencyFormat(currency).resolvedOptions().maximumFractionDigits;
+}
+
 export function money(amount, currency) {
-  const format = new Intl.NumberFormat(lang, { style: "currency", currency });
-  const digits = format.resolvedOptions().maximumFractionDigits;
-  return format.format(amount / 10 ** digits);
+  return currencyFormat(currency).format(majorUnits(amount, currency));
 }
 
 export function time(isoOrEpoch) {

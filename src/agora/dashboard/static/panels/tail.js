@@ -101,7 +101,7 @@ export class Tail {
   }
 
   #show(line) {
-    const text = [line.ts, ...SUMMARY.map((name) => line[name])]
+    const text = [String(line.ts).slice(11, 23), ...SUMMARY.map((name) => line[name])]
       .filter((value) => value !== null && value !== undefined && value !== "")
       .join("  ");
     const item = element("li", text, { tabindex: "0", "data-line-id": String(line.id) });
