@@ -34,6 +34,7 @@ from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
+from agora.logs.alerts_api import router as alerts_router
 from agora.logs.api import INGEST_PATH
 from agora.logs.api import router as logs_router
 from agora.logs.tail_api import router as logs_tail_router
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(flashsale_router, prefix=API_PREFIX)
     app.include_router(logs_router, prefix=API_PREFIX)
     app.include_router(logs_tail_router)
+    app.include_router(alerts_router, prefix=API_PREFIX)
     app.include_router(dashboard_router)
     app.mount(STATIC_PATH, static_files, name="dashboard-static")
     return app

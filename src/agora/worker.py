@@ -20,6 +20,8 @@ from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
 from agora.core.observability import configure_logging
 from agora.flashsale import tasks as flashsale_tasks  # noqa: F401 - registers its tasks
+from agora.logs import tasks as logs_tasks
+from agora.logs.alerts import EVALUATE_TASK as EVALUATE_ALERTS_TASK
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
@@ -65,6 +67,14 @@ def build_celery() -> Celery:
         "reconcile-payments": {
             "task": RECONCILE_PAYMENTS_TASK,
             "schedule": settings.payment_reconcile_interval,
+        },
+        "evaluate-alerts": {
+            "task": EVALUATE_ALERTS_TASK,
+            "schedule": settings.alert_evaluation_interval,
+        },
+        "keep-log-storage": {
+            "task": logs_tasks.KEEP_STORAGE_TASK,
+            "schedule": settings.log_maintenance_interval,
         },
         "reconcile-flash-sales": {
             "task": "agora.flashsale.reconcile",

@@ -91,7 +91,7 @@ async def test_a_screenshot_under_load_is_kept(
     await expect(tab.locator('[data-metric="orders_per_minute"]')).to_have_text("8")
     await expect(tab.locator('[data-panel="top_paths"] td').first).not_to_have_text("Nothing yet")
     await asyncio.sleep(1.5)
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(ARTEFACTS.mkdir, parents=True, exist_ok=True)
     shot = ARTEFACTS / "dashboard.png"
     await tab.screenshot(path=str(shot), full_page=True)
     await context.close()
