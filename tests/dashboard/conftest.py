@@ -28,12 +28,12 @@ def _running(process: Process) -> Iterator[Process]:
 @pytest.fixture(scope="module")
 def server(service_env: dict[str, str]) -> Iterator[ApiProcess]:
     """One real API server (uvicorn, WebSockets) for the tests of a module."""
-    yield from _running(ApiProcess(env=service_env))
+    yield from _running(ApiProcess(env={**service_env, "AGORA_WEBHOOK_ALLOW_PRIVATE": "true"}))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def log_loader(service_env: dict[str, str]) -> Iterator[LogLoaderProcess]:
-    """A real log loader for the tests of a module."""
+    """A real log loader for one test (each test's clean Redis drops the loaders' group)."""
     yield from _running(LogLoaderProcess(env=service_env))
 
 

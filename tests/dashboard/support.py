@@ -131,3 +131,10 @@ async def ship(http: httpx.AsyncClient, *documents: dict[str, Any]) -> None:
         f"{API}/logs", content=body, headers={"Content-Type": "application/x-ndjson"}
     )
     assert sent.status_code == 202, sent.text
+
+
+async def searchable(http: httpx.AsyncClient, query: str) -> bool:
+    """Whether a line matching ``query`` has been stored."""
+    found = await http.get(f"{API}/logs/search", params={"q": query, "limit": 1})
+    assert found.status_code == 200, found.text
+    return bool(found.json()["items"])

@@ -11,8 +11,11 @@ import httpx
 import pytest
 
 from agora.core.db import Database
+from agora.core.embedded import ServiceUrls
+from agora.core.jobs import configure_celery
 from agora.core.security import Role
 from agora.dashboard.snapshot import MAX_SNAPSHOT_BYTES
+from agora.logs import alerts
 from agora.settings import Settings
 from tests.dashboard.support import (
     LogLoaderProcess,
@@ -20,11 +23,12 @@ from tests.dashboard.support import (
     create_account,
     open_live,
     place_paid_order,
+    searchable,
     ship,
     sign_in,
 )
 from tests.factories import create_user, create_variant
-from tests.support import ApiProcess
+from tests.support import ApiProcess, free_port, wait_for
 
 FIVE_SECONDS_MS = 5000
 FIRST_LOAD_BUDGET = 300 * 1024
@@ -159,33 +163,70 @@ async def test_the_page_reads_in_chinese_and_fits_a_phone(
     assert recorder.errors == []
 
 
+@pytest.fixture
+async def staff_http(
+    server: ApiProcess, log_loader: LogLoaderProcess, database: Database, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A member of staff's HTTP client on the server, with a log loader running."""
+    staff = await create_user(database, settings, Role.STAFF)
+    async with httpx.AsyncClient(base_url=server.base_url, headers=staff.headers) as http:
+        yield http
+
+
 async def test_the_live_tail_shows_matching_lines_as_they_arrive(
-    page: tuple[Any, PageRecorder],
-    server: ApiProcess,
-    log_loader: LogLoaderProcess,
-    database: Database,
-    settings: Settings,
+    page: tuple[Any, PageRecorder], staff_http: httpx.AsyncClient, database: Database
 ) -> None:
     tab, _ = page
-    staff = await create_user(database, settings, Role.STAFF)
+    http = staff_http
     wanted, other = f"/api/v1/probe/{uuid.uuid4().hex}", "/api/v1/elsewhere"
-    await open_live(tab, server.base_url, database)
+    await open_live(tab, str(http.base_url), database)
     tail = tab.locator('[data-panel="tail"]')
     await tail.locator('input[name="q"]').fill(f"path:{wanted}")
     await tail.locator('button[type="submit"]').click()
 
-    async with httpx.AsyncClient(base_url=server.base_url, headers=staff.headers) as http:
-        await ship(http, {"path": other, "status": 200}, {"path": wanted, "status": 404})
-        lines = tail.locator("[data-tail-lines] li")
-        await expect(lines).to_have_count(1, timeout=FIVE_SECONDS_MS * 2)
-        await expect(lines.first).to_contain_text(wanted)
+    await ship(http, {"path": other, "status": 200}, {"path": wanted, "status": 404})
+    lines = tail.locator("[data-tail-lines] li")
+    await expect(lines).to_have_count(1, timeout=FIVE_SECONDS_MS * 2)
+    await expect(lines.first).to_contain_text(wanted)
 
-        await tail.locator("[data-tail-pause]").click()
-        await ship(http, {"path": wanted, "status": 500, "message": "while paused"})
-        await tail.locator("[data-tail-pause]").click()
-        await expect(lines).to_have_count(2, timeout=FIVE_SECONDS_MS * 2)
+    await tail.locator("[data-tail-pause]").click()
+    await ship(http, {"path": wanted, "status": 500, "message": "while paused"})
+    await tail.locator("[data-tail-pause]").click()
+    await expect(lines).to_have_count(2, timeout=FIVE_SECONDS_MS * 2)
 
     await lines.first.click()
     fields = tail.locator("[data-tail-fields]")
     await expect(fields).to_contain_text("while paused")
     await expect(fields.locator("dt", has_text="status")).to_have_count(1)
+
+
+async def test_a_firing_alert_appears(
+    page: tuple[Any, PageRecorder],
+    staff_http: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    service_urls: ServiceUrls,
+) -> None:
+    tab, _ = page
+    http = staff_http
+    probe = f"/api/v1/alert-probe/{uuid.uuid4().hex}"
+    rule = {
+        "name": "probe answers 5xx", "q": f"path:{probe}", "metric": "count", "op": ">",
+        "threshold": 0, "window_s": 300, "for_s": 0,
+        "webhook_url": f"http://127.0.0.1:{free_port()}/alerts",
+    }  # fmt: skip
+    await open_live(tab, str(http.base_url), database)
+    created = await http.post("/api/v1/alerts/rules", json=rule)
+    assert created.status_code == 201, created.text
+    await ship(http, {"path": probe, "status": 503})
+    await wait_for(lambda: searchable(http, f"path:{probe}"))
+
+    configure_celery(service_urls.broker_url, settings.task_queue)
+    async with database.unit_of_work() as session:
+        assert len(await alerts.evaluate_rules(session)) == 1
+
+    panel = tab.locator('[data-panel="alerts"]')
+    await expect(panel.locator('[data-alert="probe answers 5xx"]')).to_be_visible(
+        timeout=FIVE_SECONDS_MS
+    )
+    await expect(panel.locator("[data-rules]")).to_contain_text("firing")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from agora.dashboard import commerce, logs_panels
+from agora.dashboard import alerts_panel, commerce, logs_panels
 from agora.dashboard.snapshot import Section
 
-DASHBOARD_SECTIONS: tuple[Section, ...] = (*commerce.SECTIONS, *logs_panels.SECTIONS)
+DASHBOARD_SECTIONS: tuple[Section, ...] = (
+    *commerce.SECTIONS,
+    *logs_panels.SECTIONS,
+    *alerts_panel.SECTIONS,
+)

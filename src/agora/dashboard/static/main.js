@@ -2,6 +2,7 @@
 import { Session } from "./auth.js";
 import { t } from "./dom.js";
 import { Feed } from "./feed.js";
+import * as alerts from "./panels/alerts.js";
 import * as errors from "./panels/errors.js";
 import * as flashSales from "./panels/flash_sales.js";
 import * as latency from "./panels/latency.js";
@@ -28,6 +29,7 @@ const renderers = {
   top_ips: renderIps,
   payments: payments.render,
   queues: queues.render,
+  alerts: alerts.render,
 };
 // Panels with their own life besides the snapshot (sockets, controls).
 const extensions = [new Tail(document.querySelector('[data-panel="tail"]'))];
