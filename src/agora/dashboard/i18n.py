@@ -71,7 +71,7 @@ MESSAGES: dict[Language, dict[str, str]] = {
         "rules": "Rules",
         "state": "State",
         "value": "Value",
-        "since": "Since",
+        "since": "since",
         "crawl": "Crawl",
         "pricewatch": "Price watch",
         "coming_later": "Shown here once the crawler runs.",
