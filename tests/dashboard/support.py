@@ -60,12 +60,13 @@ async def place_paid_order(
 
 @dataclass
 class PageRecorder:
-    """What a page did: console errors, requests (by URL) and sizes, and socket frames."""
+    """What a page did: console errors, requests and sockets (by URL), snapshot frame sizes."""
 
     origin: str
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)
 
     def attach(self, page: Any) -> None:
         """Listen to the page's console, errors, requests and WebSocket frames."""
@@ -79,13 +80,18 @@ class PageRecorder:
             self.errors.append(f"console: {message.text}")
 
     def _websocket(self, socket: Any) -> None:
+        self.sockets.append(socket.url)
         if "/ws/dashboard" in socket.url:
             socket.on("framereceived", lambda payload: self.frames.append(_length(payload)))
 
     def foreign_requests(self) -> list[str]:
-        """Requests made to any host but the server's own."""
+        """Requests and sockets opened to any host but the server's own."""
         own = urlsplit(self.origin).netloc
-        return [url for url in self.requests if urlsplit(url).netloc != own]
+        return [url for url in self.requests + self.sockets if urlsplit(url).netloc != own]
+
+    def feeds_opened(self) -> int:
+        """How many snapshot sockets the page opened."""
+        return len([url for url in self.sockets if "/ws/dashboard" in url])
 
 
 def _length(payload: str | bytes) -> int:

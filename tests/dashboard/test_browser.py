@@ -4,7 +4,7 @@ move without reload, a customer refused, no console errors and no request to ano
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -84,7 +84,7 @@ async def test_a_customer_is_told_staff_only_and_sees_no_data(
     await notice.wait_for()
     assert "Staff only" in await notice.inner_text()
     assert await tab.locator("[data-board]").is_hidden()
-    assert not [url for url in recorder.requests if "/ws/dashboard" in url]
+    assert recorder.feeds_opened() == 0
 
 
 async def test_signing_out_drops_the_feed(
@@ -230,3 +230,24 @@ async def test_a_firing_alert_appears(
         timeout=FIVE_SECONDS_MS
     )
     await expect(panel.locator("[data-rules]")).to_contain_text("firing")
+
+
+async def test_the_token_is_refreshed_before_it_expires_and_the_feed_goes_on(
+    browser: Any, api_server: Callable[..., ApiProcess], database: Database
+) -> None:
+    short_lived = api_server(AGORA_ACCESS_TOKEN_TTL="6")
+    context = await browser.new_context()
+    tab = await context.new_page()
+    recorder = PageRecorder(origin=short_lived.base_url)
+    recorder.attach(tab)
+    await open_live(tab, short_lived.base_url, database)
+
+    for _ in range(2):
+        async with tab.expect_request("**/api/v1/auth/refresh", timeout=20_000):
+            pass
+    await expect(tab.locator("[data-status]")).to_have_attribute("data-state", "live")
+    await expect(metric(tab, "orders_per_minute")).to_have_text("0")
+    await context.close()
+
+    assert recorder.feeds_opened() == 1
+    assert recorder.errors == []
