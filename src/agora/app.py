@@ -37,6 +37,7 @@ from agora.inventory.api import router as inventory_router
 from agora.logs.alerts_api import router as alerts_router
 from agora.logs.api import INGEST_PATH
 from agora.logs.api import router as logs_router
+from agora.logs.selflog import RequestLogSink
 from agora.logs.tail_api import router as logs_tail_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
@@ -53,6 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; services are opened in its lifespan, not at import."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.wants_json_logs)
+    request_log = (
+        RequestLogSink(settings.log_self_queue_max, settings.log_self_flush_interval)
+        if settings.log_self_requests
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,10 +83,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dashboard_board = SnapshotBoard(app.state.services, DASHBOARD_SECTIONS)
         app.state.event_hub = EventHub(redis)
         await app.state.event_hub.start()
+        if request_log is not None:
+            request_log.start(redis, settings)
         try:
             async with cache.invalidation_subscriber():
                 yield
         finally:
+            if request_log is not None:
+                await request_log.stop()
             await app.state.event_hub.stop()
             await redis.aclose()
             await database.dispose()
@@ -104,7 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,),
         self_metered_paths=(API_PREFIX + PURCHASE_PATH, API_PREFIX + INGEST_PATH),
     )
-    app.add_middleware(RequestContextMiddleware)
+    # Agora's own requests become log lines, queued in memory and flushed off the request path.
+    app.add_middleware(RequestContextMiddleware, request_sink=request_log)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)

@@ -152,6 +152,55 @@ def logs_worker() -> None:
     asyncio.run(main())
 
 
+@logs_app.command("ship")
+def logs_ship(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="The log file to send.")],
+    format_: Annotated[
+        str, typer.Option("--format", help="nginx (combined), json (nginx escape=json), ndjson.")
+    ] = "nginx",
+    follow: Annotated[bool, typer.Option("--follow", help="Keep following the file.")] = False,
+    url: Annotated[str, typer.Option(help="Agora's base URL.")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(help="An ingest key (or a staff access token).")] = "",
+    state: Annotated[
+        Path | None, typer.Option(help="Where to keep the offset (default: the data folder).")
+    ] = None,
+) -> None:
+    """Send a log file to the ingest API, surviving rotation and truncation."""
+    from agora.logs.shipper import Position, Progress, Shipper, ShipRefused, default_state_path
+
+    if format_ not in ("nginx", "json", "ndjson"):
+        console.print("[red]--format is nginx, json or ndjson[/red]")
+        raise typer.Exit(2)
+    if not key:
+        console.print("[red]--key is required (create one with POST /api/v1/logs/keys)[/red]")
+        raise typer.Exit(2)
+    state_path = state or default_state_path(get_settings().data_dir, file)
+
+    def show(progress: Progress, position: Position) -> None:
+        console.print(
+            f"shipped {progress.sent} lines ({progress.rejected} rejected, "
+            f"{progress.retries} retries) — offset {position.offset}",
+            end="\r",
+            highlight=False,
+        )
+
+    shipper = Shipper(file, state_path, url, key, format_, on_progress=show)  # type: ignore[arg-type]
+    stopping = False
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        done = shipper.run(follow=follow, stop=lambda: stopping)
+    except ShipRefused as refusal:
+        console.print(f"\n[red]{refusal}[/red]")
+        raise typer.Exit(1) from refusal
+    console.print(f"\nshipped {done.sent} lines, {done.rejected} rejected")
+
+
 @app.command("check-worker")
 def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 10.0) -> None:
     """Publish a ping after a committed transaction and wait until a worker records it."""
@@ -276,7 +325,8 @@ def up(
     workers: WorkersOption = 1,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo catalog.")] = False,
 ) -> None:
-    """Run everything in one terminal: services, migrations, demo data, API, worker and beat."""
+    """Run everything in one terminal: services, migrations, demo data, API, worker, beat and a
+    log loader."""
     settings = get_settings()
     started_postgres = (
         settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     log_worker_batch: int = 50
     log_worker_claim_idle: float = 30.0
     rate_limit_log_ingest: str = "100000/second"
+    log_self_requests: bool = True
     log_self_queue_max: int = 50_000
     log_self_flush_interval: float = 0.2
     log_tail_max_lines_per_second: int = 500

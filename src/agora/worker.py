@@ -22,6 +22,7 @@ from agora.core.observability import configure_logging
 from agora.flashsale import tasks as flashsale_tasks  # noqa: F401 - registers its tasks
 from agora.logs import tasks as logs_tasks
 from agora.logs.alerts import EVALUATE_TASK as EVALUATE_ALERTS_TASK
+from agora.logs.selflog import event_listener
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
@@ -54,6 +55,7 @@ def build_celery() -> Celery:
     settings = get_settings()
     broker = settings.broker_url or broker_url_for_redis(settings.redis_url or "")
     app = configure_celery(broker, settings.task_queue)
+    outbox.add_relay_listener(event_listener(settings.log_buffer_max_batches))
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     app.conf.beat_schedule = {
         "relay-outbox": {"task": outbox.RELAY_TASK, "schedule": settings.outbox_relay_interval},

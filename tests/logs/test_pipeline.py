@@ -68,7 +68,7 @@ async def test_every_line_is_stored_exactly_once_when_a_loader_is_killed_mid_loa
     total = await buffer_numbered_lines(redis, ENTRIES, LINES_PER_ENTRY)
     first = start_loader(service_env)
     try:
-        await wait_for(lambda: _some_stored(database), timeout=60, interval=0.01)
+        await wait_for(lambda: _loading(database, redis), timeout=60, interval=0.01)
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         pending = await redis.xpending(INGEST_STREAM, LOADER_GROUP)
@@ -87,8 +87,10 @@ async def test_every_line_is_stored_exactly_once_when_a_loader_is_killed_mid_loa
     assert await counts(database) == (total, total)
 
 
-async def _some_stored(database: Database) -> bool:
-    return (await counts(database))[0] > 0
+async def _loading(database: Database, redis: Redis) -> bool:
+    """Some lines are stored and the loader holds more it has read but not acknowledged."""
+    pending = await redis.xpending(INGEST_STREAM, LOADER_GROUP)
+    return pending["pending"] > 0 and (await counts(database))[0] > 0
 
 
 async def _all_loaded(redis: Redis) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from agora.core.db import Database
+from agora.logs.query import matcher, parse
 from agora.settings import Settings
 from tests.logs.support import NDJSON, load_all, ndjson, staff_headers
 
@@ -137,3 +138,13 @@ async def test_the_time_range_bounds_the_search(
     }
     page = (await client.get("/api/v1/logs/search", params=params, headers=stored)).json()
     assert [item["message"] for item in page["items"]] == ["failed payment retried"]
+
+
+async def test_the_tail_predicate_agrees_with_sql_on_every_query_form(
+    client: httpx.AsyncClient, stored: dict[str, str]
+) -> None:
+    page = await client.get("/api/v1/logs/search", headers=stored)
+    lines = page.json()["items"]
+    for q, expected in QUERY_FORMS:
+        matches = matcher(parse(q))
+        assert [line["message"] for line in lines if matches(line)] == expected, q

@@ -25,8 +25,9 @@ import orjson
 import structlog
 from prometheus_client import Counter as MetricCounter
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.core.db import Database
@@ -109,7 +110,12 @@ class Loader:
         while not stop.is_set():
             try:
                 await self.run_once()
-            except (OSError, ConnectionError) as error:
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                await ensure_group(self.redis)  # the stream was deleted: start it again
+            except (RedisError, OSError, SQLAlchemyError) as error:
+                # A service is unreachable: the batch stays pending and is read again later.
                 log.warning("log_loader_retrying", error=str(error))
                 await asyncio.sleep(1.0)
 

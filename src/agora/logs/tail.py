@@ -91,7 +91,7 @@ class TailSubscription:
 
     async def messages(self, block_ms: int = 1000) -> AsyncIterator[Message]:
         """Every message of the tail, forever (the caller stops iterating to end it)."""
-        cursor = "$"
+        cursor = await self._newest_entry_id()
         if self.start is not None:
             entry_id, index = self.start
             cursor = entry_id
@@ -104,6 +104,12 @@ class TailSubscription:
                     cursor = raw_id.decode()
                     for message in self._lines(cursor, fields, skip_through=-1):
                         yield message
+
+    async def _newest_entry_id(self) -> str:
+        """Where "from now" starts: a fixed id, so that no batch stored between two reads is
+        missed (``$`` would mean "after whatever is newest at each read")."""
+        newest: Any = await self.redis.xrevrange(TAIL_STREAM, "+", "-", count=1)
+        return str(newest[0][0].decode()) if newest else "0-0"
 
     async def _resume(self, entry_id: str, index: int) -> AsyncIterator[Message]:
         """The rest of the entry ``after`` points into, or a gap if it was trimmed away."""
