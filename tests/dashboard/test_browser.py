@@ -173,31 +173,34 @@ async def staff_http(
         yield http
 
 
-async def test_the_live_tail_shows_matching_lines_as_they_arrive(
+async def test_a_request_made_now_appears_in_the_tail_filtered_by_its_path(
     page: tuple[Any, PageRecorder], staff_http: httpx.AsyncClient, database: Database
 ) -> None:
     tab, _ = page
     http = staff_http
-    wanted, other = f"/api/v1/probe/{uuid.uuid4().hex}", "/api/v1/elsewhere"
+    wanted = f"/api/v1/products/probe-{uuid.uuid4().hex}"
     await open_live(tab, str(http.base_url), database)
     tail = tab.locator('[data-panel="tail"]')
     await tail.locator('input[name="q"]').fill(f"path:{wanted}")
     await tail.locator('button[type="submit"]').click()
 
-    await ship(http, {"path": other, "status": 200}, {"path": wanted, "status": 404})
+    assert (await http.get("/api/v1/products")).status_code == 200
+    assert (await http.get(wanted)).status_code == 404
     lines = tail.locator("[data-tail-lines] li")
     await expect(lines).to_have_count(1, timeout=FIVE_SECONDS_MS * 2)
     await expect(lines.first).to_contain_text(wanted)
+    await expect(lines.first).to_contain_text("404")
 
     await tail.locator("[data-tail-pause]").click()
-    await ship(http, {"path": wanted, "status": 500, "message": "while paused"})
+    assert (await http.get(wanted, params={"while": "paused"})).status_code == 404
     await tail.locator("[data-tail-pause]").click()
     await expect(lines).to_have_count(2, timeout=FIVE_SECONDS_MS * 2)
 
     await lines.first.click()
     fields = tail.locator("[data-tail-fields]")
-    await expect(fields).to_contain_text("while paused")
-    await expect(fields.locator("dt", has_text="status")).to_have_count(1)
+    await expect(fields.locator("dt", has_text="service")).to_have_count(1)
+    await expect(fields).to_contain_text("agora")
+    await expect(fields.locator("dt", has_text="request_id")).to_have_count(1)
 
 
 async def test_a_firing_alert_appears(

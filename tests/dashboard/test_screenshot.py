@@ -126,7 +126,7 @@ async def test_a_screenshot_under_load_is_kept(
     await wait_for(lambda: evaluated(database), timeout=30)
     await expect(tab.locator('[data-metric="orders_per_minute"]')).to_have_text("8")
     await expect(tab.locator('[data-panel="top_paths"] td').first).not_to_have_text("Nothing yet")
-    await asyncio.sleep(1.5)
+    await expect(tab.locator('[data-alert="checkout 5xx"]')).to_be_visible(timeout=15_000)
     await asyncio.to_thread(ARTEFACTS.mkdir, parents=True, exist_ok=True)
     shot = ARTEFACTS / "dashboard.png"
     await tab.screenshot(path=str(shot), full_page=True)
