@@ -26,6 +26,7 @@ from agora.core.middleware import install_http_middleware
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import create_redis
+from agora.crawler.api import router as crawler_router
 from agora.dashboard.api import STATIC_PATH, static_files
 from agora.dashboard.api import router as dashboard_router
 from agora.dashboard.sections import DASHBOARD_SECTIONS
@@ -41,6 +42,7 @@ from agora.logs.selflog import RequestLogSink
 from agora.logs.tail_api import router as logs_tail_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
+from agora.pricewatch.api import router as pricewatch_router
 from agora.realtime.api import router as realtime_router
 from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
@@ -130,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router, prefix=API_PREFIX)
     app.include_router(dashboard_router)
     app.mount(STATIC_PATH, static_files, name="dashboard-static")
+    app.include_router(pricewatch_router, prefix=API_PREFIX)
+    app.include_router(crawler_router, prefix=API_PREFIX)
     return app
 
 
