@@ -76,6 +76,11 @@ export class Tail {
     if (this.#after) query.set("after", this.#after);
     const socket = new WebSocket(`${scheme}://${location.host}/ws/logs?${query}`);
     this.#socket = socket;
+    delete this.panel.dataset.liveQuery;
+    // Which query the open socket serves, for people (and tests) who script the page.
+    socket.addEventListener("open", () => {
+      if (socket === this.#socket) this.panel.dataset.liveQuery = query.get("q");
+    });
     socket.addEventListener("message", (event) => this.#received(JSON.parse(event.data)));
     socket.addEventListener("close", () => {
       if (socket !== this.#socket) return;
