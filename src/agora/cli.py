@@ -357,8 +357,8 @@ def up(
     workers: WorkersOption = 1,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo catalog.")] = False,
 ) -> None:
-    """Run everything in one terminal: services, migrations, demo data, API, worker, beat, a log
-    loader and a crawler."""
+    """Run everything in one terminal: services, migrations, demo data, API, worker, beat, a
+    crawler and a log loader."""
     settings = get_settings()
     started_postgres = (
         settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()
