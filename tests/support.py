@@ -104,7 +104,7 @@ class ApiProcess:
 
     def stop(self) -> None:
         """Stop the server (and its worker processes) cleanly."""
-        _terminate(self.process)
+        terminate(self.process)
 
 
 @dataclass
@@ -122,10 +122,11 @@ class BeatProcess:
 
     def stop(self) -> None:
         """Stop beat."""
-        _terminate(self.process)
+        terminate(self.process)
 
 
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it lingers."""
     if process is None or process.poll() is not None:
         return
     process.terminate()
