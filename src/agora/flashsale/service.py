@@ -57,7 +57,7 @@ async def schedule_sale(session: AsyncSession, redis: Redis, terms: SaleTerms) -
     404 ``variant_not_found``; 422 ``currency_mismatch`` when the price is not in the variant's
     currency; 409 ``out_of_stock`` when the warehouse has fewer units available. Redis is primed
     after the commit (reconciliation primes it if that step is lost), and the sale's end is
-    scheduled at ``ends_at``.
+    a job due at ``ends_at``, kept in the database until then (never a broker countdown).
     """
     variant = await repository.get_variant(session, terms.variant_id)
     if variant is None:
@@ -82,7 +82,7 @@ async def schedule_sale(session: AsyncSession, redis: Redis, terms: SaleTerms) -
     )
     repository.add_sale(session, sale)
     await session.flush()
-    defer(session, END_SALE_TASK, str(sale.id), countdown=_seconds_until(sale.ends_at))
+    defer(session, END_SALE_TASK, str(sale.id), not_before=sale.ends_at)
     state = live_state(sale)
 
     async def prime_redis() -> None:

@@ -223,7 +223,7 @@ async def _create_order(
         session,
         ticket.buyer_id,
         [line],
-        orders.Checkout(shipping_address=ticket.shipping_address or {}),
+        orders.Checkout(shipping_address=ticket.shipping_address),
         payment_timeout=payment_timeout,
         redis=redis,
     )

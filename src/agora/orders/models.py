@@ -142,7 +142,8 @@ class Order(TimestampMixin, Base):
         ForeignKey("vouchers.id", ondelete="SET NULL")
     )
     voucher_code: Mapped[str | None] = mapped_column(String(50))
-    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # SQL NULL, not JSON ``null``, for an order bought without an address (a flash-sale ticket).
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     payment_due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     shipped_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

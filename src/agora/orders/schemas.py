@@ -76,7 +76,10 @@ class OrderOut(BaseModel):
     total: Money
     shipping_method: str | None
     voucher_code: str | None
-    shipping_address: Address
+    shipping_address: Address | None = Field(
+        description="Where to ship; null for an order bought without one (a flash-sale "
+        "purchase) until the buyer sets it"
+    )
     payment_due_at: dt.datetime
     paid_at: dt.datetime | None
     shipped_at: dt.datetime | None
