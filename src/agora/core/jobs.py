@@ -125,8 +125,8 @@ def publish(job: Job) -> None:
 async def _nudge_committed(jobs: list[Job]) -> None:
     try:
         await anyio.to_thread.run_sync(_publish_all, jobs)
-    except Exception:
-        log.warning("broker_publish_failed", tasks=[job.name for job in jobs], exc_info=True)
+    except Exception as error:  # whatever the transport raises: the work is safe in rows
+        log.warning("broker_publish_failed", tasks=[job.name for job in jobs], error=str(error))
 
 
 def _publish_all(jobs: list[Job]) -> None:
