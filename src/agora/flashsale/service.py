@@ -76,6 +76,7 @@ async def schedule_sale(session: AsyncSession, redis: Redis, terms: SaleTerms) -
         starts_at=terms.starts_at,
         ends_at=terms.ends_at,
         units_ordered=0,
+        state_epoch=0,
     )
     sale.warehouse_id = await stock.set_aside(
         session, sale.id, terms.variant_id, terms.warehouse_id, terms.quantity
@@ -118,6 +119,7 @@ def live_state(sale: FlashSale) -> ledger.SaleState:
         quantity=sale.quantity,
         remaining=sale.units_held,
         info=public_fields(sale),
+        epoch=sale.state_epoch,
     )
 
 
