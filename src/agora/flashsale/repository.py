@@ -122,7 +122,7 @@ async def units_per_buyer(session: AsyncSession, sale_id: uuid.UUID) -> dict[uui
             FlashSaleBuyer.sale_id == sale_id, FlashSaleBuyer.units > 0
         )
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def next_state_epoch(session: AsyncSession, sale_id: uuid.UUID) -> int:
