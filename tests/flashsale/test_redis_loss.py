@@ -12,7 +12,7 @@ from collections import Counter
 import aiohttp
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from agora.core.db import Database
 from agora.flashsale import ledger, reconciliation
@@ -20,9 +20,16 @@ from agora.flashsale.models import FlashSale, FlashSaleBuyer, FlashSaleTicket, T
 from agora.flashsale.reconciliation import WorkerContext
 from agora.inventory import service as inventory
 from agora.orders import service as orders
-from agora.orders.models import Order, OrderLine, OrderStatus
 from agora.settings import Settings
-from tests.flashsale.support import API, api_server, buyers, published_variant, sale_body, staff
+from tests.flashsale.support import (
+    API,
+    api_server,
+    buyers,
+    published_variant,
+    sale_body,
+    staff,
+    units_per_buyer_in_live_orders,
+)
 from tests.support import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.worker
@@ -89,21 +96,6 @@ async def _cancel_some_orders(database: Database, redis: Redis, sale_id: str) ->
     await reconciliation.reconcile_sale(
         database, redis, await _sale_row(database, sale_id), CONTEXT
     )
-
-
-async def _units_per_buyer_in_live_orders(database: Database, sale_id: str) -> dict[uuid.UUID, int]:
-    async with database.unit_of_work() as session:
-        rows = await session.execute(
-            select(Order.user_id, func.sum(OrderLine.quantity))
-            .join(OrderLine, OrderLine.order_id == Order.id)
-            .join(FlashSaleTicket, FlashSaleTicket.order_id == Order.id)
-            .where(
-                FlashSaleTicket.sale_id == uuid.UUID(sale_id),
-                Order.status != OrderStatus.CANCELLED,
-            )
-            .group_by(Order.user_id)
-        )
-        return {buyer: int(units) for buyer, units in rows}
 
 
 @pytest.mark.timeout(300)
@@ -187,7 +179,7 @@ async def _assert_exact(
     sale = await _sale_row(database, sale_id)
     live = await ledger.live_units(redis, uuid.UUID(sale_id))
     assert live is not None
-    per_buyer = await _units_per_buyer_in_live_orders(database, sale_id)
+    per_buyer = await units_per_buyer_in_live_orders(database, sale_id)
     sold = sum(per_buyer.values())
 
     # Every unit is sold or left, once: no unit counted twice, none lost.

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from agora.core.db import Database
 from agora.settings import Settings
-from tests.flashsale.support import API, buyers, create_sale, published_variant, sale_body, staff
+from tests.flashsale.support import API, sale_and_buyers
 from tests.orders.support import ADDRESS
 from tests.support import WorkerProcess, wait_for
 
@@ -40,10 +40,9 @@ async def test_a_flash_sale_order_without_address_is_listed_addressed_paid_and_s
     redis: Redis,
     celery_worker: WorkerProcess,
 ) -> None:
-    variant_id = await published_variant(database, redis, stock=5)
-    staff_headers = await staff(database, settings)
-    sale = await create_sale(client, staff_headers, sale_body(variant_id, 2))
-    buyer, stranger = await buyers(database, settings, 2)
+    sale, (buyer, stranger), staff_headers = await sale_and_buyers(
+        client, database, settings, redis, quantity=2, buyer_count=2
+    )
     bought = await client.post(f"{API}/flash-sales/{sale['id']}/purchase", json={}, headers=buyer)
     assert bought.status_code == 202, bought.text
     order_id = await _order_of_ticket(client, sale["id"], bought.json()["ticket_id"], buyer)
@@ -83,9 +82,7 @@ async def test_a_cancelled_flash_sale_order_without_address_reads_and_cancels(
     redis: Redis,
     celery_worker: WorkerProcess,
 ) -> None:
-    variant_id = await published_variant(database, redis, stock=5)
-    sale = await create_sale(client, await staff(database, settings), sale_body(variant_id, 2))
-    [buyer] = await buyers(database, settings, 1)
+    sale, [buyer], _ = await sale_and_buyers(client, database, settings, redis, quantity=2)
     bought = await client.post(f"{API}/flash-sales/{sale['id']}/purchase", json={}, headers=buyer)
     order_id = await _order_of_ticket(client, sale["id"], bought.json()["ticket_id"], buyer)
 

@@ -113,7 +113,12 @@ async def open_sale(redis: Redis, state: SaleState, *, ttl: int) -> bool:
     """Create a sale's Redis state unless it exists (running it twice changes nothing)."""
     # The consumer group comes first: a ticket can only be queued once the sale hash exists.
     await _ensure_queue(redis, state.sale_id, ttl)
-    args = [
+    return bool(await _run(redis, "open", [sale_key(state.sale_id)], _state_args(state, ttl)))
+
+
+def _state_args(state: SaleState, ttl: int) -> list[Any]:
+    """The arguments ``open.lua`` and ``rebuild.lua`` share, in their order."""
+    return [
         state.starts_at_ms,
         state.ends_at_ms,
         state.per_user_limit,
@@ -123,7 +128,6 @@ async def open_sale(redis: Redis, state: SaleState, *, ttl: int) -> bool:
         ttl,
         state.epoch,
     ]
-    return bool(await _run(redis, "open", [sale_key(state.sale_id)], args))
 
 
 async def _ensure_queue(redis: Redis, sale_id: uuid.UUID, ttl: int) -> None:
@@ -153,18 +157,7 @@ async def rebuild_sale(redis: Redis, recorded: RecordedState, *, ttl: int) -> bo
     await _ensure_queue(redis, state.sale_id, ttl)
     keys = [sale_key(state.sale_id), buyers_key(state.sale_id)]
     keys.extend(ticket_key(state.sale_id, ticket_id) for ticket_id in recorded.returned_ticket_ids)
-    args: list[Any] = [
-        state.starts_at_ms,
-        state.ends_at_ms,
-        state.per_user_limit,
-        state.quantity,
-        state.remaining,
-        dumps(state.info),
-        ttl,
-        state.epoch,
-        int(recorded.is_closed),
-        len(recorded.units_per_buyer),
-    ]
+    args = [*_state_args(state, ttl), int(recorded.is_closed), len(recorded.units_per_buyer)]
     for buyer_id, units in recorded.units_per_buyer.items():
         args.extend((str(buyer_id), units))
     return bool(await _run(redis, "rebuild", keys, args))
