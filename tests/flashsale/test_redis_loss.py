@@ -15,15 +15,16 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from agora.core.db import Database
+from agora.core.security import Role
 from agora.flashsale import ledger, reconciliation
 from agora.flashsale.models import FlashSale, FlashSaleBuyer, FlashSaleTicket, TicketStatus
 from agora.flashsale.reconciliation import WorkerContext
 from agora.inventory import service as inventory
-from agora.orders import service as orders
 from agora.settings import Settings
 from tests.flashsale.support import (
     API,
     api_server,
+    bearer,
     buyers,
     published_variant,
     sale_body,
@@ -86,13 +87,17 @@ async def _tickets(database: Database, sale_id: str) -> list[FlashSaleTicket]:
         return list(rows)
 
 
-async def _cancel_some_orders(database: Database, redis: Redis, sale_id: str) -> None:
+async def _cancel_some_orders(
+    http: aiohttp.ClientSession, database: Database, redis: Redis, settings: Settings, sale_id: str
+) -> None:
     """Buyers cancel orders, and reconciliation gives their units back to the sale."""
     tickets = await _tickets(database, sale_id)
     for ticket in tickets[:CANCELLED]:
-        assert ticket.order_id is not None
-        async with database.unit_of_work() as session:
-            await orders.cancel_order(session, ticket.order_id, reason="buyer", redis=redis)
+        async with http.post(
+            f"{API}/orders/{ticket.order_id}/cancel",
+            headers=bearer(settings, ticket.buyer_id, Role.CUSTOMER),
+        ) as cancelled:
+            assert cancelled.status == 200, await cancelled.text()
     await reconciliation.reconcile_sale(
         database, redis, await _sale_row(database, sale_id), CONTEXT
     )
@@ -129,7 +134,7 @@ async def test_flushall_mid_race_is_rebuilt_from_postgresql_and_the_race_goes_on
                 return sum(t.status == TicketStatus.ORDERED for t in tickets) == BUYERS
 
             await wait_for(all_ordered, timeout=120, interval=0.2)
-            await _cancel_some_orders(database, redis, sale_id)
+            await _cancel_some_orders(http, database, redis, settings, sale_id)
 
             # Second round: every buyer buys until refused; Redis loses everything meanwhile.
             race.accepted = 0

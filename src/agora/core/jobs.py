@@ -74,8 +74,10 @@ class Job:
 
 def configure_celery(broker_url: str, queue: str = "agora") -> Celery:
     """Point the Celery app at its broker. Results are not stored: tasks report through the DB."""
-    if celery_app.conf.broker_url not in (None, broker_url):
-        celery_app._after_fork()  # type: ignore[attr-defined]  # drop the old broker's pool
+    if celery_app.conf.broker_url != broker_url:
+        # Drop the pool of the broker used so far (the default one, if a job was published
+        # before any configuration).
+        celery_app._after_fork()  # type: ignore[attr-defined]
     celery_app.conf.update(
         broker_url=broker_url,
         result_backend=None,
