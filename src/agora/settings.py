@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     wechatpay_platform_serial: str | None = None
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
 
+    webhook_allow_private: bool = False
+    crawler_allow_private: bool = False
+    proxy_port: int = 8080
+    http_keepalive_timeout: int = 75
+
     @field_validator("payment_providers")
     @classmethod
     def _known_providers(cls, value: str) -> str:
