@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler
 
 .PHONY: up test lint fmt bench clean scale-up scale-down
 
