@@ -35,18 +35,28 @@ class QueryCounter:
 
 @dataclass
 class WorkerProcess:
-    """A real ``agora worker`` process, which tests may kill and restart."""
+    """A real ``agora worker`` process, which tests may kill and restart; its output goes to
+    ``log_path`` when given (appended across restarts)."""
 
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
 
     def start(self) -> None:
         """Start the worker and wait until it consumes tasks."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "agora", "worker", "--concurrency", "2"],
-            env=self.env,
-            cwd=ROOT,
-        )
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(self.log_path.open("ab")) if self.log_path else None
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agora", "worker", "--concurrency", "2"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        self.check()
+
+    def check(self) -> None:
+        """Assert that a worker consumes tasks: a ping round trip through the broker."""
         check = subprocess.run(
             [sys.executable, "-m", "agora", "check-worker", "--timeout", "60"],
             env=self.env,

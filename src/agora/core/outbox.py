@@ -1,12 +1,13 @@
 """The transactional outbox: events written with the change they describe, relayed after commit.
 
 ``record_event`` adds a row in the caller's transaction, so an event exists if and only if its
-change committed. Relaying is asked for after commit (a task deferred through ``core/jobs``), and a
-periodic sweep picks up what a lost task left behind. The relay takes rows with
-``FOR UPDATE SKIP LOCKED`` (several relays share the work without waiting on each other),
-publishes each on Redis pub/sub and marks it relayed in the same transaction. A crash between
-publishing and committing republishes the row later: delivery is at least once, and every message
-carries the event's ``id`` so consumers can drop a duplicate and order what they receive.
+change committed. Relaying is asked for after commit (a best-effort nudge through
+``core/jobs``: a broker outage only delays it), and a periodic sweep picks up what a lost nudge
+left behind. The relay takes rows with ``FOR UPDATE SKIP LOCKED`` (several relays share the work
+without waiting on each other), publishes each on Redis pub/sub and marks it relayed in the same
+transaction. A crash between publishing and committing republishes the row later: delivery is at
+least once, and every message carries the event's ``id`` so consumers can drop a duplicate and
+order what they receive.
 
 Each event goes to the ops channel (staff) and, when it has an owner, to that user's channel.
 Consumers that must not lose an event (merchant webhooks) are handed each batch inside the
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.core.db import Base
-from agora.core.jobs import defer_once
+from agora.core.jobs import nudge
 from agora.core.serialization import dumps, loads
 
 RELAY_TASK = "agora.outbox.relay"
@@ -101,7 +102,7 @@ def record_event(
     (UUIDs and datetimes become strings).
     """
     session.add(OutboxEvent(topic=topic, payload=loads(dumps(payload)), user_id=user_id))
-    defer_once(session, RELAY_TASK)
+    nudge(session, RELAY_TASK)
 
 
 async def relay_pending(

@@ -154,7 +154,8 @@ class Order(TimestampMixin, Base):
     pickup_point_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("warehouses.id", ondelete="RESTRICT")
     )
-    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # SQL NULL, not JSON ``null``, for an order bought without an address (a flash-sale ticket).
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     payment_due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     shipped_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
