@@ -3,9 +3,10 @@
 Logs are structlog: JSON lines in production, readable in a terminal. Every line written while a
 request is handled carries its ``request_id``. Every rendered line, ours and the server's (uvicorn
 logs each WebSocket handshake with its query string), has its ``token=`` values redacted: a
-client that still puts a token in a URL must not get it written to disk. Metrics work with several worker processes: when
-``PROMETHEUS_MULTIPROC_DIR`` is set, each process writes its samples there and ``/metrics``
-aggregates them.
+client that still puts a token in a URL must not get it written to disk.
+
+Metrics work with several worker processes: when ``PROMETHEUS_MULTIPROC_DIR`` is set, each
+process writes its samples there and ``/metrics`` aggregates them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ fails within the deadline, and the caller decides: required Redis answers 503, o
 retried once on a fresh one; a timeout is not retried, so a deadline is a deadline.
 
 Pub/sub listeners wait for messages for as long as there are none, so they get a client of
-their own without the read deadline (and with TCP keepalive to notice a dead peer).
+their own without the read deadline.
 
 The command pool blocks (up to ``POOL_TIMEOUT_S``) when all its connections are busy instead of
 failing at once: under a burst such as a flash sale, redis-py's default pool raises "Too many
@@ -59,7 +59,6 @@ def create_subscriber(url: str, settings: Settings) -> Redis:
         timeout=POOL_TIMEOUT_S,
         socket_timeout=None,
         socket_connect_timeout=settings.redis_connect_timeout,
-        socket_keepalive=True,
     )
     return Redis.from_pool(pool)
 
