@@ -78,6 +78,11 @@ def api(
     """Serve the HTTP and WebSocket API with uvicorn."""
     import uvicorn
 
+    if "FORWARDED_ALLOW_IPS" in os.environ:
+        console.print(
+            "[yellow]FORWARDED_ALLOW_IPS is ignored: name the proxies whose X-Forwarded-For "
+            "is believed in AGORA_TRUSTED_PROXIES[/yellow]"
+        )
     _export_service_urls()
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
