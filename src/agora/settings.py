@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     wechatpay_platform_serial: str | None = None
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
 
+    webhook_allow_private: bool = False
+    crawler_allow_private: bool = False
+
     @field_validator("payment_providers")
     @classmethod
     def _known_providers(cls, value: str) -> str:
