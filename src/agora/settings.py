@@ -31,8 +31,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     broker_url: str | None = None
     task_queue: str = "agora"
-    redis_socket_timeout: float = 2.0
-    redis_connect_timeout: float = 1.0
+    # Deadlines of every Redis command; generous enough for a loaded event loop in a stampede,
+    # short enough that a hung Redis answers 503 instead of hanging requests.
+    redis_socket_timeout: float = 5.0
+    redis_connect_timeout: float = 5.0
     redis_retry_after: int = 5
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     log_level: str = "INFO"
