@@ -22,6 +22,12 @@ CLIENT_TIMEOUT_S = 60
 
 
 @pytest.fixture
+async def buyer(database: Database, settings: Settings) -> Account:
+    """A buyer with a valid token."""
+    return await create_user(database, settings)
+
+
+@pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A Redis server only this test uses (not started yet)."""
     server = RedisServer()
@@ -74,12 +80,8 @@ async def _assert_recovered(http: httpx.AsyncClient) -> None:
 
 @pytest.mark.timeout(240)
 async def test_the_api_starts_without_redis_and_is_ready_once_it_answers(
-    api_server: Callable[..., ApiProcess],
-    own_redis: RedisServer,
-    database: Database,
-    settings: Settings,
+    api_server: Callable[..., ApiProcess], own_redis: RedisServer, buyer: Account
 ) -> None:
-    buyer = await create_user(database, settings)
     server = await asyncio.to_thread(api_server, AGORA_REDIS_URL=own_redis.url)
 
     async with httpx.AsyncClient(base_url=server.base_url, timeout=CLIENT_TIMEOUT_S) as http:
@@ -90,12 +92,8 @@ async def test_the_api_starts_without_redis_and_is_ready_once_it_answers(
 
 @pytest.mark.timeout(240)
 async def test_a_frozen_redis_degrades_requests_instead_of_hanging_them(
-    api_server: Callable[..., ApiProcess],
-    own_redis: RedisServer,
-    database: Database,
-    settings: Settings,
+    api_server: Callable[..., ApiProcess], own_redis: RedisServer, buyer: Account
 ) -> None:
-    buyer = await create_user(database, settings)
     own_redis.start()
     server = await asyncio.to_thread(api_server, AGORA_REDIS_URL=own_redis.url)
 
