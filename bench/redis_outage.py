@@ -68,7 +68,7 @@ def main() -> None:
     urls = bench_services()
     upgrade(urls.database_url)
     redis_port = free_port()
-    env = agora_env(urls, AGORA_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+    env = {**agora_env(urls), "AGORA_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
     read = get("/api/v1/categories")
 
     async def load(name: str, base_url: str) -> LoadResult:

@@ -174,8 +174,10 @@ class EventHub:
                             self.dispatch(message["channel"].decode(), message["data"])
                         elif message["type"] == "message":
                             self._on_revocation(message["data"])
-            except (RedisError, OSError):
-                log.warning("event_hub_reconnecting", exc_info=True)
+            except (RedisError, OSError) as exc:
+                # One line, no traceback: while Redis is down this repeats every second, and
+                # rendering a traceback on the event loop would stall the requests it serves.
+                log.warning("event_hub_reconnecting", error=str(exc))
                 await asyncio.sleep(_RETRY_DELAY_S)
 
 
