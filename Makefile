@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale redis_outage
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale redis_outage
 
-.PHONY: up test lint fmt bench clean
+.PHONY: up test lint fmt bench clean scale-up scale-down
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,20 @@ $(INSTALLED): pyproject.toml
 
 up: $(INSTALLED)  ## Run everything: embedded PostgreSQL and Redis, demo data, API, worker, beat
 	$(BIN)/agora up
+
+# The production shape on this machine: nginx, 2 API processes, 2 workers and beat on the
+# machine's PostgreSQL, Redis and RabbitMQ (override any of these URLs in the environment).
+SCALE_ENV := AGORA_DATABASE_URL=$${AGORA_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/agora_scale} \
+	AGORA_REDIS_URL=$${AGORA_REDIS_URL:-redis://127.0.0.1:6379/2} \
+	AGORA_BROKER_URL=$${AGORA_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//} \
+	AGORA_DATA_DIR=$${AGORA_DATA_DIR:-.agora-scale}
+
+scale-up: $(INSTALLED)  ## Run the production shape behind nginx on 127.0.0.1:8080 (Ctrl-C stops)
+	@command -v nginx >/dev/null || bash deploy/install-tools.sh
+	$(SCALE_ENV) $(BIN)/agora stack up --prometheus-port $${AGORA_PROMETHEUS_PORT:-9090}
+
+scale-down: $(INSTALLED)  ## Stop what `make scale-up` started, in another terminal
+	$(SCALE_ENV) $(BIN)/agora stack down
 
 test: $(INSTALLED)  ## Run the test suite on the embedded services
 	$(BIN)/pytest
@@ -34,4 +48,4 @@ bench: $(INSTALLED)  ## Run every benchmark, each printing its table
 	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name || exit 1; done
 
 clean:  ## Remove the virtualenv and local data
-	rm -rf $(VENV) .agora .agora-test
+	rm -rf $(VENV) .agora .agora-test .agora-scale

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from agora.core.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceUrls, resolve_service_urls
 from agora.settings import get_settings
+from agora.stack.cli import stack_app
 
 app = typer.Typer(help="Agora: a fast, async, headless commerce backend.", no_args_is_help=True)
 services_app = typer.Typer(help="The embedded PostgreSQL and Redis.", no_args_is_help=True)
@@ -31,6 +32,7 @@ user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(stack_app, name="stack")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -101,6 +103,9 @@ def api(
         # The app believes X-Forwarded-For from AGORA_TRUSTED_PROXIES only; uvicorn's own
         # handling (and its FORWARDED_ALLOW_IPS) would rewrite the client before the app sees it.
         proxy_headers=False,
+        # Longer than the proxy's upstream keepalive: the proxy, not the API, closes idle
+        # connections, so it never sends a request on a connection the API is closing.
+        timeout_keep_alive=get_settings().http_keepalive_timeout,
     )
 
 
@@ -110,6 +115,9 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve the worker's Prometheus metrics on this port.")
     ] = None,
+    name: Annotated[
+        str, typer.Option(help="Node name, unique among the workers of one host.")
+    ] = "agora",
 ) -> None:
     """Run a Celery worker."""
     _export_service_urls()
@@ -122,7 +130,13 @@ def worker(
     from agora.worker import app as celery
 
     celery.worker_main(
-        ["worker", f"--concurrency={concurrency}", "--without-gossip", "--without-mingle"]
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--hostname={name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
 
     webhook_allow_private: bool = False
     crawler_allow_private: bool = False
+    proxy_port: int = 8080
+    http_keepalive_timeout: int = 75
 
     @field_validator("payment_providers")
     @classmethod

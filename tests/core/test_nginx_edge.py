@@ -2,8 +2,8 @@
 whatever ``X-Forwarded-For`` the client sends, and tokens in URLs never reach nginx's log.
 
 The configuration is the shipped file with only what ties it to Compose replaced (the upstream's
-address, Docker's resolver, the listening port, the log and pid paths). Needs nginx
-(``apt-get install nginx``); reported as skipped without it.
+address, Docker's resolver, the listening port, the log and pid paths), as ``agora stack``
+renders it. Needs nginx (``deploy/install-tools.sh``); reported as skipped without it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agora.stack.plan import StackPlan
 from tests.accounts.flows import API
 from tests.deploy.support import DEPLOY
 from tests.support import ApiProcess, free_port
@@ -32,41 +32,29 @@ NGINX = shutil.which("nginx") or next(
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 
 
-def _local_config(api_port: int, port: int, folder: Path) -> str:
-    text = (DEPLOY / "nginx.conf").read_text()
-    replacements = [
-        (r"server api:8000 resolve", f"server 127.0.0.1:{api_port}"),
-        (r"\n\s*resolver [^;]*;", ""),
-        (r"listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"),
-        (r"access_log /dev/stdout", f"access_log {folder}/access.log"),
-        (r"error_log /dev/stderr", f"error_log {folder}/error.log"),
-        (r"worker_processes auto;", f"worker_processes 1;\npid {folder}/nginx.pid;"),
-    ]
-    for pattern, replacement in replacements:
-        text, count = re.subn(pattern, replacement, text)
-        assert count == 1, f"deploy/nginx.conf no longer has {pattern!r}"
-    return text
-
-
 @contextlib.contextmanager
-def _nginx(api_port: int, folder: Path) -> Iterator[int]:
-    """nginx with the deploy configuration on a free port, in front of ``api_port``."""
+def _nginx(api_port: int, folder: Path) -> Iterator[tuple[int, Path]]:
+    """nginx with the deploy configuration (rendered as ``agora stack`` renders it) on a free
+    port, in front of ``api_port``; yields the port and the access log."""
     assert NGINX is not None
     folder.chmod(0o777)  # nginx's workers drop root and write their temporary files here
-    port = free_port()
-    config = folder / "nginx.conf"
-    config.write_text(_local_config(api_port, port, folder))
-    command = [NGINX, "-p", str(folder), "-c", str(config), "-e", str(folder / "error.log")]
+    plan = StackPlan(DEPLOY, folder, proxy_port=free_port(), api_ports=(api_port,))
+    plan.write_configs()
+    config = plan.nginx_config
+    command = [NGINX, "-p", str(config.parent), "-c", str(config), "-e", "stderr"]
     process = subprocess.Popen([*command, "-g", "daemon off;"])
     try:
         deadline = time.monotonic() + 20
         while True:
-            assert process.poll() is None, (folder / "error.log").read_text()
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+            assert process.poll() is None, "nginx exited"
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", plan.proxy_port)),
+            ):
                 break
             assert time.monotonic() < deadline, "nginx did not listen within 20s"
             time.sleep(0.05)
-        yield port
+        yield plan.proxy_port, config.parent / "logs" / "access.log"
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -96,7 +84,7 @@ async def test_nginx_names_the_real_client_and_redacts_tokens_from_its_log(
     server = await asyncio.to_thread(
         api_server, AGORA_TRUSTED_PROXIES="127.0.0.1", AGORA_RATE_LIMIT_LOGIN="3/minute"
     )
-    with _nginx(server.port, tmp_path) as port:
+    with _nginx(server.port, tmp_path) as (port, access_log):
         spoofing = await _bad_logins(port, "127.0.0.2", 5)
         elsewhere = await _bad_logins(port, "127.0.0.3", 1)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -104,7 +92,7 @@ async def test_nginx_names_the_real_client_and_redacts_tokens_from_its_log(
                 f"{API}/products?token=first-secret&limit=1&access_token=second-secret"
             )
             assert answer.status_code == 200
-    log = (tmp_path / "access.log").read_text()
+    log = access_log.read_text()
 
     # nginx replaced the client's header with its address; the API believed nginx.
     assert spoofing == [401, 401, 401, 429, 429]

@@ -6,14 +6,21 @@ The facts come from the code itself (the Typer app, ``Settings``, the metrics of
 
 from __future__ import annotations
 
+import io
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import crossplane
+import pytest
 import typer.main
 import yaml
+from dockerfile_parse import DockerfileParser
 from prometheus_client.metrics import MetricWrapperBase
 
 import agora.core.observability as observability
@@ -23,9 +30,6 @@ from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"
 AGORA_VARIABLE = re.compile(r"\bAGORA_[A-Z0-9_]+\b")
-_COMPOSE_VARIABLE = re.compile(
-    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<operator>:?[-?])(?P<argument>[^}]*))?\}"
-)
 _SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created"),
     "gauge": ("",),
@@ -34,13 +38,6 @@ _SAMPLE_SUFFIXES = {
 }
 _METRIC_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?=[{\[])")
 _AGORA_METRIC = re.compile(r"\bagora_[a-z0-9_]+")
-_NGINX_TOKEN = re.compile(
-    r"#[^\n]*"  # a comment
-    r"|'((?:[^'\\]|\\.)*)'"  # a single-quoted string
-    r'|"((?:[^"\\]|\\.)*)"'  # a double-quoted string
-    r"|([;{}])"  # the end of a directive, or a block
-    r"|([^\s;{}'\"#]+)"  # a bare word
-)
 
 
 def settings_variables() -> set[str]:
@@ -93,51 +90,24 @@ def metric_names_in(expression: str) -> set[str]:
     return set(_METRIC_SELECTOR.findall(expression)) | set(_AGORA_METRIC.findall(expression))
 
 
-def interpolate(text: str, environment: Mapping[str, str]) -> str:
-    """Compose's variable interpolation: ``${X}``, ``${X:-default}``, ``${X:?error}``, ``$$``."""
-
-    def replace(match: re.Match[str]) -> str:
-        name, operator, argument = match["name"], match["operator"], match["argument"]
-        if environment.get(name):
-            return environment[name]
-        if operator in (":?", "?"):
-            raise KeyError(f"{name} is required: {argument}")
-        return argument if operator in (":-", "-") else ""
-
-    return _COMPOSE_VARIABLE.sub(replace, text).replace("$$", "$")
-
-
-def interpolate_values(tree: Any, environment: Mapping[str, str]) -> Any:
-    """Interpolate every string of a parsed compose file, as Compose does after parsing."""
-    if isinstance(tree, str):
-        return interpolate(tree, environment)
-    if isinstance(tree, dict):
-        return {key: interpolate_values(value, environment) for key, value in tree.items()}
-    if isinstance(tree, list):
-        return [interpolate_values(value, environment) for value in tree]
-    return tree
-
-
 def load_yaml_documents(path: Path) -> list[Any]:
     """Every non-empty YAML document of ``path``."""
     return [document for document in yaml.safe_load_all(path.read_text()) if document is not None]
 
 
-def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """The (INSTRUCTION, arguments) pairs of a Dockerfile, continuation lines joined."""
-    joined = re.sub(r"\\\n", " ", text)
-    instructions = []
-    for line in joined.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            keyword, _, arguments = stripped.partition(" ")
-            instructions.append((keyword.upper(), arguments.strip()))
-    return instructions
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """The (INSTRUCTION, arguments) pairs of a Dockerfile, as dockerfile-parse reads them."""
+    parser = DockerfileParser(fileobj=io.BytesIO(path.read_bytes()))
+    return [
+        (item["instruction"], item["value"])
+        for item in parser.structure
+        if item["instruction"] != "COMMENT"
+    ]
 
 
 @dataclass
 class NginxBlock:
-    """One nginx directive with its arguments and, for a block, its children."""
+    """One nginx directive, as crossplane (nginx's own config parser) reads it."""
 
     name: str
     arguments: list[str]
@@ -152,40 +122,30 @@ class NginxBlock:
         return [child.arguments for child in self.find(name)]
 
 
-def parse_nginx(text: str) -> NginxBlock:
-    """Parse nginx configuration syntax; unbalanced braces or a missing ``;`` raise ValueError."""
-    root = NginxBlock("main", [])
-    stack, words = [root], []
-    for token in _nginx_tokens(text):
-        if token == ";":
-            if not words:
-                raise ValueError("empty directive")
-            stack[-1].children.append(NginxBlock(words[0], words[1:]))
-            words = []
-        elif token == "{":
-            if not words:
-                raise ValueError("block without a name")
-            block = NginxBlock(words[0], words[1:])
-            stack[-1].children.append(block)
-            stack.append(block)
-            words = []
-        elif token == "}":
-            if words or len(stack) == 1:
-                raise ValueError(f"unexpected '}}' after {words}")
-            stack.pop()
-        else:
-            words.append(token)
-    if words or len(stack) != 1:
-        raise ValueError("unterminated directive or block at the end of the file")
-    return root
+def read_nginx(path: Path) -> NginxBlock:
+    """``path`` parsed by crossplane, without following includes; a syntax error raises."""
+    parsed = crossplane.parse(str(path), single=True, check_ctx=False, check_args=False)
+    errors = parsed["errors"] or [
+        error for config in parsed["config"] for error in config["errors"]
+    ]
+    if errors:
+        raise ValueError(errors[0]["error"])
+    return NginxBlock("main", [], _nginx_children(parsed["config"][0]["parsed"]))
 
 
-def _nginx_tokens(text: str) -> list[str]:
-    tokens = []
-    for match in _NGINX_TOKEN.finditer(text):
-        if match.group(0).startswith("#"):
-            continue
-        single, double, punctuation, word = match.groups()
-        value = next(part for part in (single, double, punctuation, word) if part is not None)
-        tokens.append(value)
-    return tokens
+def _nginx_children(directives: list[dict[str, Any]]) -> list[NginxBlock]:
+    return [
+        NginxBlock(item["directive"], item["args"], _nginx_children(item.get("block", [])))
+        for item in directives
+    ]
+
+
+def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
+    """Run a validator; skip the test, naming the tool, where it is not installed."""
+    beside_python = Path(sys.executable).parent / command[0]
+    tool = str(beside_python) if beside_python.exists() else shutil.which(command[0])
+    if tool is None:
+        pytest.skip(f"{command[0]} is not installed (.ci/run installs it: deploy/install-tools.sh)")
+    return subprocess.run(
+        [tool, *command[1:]], capture_output=True, text=True, check=False, timeout=120
+    )

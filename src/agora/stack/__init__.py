@@ -1,0 +1,1 @@
+"""The production shape of Agora on one machine: supervised processes behind nginx."""
