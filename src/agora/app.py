@@ -26,12 +26,14 @@ from agora.core.middleware import install_http_middleware, install_proxy_headers
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import Breaker, create_redis, create_subscriber
+from agora.crawler.api import router as crawler_router
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
+from agora.pricewatch.api import router as pricewatch_router
 from agora.realtime.api import router as realtime_router
 from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
@@ -110,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payments_router, prefix=API_PREFIX)
     app.include_router(realtime_router)
     app.include_router(flashsale_router, prefix=API_PREFIX)
+    app.include_router(pricewatch_router, prefix=API_PREFIX)
+    app.include_router(crawler_router, prefix=API_PREFIX)
     return app
 
 

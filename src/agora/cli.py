@@ -149,6 +149,24 @@ def beat() -> None:
     celery.start(["beat", "--loglevel=INFO"])
 
 
+@app.command()
+def crawl(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Fetches in flight at most (AGORA_CRAWLER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run a crawler process (price watch); run as many as you like on any machines."""
+    import asyncio
+
+    _export_service_urls()
+    from agora.core.observability import configure_logging
+    from agora.pricewatch.crawl import run
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
+    asyncio.run(run(settings, concurrency or settings.crawler_concurrency))
+
+
 @app.command("check-worker")
 def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 10.0) -> None:
     """Publish a ping after a committed transaction and wait until a worker records it."""
@@ -282,7 +300,8 @@ def up(
     workers: WorkersOption = 1,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo catalog.")] = False,
 ) -> None:
-    """Run everything in one terminal: services, migrations, demo data, API, worker and beat."""
+    """Run everything in one terminal: services, migrations, demo data, API, worker, beat and
+    a crawler."""
     settings = get_settings()
     started_postgres = (
         settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()
@@ -297,6 +316,7 @@ def up(
         [*agora, "api", "--host", host, "--port", str(port), "--workers", str(workers)],
         [*agora, "worker"],
         [*agora, "beat"],
+        [*agora, "crawl"],
     ]
     children = [subprocess.Popen(command) for command in commands]  # noqa: S603 - our own CLI
     console.print(

@@ -12,6 +12,7 @@ from agora.flashsale import models as flashsale_models
 from agora.inventory import models as inventory_models
 from agora.orders import models as orders_models
 from agora.payments import models as payments_models
+from agora.pricewatch import models as pricewatch_models
 
 metadata = Base.metadata
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "orders_models",
     "outbox_models",
     "payments_models",
+    "pricewatch_models",
 ]

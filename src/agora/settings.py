@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agora import __version__
+
 DEFAULT_SECRET_KEY = "agora-development-secret-key-change-me"  # noqa: S105 - refused in production
 KNOWN_PAYMENT_PROVIDERS = frozenset({"dev", "stripe", "alipay", "wechatpay"})
 
@@ -94,6 +96,19 @@ class Settings(BaseSettings):
 
     webhook_allow_private: bool = False
     crawler_allow_private: bool = False
+    crawler_contact_url: str | None = None
+    crawler_concurrency: int = 32
+    crawler_lease_ttl: float = 60.0
+    crawler_fetch_timeout: float = 15.0
+    crawler_max_page_bytes: int = 2_000_000
+    crawler_max_redirects: int = 5
+    crawler_robots_ttl: int = 3600
+    crawler_robots_retry: float = 600.0
+    crawler_start_margin_ms: int = 20
+    crawler_breaker_threshold: int = 5
+    crawler_breaker_cooldown: float = 60.0
+    crawler_flush_interval: float = 0.5
+    crawler_batch_size: int = 200
     proxy_port: int = 8080
     http_keepalive_timeout: int = 75
 
@@ -148,6 +163,12 @@ class Settings(BaseSettings):
         return [
             str(ipaddress.ip_network(part, strict=False)) for part in _split(self.trusted_proxies)
         ]
+
+    @property
+    def crawler_user_agent(self) -> str:
+        """The User-Agent of every crawler request, naming who to contact about it."""
+        contact = self.crawler_contact_url or f"{self.public_base_url.rstrip('/')}/docs"
+        return f"AgoraPriceWatch/{__version__} (+{contact})"
 
     @property
     def wants_json_logs(self) -> bool:

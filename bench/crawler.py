@@ -1,0 +1,215 @@
+"""The crawler: pages/s of one crawler process against a plain aiohttp loop, the scheduler's
+lease+ack operations/s, and Redis bytes per queued URL.
+
+1. A local shop (``bench/crawl_pages.py``, its own process) serves 20 KB product pages. The
+   baseline is a plain aiohttp loop with ``--concurrency`` clients fetching them as fast as it
+   can. Then one ``agora crawl --concurrency N`` process crawls the same pages: a site with no
+   delay and a one-second recrawl interval over more targets than it can fetch in a second, so
+   it is never idle; every page is leased, fetched, read (JSON-LD), compared with its last price
+   in PostgreSQL and acknowledged. Pages/s are counted by the shop over the same window.
+2. The scheduler alone: ``--urls`` URLs are queued (Redis memory is measured before and after),
+   then clients lease batches and acknowledge them at once, as crawlers with a null fetcher.
+
+Goals: the crawler at >= 0.7x the plain loop, >= 5,000 lease+ack/s, <= 256 bytes per URL.
+``python -m bench.crawler [--concurrency 32] [--duration 10] [--urls 100000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+
+import aiohttp
+import httpx
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+
+from agora.core.db import Database
+from agora.crawler.frontier import (
+    Ack,
+    Frontier,
+    FrontierConfig,
+    HostPolicy,
+    Outcome,
+    canonical_url,
+)
+from agora.migrations import upgrade
+from agora.pricewatch import service
+from bench.harness import LoadResult, agora_env, bench_services, free_port, server
+
+TARGETS = 5_000
+_TABLES = "pricewatch_sites, pricewatch_targets, pricewatch_price_changes"
+BATCH = 100
+_FRONTIER_CONFIG = FrontierConfig(
+    lease_ttl_ms=60_000,
+    start_margin_ms=0,
+    breaker_threshold=5,
+    breaker_cooldown_ms=60_000,
+    robots_ttl_ms=3_600_000,
+)
+
+
+async def plain_loop(base_url: str, concurrency: int, duration: float) -> LoadResult:
+    """The baseline: ``concurrency`` clients GET product pages in a closed loop."""
+    result = LoadResult("plain aiohttp loop")
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        counter = iter(range(10**9))
+
+        async def client(deadline: float) -> None:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                async with session.get(f"{base_url}/p/{next(counter) % TARGETS}") as response:
+                    await response.read()
+                    if response.status == 200:
+                        result.latencies.append(time.perf_counter() - sent)
+                    else:
+                        result.errors += 1
+
+        warm = time.perf_counter() + 1
+        await asyncio.gather(*(client(warm) for _ in range(concurrency)))
+        result.latencies.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(client(started + duration) for _ in range(concurrency)))
+        result.elapsed = time.perf_counter() - started
+    return result
+
+
+async def seed_targets(database_url: str, redis_url: str, base_url: str) -> None:
+    """A fresh site with ``TARGETS`` pages, and a fresh frontier."""
+    database, redis = Database(database_url, pool_size=1), Redis.from_url(redis_url)
+    try:
+        await redis.flushdb()
+        async with database.unit_of_work() as session:
+            await session.execute(text(f"TRUNCATE {_TABLES} CASCADE"))
+            terms = service.SiteTerms(base_url, 0, 1000, 1, 1)
+            frontier = Frontier(redis, _FRONTIER_CONFIG)
+            await service.create_site(session, frontier, terms)
+            pages = [(f"{base_url}/p/{n}", None) for n in range(TARGETS)]
+            await service.add_targets(session, frontier, pages)
+    finally:
+        await redis.aclose()
+        await database.dispose()
+
+
+def served(base_url: str) -> int:
+    """How many pages the shop has served."""
+    return int(httpx.get(f"{base_url}/count").json()["served"])
+
+
+def crawl_rate(env: dict[str, str], base_url: str, concurrency: int, duration: float) -> LoadResult:
+    """Pages/s of one ``agora crawl`` process, counted by the shop after a warm-up."""
+    result = LoadResult("agora crawl (lease, fetch, read, record, ack)")
+    command = [sys.executable, "-m", "agora", "crawl", "--concurrency", str(concurrency)]
+    process = subprocess.Popen(command, env=env)
+    try:
+        before = served(base_url)
+        deadline = time.monotonic() + 60
+        while served(base_url) - before < TARGETS and time.monotonic() < deadline:
+            time.sleep(0.5)  # the first pass records every price; measure the steady state
+        start, started = served(base_url), time.perf_counter()
+        time.sleep(duration)
+        result.elapsed = time.perf_counter() - started
+        pages = served(base_url) - start
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    result.latencies = [0.0] * pages
+    return result
+
+
+async def scheduler(
+    redis_url: str, urls: int, concurrency: int, duration: float
+) -> tuple[float, LoadResult]:
+    """Bytes per queued URL at ``urls`` URLs, then lease+ack operations/s with a null fetcher."""
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.flushdb()
+        frontier = Frontier(redis, _FRONTIER_CONFIG, prefix="agora:bench-crawl:")
+        hosts = [f"shop{n}.example" for n in range(10)]
+        for host in hosts:
+            await frontier.configure_host(host, HostPolicy(0, 10_000, 3600, 3600))
+            await frontier.store_robots(host, "", crawl_delay_ms=0, pause_ms=0)
+        before = int((await redis.info("memory"))["used_memory"])
+        await frontier.add(
+            canonical_url(f"https://{hosts[n % len(hosts)]}/product/{n}-cotton-shirt")
+            for n in range(urls)
+        )
+        per_url = (int((await redis.info("memory"))["used_memory"]) - before) / urls
+        result = LoadResult("scheduler: lease + ack (null fetcher)")
+
+        async def crawler(deadline: float) -> None:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                leases, _ = await frontier.lease(BATCH)
+                await frontier.ack([Ack(lease, Outcome.SAME) for lease in leases])
+                elapsed = time.perf_counter() - sent
+                result.latencies += [elapsed] * len(leases)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(crawler(started + duration) for _ in range(concurrency)))
+        result.elapsed = time.perf_counter() - started
+        return per_url, result
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+
+
+def main() -> None:
+    """Run the three measurements and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--urls", type=int, default=100_000)
+    args = parser.parse_args()
+    urls = bench_services()
+    upgrade(urls.database_url)
+    port = free_port()
+    shop = [sys.executable, "-m", "bench.crawl_pages", str(port)]
+    with server(shop, agora_env(urls), port) as base_url:
+        baseline = asyncio.run(plain_loop(base_url, args.concurrency, args.duration))
+        asyncio.run(seed_targets(urls.database_url, urls.redis_url, base_url))
+        env = agora_env(urls, AGORA_CRAWLER_ALLOW_PRIVATE="true")
+        crawl = crawl_rate(env, base_url, args.concurrency, args.duration)
+    per_url, leases = asyncio.run(scheduler(urls.redis_url, args.urls, 4, args.duration))
+    table = Table(title=f"Crawler (concurrency {args.concurrency}, 20 KB pages)")
+    for column in ("scenario", "count", "errors", "per second", "p50 ms", "p99 ms", "result"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    ratio = crawl.throughput / baseline.throughput if baseline.throughput else float("nan")
+    rows = [
+        (baseline, "baseline"),
+        (crawl, f"{ratio:.2f}x (goal >= 0.7x)"),
+        (leases, "goal >= 5,000/s"),
+    ]
+    for result, verdict in rows:
+        latency = result is not crawl
+        table.add_row(
+            result.name,
+            str(result.requests),
+            str(result.errors),
+            f"{result.throughput:,.0f}",
+            f"{result.median:.2f}" if latency else "-",
+            f"{result.percentile(0.99):.2f}" if latency else "-",
+            verdict,
+        )
+    table.add_row(
+        f"Redis bytes per queued URL ({args.urls:,} URLs)",
+        "",
+        "",
+        "",
+        "",
+        "",
+        f"{per_url:.0f} B (goal <= 256)",
+    )
+    Console(width=140).print(table)
+
+
+if __name__ == "__main__":
+    main()

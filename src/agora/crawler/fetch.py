@@ -1,0 +1,193 @@
+"""Fetching one page safely: guarded addresses, bounded size, time and redirects, conditional.
+
+One ``aiohttp`` session is shared by every fetch of a crawler process. Every address a fetch
+connects to is checked by ``agora.core.netguard`` after DNS resolution (the resolver below
+refuses non-public answers, and each URL of a redirect chain is checked before it is requested),
+unless ``AGORA_CRAWLER_ALLOW_PRIVATE`` is set. Redirects are followed by hand so that each hop is
+checked and counted. A recrawl sends the page's ``ETag`` and ``Last-Modified`` back, so an
+unchanged page costs a 304 and no body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from agora.core.netguard import UnsafeTarget, resolve_allowed
+from agora.settings import Settings
+
+_CHUNK = 65_536
+_CHECK_TTL_S = 60
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """What one fetch may cost."""
+
+    timeout_s: float
+    max_bytes: int
+    max_redirects: int
+    allow_private: bool
+    user_agent: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchLimits:
+        """The limits named by ``AGORA_CRAWLER_*``."""
+        return cls(
+            timeout_s=settings.crawler_fetch_timeout,
+            max_bytes=settings.crawler_max_page_bytes,
+            max_redirects=settings.crawler_max_redirects,
+            allow_private=settings.crawler_allow_private,
+            user_agent=settings.crawler_user_agent,
+        )
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What a fetch returned: a status (0 when no answer came) and, for a 200, the body."""
+
+    url: str
+    status: int
+    body: bytes = b""
+    content_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    retry_after_s: float | None = None
+    error: str | None = None
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, refusing names that resolve to non-public addresses: the connection
+    goes to the very addresses that were checked, so a second DNS answer cannot swap one in."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self.allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The checked addresses of ``host``."""
+        bracketed = f"[{host}]" if ":" in host else host
+        addresses = await resolve_allowed(
+            f"http://{bracketed}:{port or 80}/", allow_private=self.allow_private
+        )
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class Fetcher:
+    """Fetches pages through one shared ``aiohttp`` session."""
+
+    def __init__(self, limits: FetchLimits, connections: int) -> None:
+        self.limits = limits
+        connector = aiohttp.TCPConnector(
+            limit=connections,
+            resolver=GuardedResolver(allow_private=limits.allow_private),
+            ttl_dns_cache=_CHECK_TTL_S,
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": limits.user_agent},
+            timeout=aiohttp.ClientTimeout(total=limits.timeout_s),
+        )
+        self._checked: dict[str, float] = {}
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        await self.session.close()
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """GET ``url`` within the limits; never raises for what the remote side does."""
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        try:
+            async with asyncio.timeout(self.limits.timeout_s):
+                return await self._follow(url, headers)
+        except UnsafeTarget as error:
+            return FetchResult(url, 0, error=f"refused: {error.detail}")
+        except (aiohttp.ClientError, TimeoutError, OSError, UnicodeError) as error:
+            return FetchResult(url, 0, error=type(error).__name__ or "error")
+
+    async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
+        for _ in range(self.limits.max_redirects + 1):
+            await self._check(url)
+            async with self.session.get(url, headers=headers, allow_redirects=False) as response:
+                if response.status in _REDIRECTS and "Location" in response.headers:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                return await _result(url, response, self.limits.max_bytes)
+        return FetchResult(url, 0, error="too many redirects")
+
+    async def _check(self, url: str) -> None:
+        """Refuse a URL whose host is not public (aiohttp skips the resolver for an address
+        written in the URL, so this check covers those); a host passed is trusted a while."""
+        host = urlsplit(url).netloc
+        if self._checked.get(host, 0.0) > time.monotonic():
+            return
+        await resolve_allowed(url, allow_private=self.limits.allow_private)
+        self._checked[host] = time.monotonic() + _CHECK_TTL_S
+
+
+async def _result(url: str, response: aiohttp.ClientResponse, max_bytes: int) -> FetchResult:
+    body = b""
+    if response.status == 200:
+        if (response.content_length or 0) > max_bytes:
+            return FetchResult(url, 0, error="too large")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                return FetchResult(url, 0, error="too large")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    return FetchResult(
+        url=url,
+        status=response.status,
+        body=body,
+        content_type=response.headers.get("Content-Type", ""),
+        etag=response.headers.get("ETag"),
+        last_modified=response.headers.get("Last-Modified"),
+        retry_after_s=retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())

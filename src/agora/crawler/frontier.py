@@ -1,0 +1,314 @@
+"""The crawl frontier: every URL to crawl, its state and its host's gate, in Redis.
+
+A URL is in exactly one state: queued (in its host's queue, due now or later, which is also
+where a fetched URL waits for its next crawl) or leased (handed to one crawler, until it is
+acknowledged or the lease expires). Moving between states is one Lua script each (``lua/``), so
+no crash between two commands can lose or duplicate a URL, and every script first returns
+expired leases to their queues: a crawler killed mid-fetch costs a lease TTL, never a URL.
+
+Politeness is enforced in the same scripts, for every crawler process at once: a host hands out
+a URL only while it has fewer fetches in flight than its limit and its next allowed start is
+reached; each start pushes the next one ``delay + margin`` later, where ``delay`` is the
+larger of the host's setting and its robots.txt Crawl-delay, and the margin absorbs the time
+between the grant (Redis time) and the request leaving the crawler.
+
+Memory per URL is kept small: a URL is known by the first 8 bytes of the SHA-1 of its canonical
+form (a collision among a million URLs has odds of about 3e-8), its text is stored once, and the
+queues and lease set hold only those 8-byte ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from w3lib.url import canonicalize_url
+
+from agora.core.netguard import UnsafeTarget, check_url_shape
+from agora.settings import Settings
+
+KEY_PREFIX = "agora:crawl:"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """How politely a host is crawled, and how often its pages are crawled again."""
+
+    delay_ms: int = 1000
+    max_concurrency: int = 1
+    recrawl_min_s: int = 3600
+    recrawl_max_s: int = 86400
+
+
+@dataclass(frozen=True)
+class FrontierConfig:
+    """The frontier's timings, from the settings."""
+
+    lease_ttl_ms: int
+    start_margin_ms: int
+    breaker_threshold: int
+    breaker_cooldown_ms: int
+    robots_ttl_ms: int
+    default_policy: HostPolicy = HostPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FrontierConfig:
+        """The configuration named by ``AGORA_CRAWLER_*``."""
+        return cls(
+            lease_ttl_ms=int(settings.crawler_lease_ttl * 1000),
+            start_margin_ms=settings.crawler_start_margin_ms,
+            breaker_threshold=settings.crawler_breaker_threshold,
+            breaker_cooldown_ms=int(settings.crawler_breaker_cooldown * 1000),
+            robots_ttl_ms=settings.crawler_robots_ttl * 1000,
+        )
+
+
+class Outcome(enum.StrEnum):
+    """What became of a leased URL; decides when it is due again (see ``lua/ack.lua``)."""
+
+    CHANGED = "changed"
+    SAME = "same"
+    NOT_MODIFIED = "notmod"
+    RETRY = "retry"
+    ERROR = "error"
+    SKIP = "skip"
+    DEFER = "defer"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A URL handed to one crawler until ``token`` (its expiry, in Redis milliseconds)."""
+
+    id: bytes
+    url: str
+    token: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetched_ms: int | None = None
+
+    @property
+    def host(self) -> str:
+        """The host (with its port when not the scheme's default) whose gate granted it."""
+        return urlsplit(self.url).netloc
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The acknowledgement of a lease: its outcome and what the next crawl needs."""
+
+    lease: Lease
+    outcome: Outcome
+    wait_ms: int = 0
+    urgency: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class UrlState(enum.StrEnum):
+    """Where a URL stands in the frontier."""
+
+    QUEUED = "queued"
+    LEASED = "leased"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class UrlStatus:
+    """A URL's state, when it is due and when it was last fetched."""
+
+    state: UrlState
+    next_due_at: dt.datetime | None
+    last_fetched_at: dt.datetime | None
+
+
+def canonical_url(url: str) -> str:
+    """The form under which a URL is deduplicated (``w3lib``: sorted query, no fragment ...),
+    without the scheme's default port; ``UnsafeTarget`` for what is not an http(s) URL."""
+    check_url_shape(url)
+    parts = urlsplit(canonicalize_url(url.strip()))
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeTarget(f"{url!r} carries credentials")
+    netloc = (parts.hostname or "").lower()
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def url_id(url: str) -> bytes:
+    """The 8-byte id of a canonical URL."""
+    return hashlib.sha1(url.encode(), usedforsecurity=False).digest()[:8]
+
+
+def host_of(url: str) -> str:
+    """The host key of a canonical URL (``host`` or ``host:port``)."""
+    return urlsplit(url).netloc
+
+
+def _from_ms(value: float | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+
+
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Frontier:
+    """The frontier's operations; every process of every machine shares one through Redis."""
+
+    def __init__(self, redis: Redis, config: FrontierConfig, prefix: str = KEY_PREFIX) -> None:
+        self.redis = redis
+        self.config = config
+        self.prefix = prefix
+        common = _lua("common")
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(common + _lua(name))
+            for name in ("add", "lease", "ack", "robots")
+        }
+
+    def key(self, *parts: str) -> str:
+        """A key of this frontier."""
+        return self.prefix + ":".join(parts)
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        threshold = self.config.breaker_threshold
+        return await self._scripts[name](args=[self.prefix, threshold, *args])
+
+    async def configure_host(self, host: str, policy: HostPolicy) -> None:
+        """Set a host's politeness and recrawl bounds (a site's settings)."""
+        async with self.redis.pipeline(transaction=True) as pipeline:
+            pipeline.hset(
+                self.key("host", host),
+                mapping={
+                    "delay": policy.delay_ms,
+                    "maxc": policy.max_concurrency,
+                    "min": policy.recrawl_min_s,
+                    "max": policy.recrawl_max_s,
+                },
+            )
+            pipeline.sadd(self.key("known"), host)
+            await pipeline.execute()
+
+    async def add(self, urls: Iterable[str], urgency: int = 0) -> int:
+        """Queue canonical URLs not known yet, due now; returns how many were new.
+
+        ``urgency`` (0-100) puts them that many milliseconds ahead of others due at once.
+        """
+        policy = self.config.default_policy
+        args: list[Any] = [
+            policy.delay_ms,
+            policy.max_concurrency,
+            policy.recrawl_min_s,
+            policy.recrawl_max_s,
+        ]
+        added = 0
+        batch: list[Any] = []
+        for url in urls:
+            batch += [url_id(url), url, host_of(url), urgency]
+            if len(batch) >= 4000:
+                added += int(await self._run("add", *args, *batch))
+                batch = []
+        if batch:
+            added += int(await self._run("add", *args, *batch))
+        return added
+
+    async def lease(
+        self, count: int, ended: Sequence[Lease] = ()
+    ) -> tuple[list[Lease], float | None]:
+        """Up to ``count`` URLs whose hosts' gates are open, after freeing the slots of the
+        ``ended`` fetches; also how many seconds until a host is next ready (None: none is)."""
+        freed = [value for lease in ended for value in (lease.id, lease.token)]
+        config = self.config
+        reply = await self._run("lease", count, config.lease_ttl_ms, config.start_margin_ms, *freed)
+        wait_ms = int(reply[0])
+        leases = [
+            _lease(reply[i], reply[i + 1], reply[i + 2], reply[i + 3])
+            for i in range(1, len(reply), 4)
+        ]
+        return leases, (wait_ms / 1000 if wait_ms >= 0 else None)
+
+    async def ack(self, acks: Sequence[Ack]) -> int:
+        """Acknowledge leases with their outcomes; returns how many were still current."""
+        if not acks:
+            return 0
+        args: list[Any] = [self.config.breaker_cooldown_ms]
+        for ack in acks:
+            validators = "\t".join(
+                (value or "").replace("\t", " ") for value in (ack.etag, ack.last_modified)
+            )
+            lease = ack.lease
+            args += [lease.id, lease.token, ack.outcome.value, ack.wait_ms, ack.urgency]
+            args.append(validators)
+        return int(await self._run("ack", *args))
+
+    async def store_robots(
+        self, host: str, body: str | None, *, crawl_delay_ms: int, pause_ms: int
+    ) -> None:
+        """Keep a host's robots.txt (``body``) and Crawl-delay, or pause the host (``pause_ms``)
+        when its robots.txt could not be read."""
+        config = self.config
+        await self._run(
+            "robots",
+            host,
+            body or "",
+            config.robots_ttl_ms,
+            crawl_delay_ms,
+            pause_ms,
+            config.start_margin_ms,
+        )
+
+    async def robots(self, host: str) -> tuple[str | None, int]:
+        """A host's robots.txt as kept (None when unknown) and its milliseconds left."""
+        async with self.redis.pipeline(transaction=False) as pipeline:
+            pipeline.get(self.key("robots", host))
+            pipeline.pttl(self.key("robots", host))
+            body, ttl = await pipeline.execute()
+        if body is None:
+            return None, 0
+        return as_text(body), int(ttl)
+
+    async def status(self, url: str) -> UrlStatus:
+        """Where a canonical URL stands: queued or leased, next due, last fetched."""
+        identifier = url_id(url)
+        async with self.redis.pipeline(transaction=False) as pipeline:
+            pipeline.zscore(self.key("q", host_of(url)), identifier)
+            pipeline.zscore(self.key("leases"), identifier)
+            pipeline.hget(self.key("meta"), identifier)
+            due, leased, meta = await pipeline.execute()
+        fetched_ms = _parse_meta(meta)[2] if meta else None
+        if leased is not None:
+            return UrlStatus(UrlState.LEASED, None, _from_ms(fetched_ms))
+        if due is not None:
+            return UrlStatus(UrlState.QUEUED, _from_ms(due), _from_ms(fetched_ms))
+        return UrlStatus(UrlState.UNKNOWN, None, None)
+
+
+def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
+    """ETag, Last-Modified and last fetch time (ms) from a URL's meta entry."""
+    parts = as_text(meta).split("\t")
+    if len(parts) < 4:
+        return None, None, None
+    return parts[2] or None, parts[3] or None, int(parts[1])
+
+
+def _lease(identifier: bytes, url: bytes, token: bytes | int, meta: bytes) -> Lease:
+    token_text = str(token) if isinstance(token, int) else as_text(token)
+    etag, last_modified, fetched_ms = _parse_meta(meta)
+    return Lease(identifier, as_text(url), token_text, etag, last_modified, fetched_ms)
+
+
+@functools.cache
+def _lua(name: str) -> str:
+    return resources.files("agora.crawler").joinpath("lua", f"{name}.lua").read_text()

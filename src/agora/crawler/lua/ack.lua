@@ -1,0 +1,104 @@
+-- ARGV: prefix, breaker threshold, breaker cooldown ms, then per URL
+-- (id, token, outcome, wait ms, urgency 0-100, validators "etag \t last_modified").
+-- Outcomes:
+--   changed / same / notmod  fetched (200 with a change, 200 without, 304): the recrawl interval
+--                            halves or grows by half within the host's bounds
+--   retry    429/503: the host pauses for wait ms (Retry-After), the URL is due after it
+--   error    timeout, connection or 5xx: counts towards the host's circuit breaker
+--   skip     not to fetch now (robots.txt disallows it, 4xx): due again after the longest interval
+--   defer    the lease was spent on robots.txt: the URL is due again at once
+-- An ack whose token is not the URL's current lease (it expired and was handed out again) is
+-- ignored. Returns how many acks were applied.
+local now = now_ms()
+local threshold = tonumber(ARGV[2])
+local cooldown = tonumber(ARGV[3])
+local applied = 0
+
+local fetched_now = 0
+local hosts = {}
+
+-- The host's bounds and counters, read once and written once per call.
+local function host_state(host)
+  local state = hosts[host]
+  if not state then
+    local h = redis.call('HMGET', P .. 'host:' .. host, 'min', 'max')
+    state = {min = num(h[1], 3600), max = num(h[2], 86400), leased = 0, fetched = 0, notmod = 0}
+    hosts[host] = state
+  end
+  return state
+end
+
+local function interval_after(state, meta, outcome)
+  local interval = tonumber(string.match(meta, '^([%d.]+)')) or state.min
+  if outcome == 'changed' then
+    interval = interval / 2
+  elseif meta ~= '' then
+    interval = interval * 1.5
+  end
+  return math.min(state.max, math.max(state.min, interval))
+end
+
+local function fetched(id, state, outcome, urgency, validators)
+  local interval = interval_after(state, redis.call('HGET', P .. 'meta', id) or '', outcome)
+  redis.call('HSET', P .. 'meta', id, interval .. '\t' .. now .. '\t' .. validators)
+  state.fetched = state.fetched + 1
+  if outcome == 'notmod' then
+    state.notmod = state.notmod + 1
+  end
+  fetched_now = fetched_now + 1
+  return now + math.floor(interval * 1000 * (1 - urgency / 200))
+end
+
+local function failed(hkey)
+  redis.call('HINCRBY', hkey, 'errors', 1)
+  local fails = redis.call('HINCRBY', hkey, 'fails', 1)
+  if fails >= threshold then
+    local open = now + cooldown * 2 ^ math.min(fails - threshold, 6)
+    redis.call('HSET', hkey, 'open', open)
+    return open
+  end
+  return now + cooldown * fails / threshold
+end
+
+for i = 4, #ARGV, 6 do
+  local id, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local wait, urgency, validators = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
+  if num(redis.call('ZSCORE', P .. 'leases', id), -1) == tonumber(token) then
+    local host = host_of(redis.call('HGET', P .. 'url', id))
+    local hkey = P .. 'host:' .. host
+    local state = host_state(host)
+    local due = now
+    redis.call('ZREM', P .. 'leases', id)
+    redis.call('ZREM', P .. 'hold:' .. host, id)
+    state.leased = state.leased + 1
+    if outcome == 'changed' or outcome == 'same' or outcome == 'notmod' then
+      due = fetched(id, state, outcome, urgency, validators)
+    elseif outcome == 'retry' then
+      due = now + wait
+      redis.call('HSET', hkey, 'pause', due)
+      failed(hkey)
+    elseif outcome == 'error' then
+      due = failed(hkey)
+    elseif outcome == 'skip' then
+      due = now + state.max * 1000
+    end
+    redis.call('ZADD', P .. 'q:' .. host, due, id)
+    applied = applied + 1
+  end
+end
+for host, state in pairs(hosts) do
+  local hkey = P .. 'host:' .. host
+  redis.call('HINCRBY', hkey, 'leased', -state.leased)
+  if state.fetched > 0 then
+    redis.call('HINCRBY', hkey, 'fetched', state.fetched)
+    redis.call('HINCRBY', hkey, 'notmod', state.notmod)
+    redis.call('HSET', hkey, 'fails', 0)
+  end
+  reschedule(host, now, threshold)
+end
+if fetched_now > 0 then
+  local bucket = P .. 'rate:' .. math.floor(now / 1000)
+  redis.call('INCRBY', bucket, fetched_now)
+  redis.call('EXPIRE', bucket, 120)
+end
+return applied

@@ -1,0 +1,62 @@
+-- Shared by every frontier script (prepended to each one). ARGV[1] is the key prefix.
+-- Keys, all under the prefix:
+--   url           hash   id -> URL text (the only place a URL's text is kept)
+--   q:<host>      zset   id -> due time (ms), for URLs not leased
+--   leases        zset   id -> lease expiry (ms), the lease's token
+--   hold:<host>   zset   id -> lease expiry (ms), fetches of the host in flight
+--   host:<host>   hash   policy (delay, rdelay, maxc, min, max) and state (next, pause, open,
+--                        fails, leased) and counters (fetched, notmod, errors)
+--   hosts         zset   host -> the time it may next give a URL (absent: nothing to give)
+--   meta          hash   id -> "interval_s \t fetched_ms \t etag \t last_modified"
+--   robots:<host> string the host's robots.txt, kept for the robots TTL
+local P = ARGV[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function host_of(url)
+  return string.match(url, '^[%a][%w+.-]*://([^/?#]+)')
+end
+
+local function num(value, default)
+  if value then
+    return tonumber(value)
+  end
+  return default
+end
+
+-- How many fetches the host may have in flight: one while its robots.txt is unknown or its
+-- circuit is half open, its max_concurrency otherwise.
+local function concurrency_limit(host, maxc, fails, threshold)
+  if fails >= threshold or redis.call('EXISTS', P .. 'robots:' .. host) == 0 then
+    return 1
+  end
+  return maxc
+end
+
+-- Put the host in the ready set at the time it may next give a URL, or take it out when it
+-- cannot until a fetch of it ends or a URL is added.
+local function reschedule(host, now, threshold)
+  local first = redis.call('ZRANGE', P .. 'q:' .. host, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', P .. 'hosts', host)
+    return
+  end
+  local h = redis.call('HMGET', P .. 'host:' .. host, 'next', 'pause', 'open', 'maxc', 'fails')
+  local holders = redis.call('ZCOUNT', P .. 'hold:' .. host, now, '+inf')
+  if holders >= concurrency_limit(host, num(h[4], 1), num(h[5], 0), threshold) then
+    redis.call('ZREM', P .. 'hosts', host)
+    return
+  end
+  local ready = math.max(tonumber(first[2]), num(h[1], 0), num(h[2], 0), num(h[3], 0))
+  redis.call('ZADD', P .. 'hosts', ready, host)
+end
+
+-- Take a leased URL out of the lease set and its host's fetches in flight.
+local function end_lease(id, host)
+  redis.call('ZREM', P .. 'leases', id)
+  redis.call('ZREM', P .. 'hold:' .. host, id)
+  redis.call('HINCRBY', P .. 'host:' .. host, 'leased', -1)
+end

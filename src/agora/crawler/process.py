@@ -1,0 +1,57 @@
+"""One crawler process: its Redis, HTTP session and loop, stopped cleanly by SIGTERM or SIGINT.
+
+SIGTERM stops leasing, lets the fetches under way finish and acknowledges them; SIGKILL loses
+nothing either, only time: the process's leases expire and go back to their queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from redis.asyncio import Redis
+
+from agora.crawler.fetch import Fetcher, FetchLimits
+from agora.crawler.frontier import Frontier, FrontierConfig
+from agora.crawler.robots import RobotsBook
+from agora.crawler.worker import Crawler, PageHandler
+from agora.settings import Settings
+
+
+def frontier_for(redis: Redis, settings: Settings) -> Frontier:
+    """The frontier as the settings configure it."""
+    return Frontier(redis, FrontierConfig.from_settings(settings))
+
+
+async def run_crawler(
+    frontier: Frontier, handler: PageHandler, settings: Settings, concurrency: int
+) -> None:
+    """Crawl with ``concurrency`` fetches at most in flight until a stop signal arrives."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    fetcher = Fetcher(FetchLimits.from_settings(settings), connections=concurrency)
+    try:
+        await build_crawler(frontier, fetcher, handler, settings, concurrency).run(stop)
+    finally:
+        await fetcher.close()
+
+
+def build_crawler(
+    frontier: Frontier,
+    fetcher: Fetcher,
+    handler: PageHandler,
+    settings: Settings,
+    concurrency: int,
+) -> Crawler:
+    """A crawler loop on ``fetcher``'s session, configured by the settings."""
+    return Crawler(
+        frontier,
+        fetcher,
+        RobotsBook(frontier, fetcher, retry_s=settings.crawler_robots_retry),
+        handler,
+        concurrency=concurrency,
+        batch_size=settings.crawler_batch_size,
+        flush_interval=settings.crawler_flush_interval,
+    )

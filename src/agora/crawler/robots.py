@@ -1,0 +1,64 @@
+"""robots.txt: read once per host and TTL for every crawler process, obeyed on every fetch.
+
+A host's robots.txt is fetched with a lease of one of its URLs, so the fetch passes the host's
+gate like any page; while a host's robots.txt is unknown its gate lets one fetch through at a
+time, so the Crawl-delay it names is known before a second start. As RFC 9309 says: a 4xx
+answer means everything is allowed, a 5xx or no answer means nothing is, and the host is paused
+for ``AGORA_CRAWLER_ROBOTS_RETRY`` seconds before robots.txt is tried again. The text is kept in
+Redis for ``AGORA_CRAWLER_ROBOTS_TTL`` and parsed (``protego``) once per process.
+"""
+
+from __future__ import annotations
+
+import time
+
+from protego import Protego
+
+from agora.crawler.fetch import Fetcher
+from agora.crawler.frontier import Frontier, Lease
+
+USER_AGENT_PRODUCT = "AgoraPriceWatch"
+
+
+class RobotsBook:
+    """The robots.txt rules of the hosts this process crawls."""
+
+    def __init__(self, frontier: Frontier, fetcher: Fetcher, *, retry_s: float) -> None:
+        self.frontier = frontier
+        self.fetcher = fetcher
+        self.retry_ms = int(retry_s * 1000)
+        self._parsed: dict[str, tuple[float, Protego]] = {}
+
+    async def rules(self, host: str) -> Protego | None:
+        """The host's rules, or None when its robots.txt must be fetched first."""
+        cached = self._parsed.get(host)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        body, ttl_ms = await self.frontier.robots(host)
+        if body is None:
+            return None
+        rules = Protego.parse(body)
+        self._parsed[host] = (time.monotonic() + ttl_ms / 1000, rules)
+        return rules
+
+    async def learn(self, lease: Lease) -> None:
+        """Fetch the robots.txt of the lease's host in place of its page, and keep it."""
+        scheme = lease.url.split("://", 1)[0]
+        result = await self.fetcher.fetch(f"{scheme}://{lease.host}/robots.txt")
+        if result.status == 200:
+            body = result.body.decode("utf-8", errors="replace")
+            delay = Protego.parse(body).crawl_delay(USER_AGENT_PRODUCT) or 0
+            await self.frontier.store_robots(
+                lease.host, body, crawl_delay_ms=int(delay * 1000), pause_ms=0
+            )
+        elif 400 <= result.status < 500:
+            await self.frontier.store_robots(lease.host, "", crawl_delay_ms=0, pause_ms=0)
+        else:
+            await self.frontier.store_robots(
+                lease.host, None, crawl_delay_ms=0, pause_ms=self.retry_ms
+            )
+
+
+def allows(rules: Protego, url: str) -> bool:
+    """Whether ``rules`` let Agora's crawler fetch ``url``."""
+    return bool(rules.can_fetch(url, USER_AGENT_PRODUCT))

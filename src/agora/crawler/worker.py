@@ -1,0 +1,222 @@
+"""A crawler process's loop: lease URLs, fetch them politely, hand pages over, acknowledge.
+
+One asyncio loop runs up to ``concurrency`` fetches on one shared HTTP session. Whenever a fetch
+ends, its host's slot is freed in the same Redis call that leases the next URLs. Fetched pages
+are handed to the ``PageHandler`` in batches (price watch writes a batch in one transaction),
+and only once the handler returned are their leases acknowledged: a process killed before that
+leaves the leases to expire, and the URLs are fetched again, by whichever process comes next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from agora.crawler.fetch import Fetcher, FetchResult
+from agora.crawler.frontier import Ack, Frontier, Lease, Outcome
+from agora.crawler.robots import RobotsBook, allows
+
+IDLE_POLL_S = 0.05
+COALESCE_S = 0.002
+STOP_GRACE_S = 10.0
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page fetched with a 200: what a handler looks at."""
+
+    url: str
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A handler's reading of a page: whether what it watches changed, and how urgent the page
+    is (0-100: an urgent page is crawled again sooner)."""
+
+    changed: bool
+    urgency: int = 0
+
+
+class PageHandler(Protocol):
+    """What a crawler does with the pages it fetched (one verdict per page, in order)."""
+
+    async def handle(self, pages: Sequence[Page]) -> Sequence[Verdict]:
+        """Record what the pages say; raise to leave their leases unacknowledged."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Done:
+    lease: Lease
+    outcome: Outcome | None = None
+    result: FetchResult | None = None
+    wait_ms: int = 0
+
+
+class Crawler:
+    """One crawler process's worth of concurrent fetches."""
+
+    def __init__(
+        self,
+        frontier: Frontier,
+        fetcher: Fetcher,
+        robots: RobotsBook,
+        handler: PageHandler,
+        *,
+        concurrency: int,
+        batch_size: int,
+        flush_interval: float,
+    ) -> None:
+        self.frontier = frontier
+        self.fetcher = fetcher
+        self.robots = robots
+        self.handler = handler
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self._active: set[asyncio.Task[None]] = set()
+        self._ended: list[Lease] = []
+        self._done: list[_Done] = []
+        self._wake = asyncio.Event()
+        self._flush_now = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Crawl until ``stop`` is set, then finish the fetches under way and acknowledge."""
+        flusher = asyncio.create_task(self._flush_loop(stop))
+        try:
+            while not stop.is_set():
+                await self._lease_more(stop)
+            if self._active:
+                await asyncio.wait(self._active, timeout=STOP_GRACE_S)
+        finally:
+            for task in self._active:
+                task.cancel()
+            self._flush_now.set()
+            await flusher
+
+    async def _lease_more(self, stop: asyncio.Event) -> None:
+        free = self.concurrency - len(self._active)
+        if 0 < free < self.concurrency // 4 and not stop.is_set():
+            # A few slots free: let more fetches end, then lease for all in one Redis call.
+            await asyncio.sleep(COALESCE_S)
+            free = self.concurrency - len(self._active)
+        ended, self._ended = self._ended, []
+        leases, wait_s = await self.frontier.lease(max(free, 0), ended)
+        for lease in leases:
+            task = asyncio.create_task(self._crawl(lease))
+            self._active.add(task)
+            task.add_done_callback(self._active.discard)
+        if free - len(leases) > 0 and wait_s == 0:
+            return
+        self._wake.clear()
+        timeout = IDLE_POLL_S if wait_s is None else min(wait_s, IDLE_POLL_S)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                waits = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waits:
+                        waiter.cancel()
+
+    async def _crawl(self, lease: Lease) -> None:
+        try:
+            done = await self._visit(lease)
+        except Exception:
+            log.exception("crawl failed", url=lease.url)
+            done = _Done(lease, Outcome.ERROR)
+        if done.result is None:
+            # Nothing for the handler: acknowledged at once, so that a 429 or an error weighs
+            # on the host's gate before its slot can be given to another fetch.
+            await self.frontier.ack([_ack(done)])
+        else:
+            self._ended.append(lease)
+            self._done.append(done)
+            if len(self._done) >= self.batch_size:
+                self._flush_now.set()
+        self._wake.set()
+
+    async def _visit(self, lease: Lease) -> _Done:
+        rules = await self.robots.rules(lease.host)
+        if rules is None:
+            await self.robots.learn(lease)
+            return _Done(lease, Outcome.DEFER)
+        if not allows(rules, lease.url):
+            return _Done(lease, Outcome.SKIP)
+        result = await self.fetcher.fetch(
+            lease.url, etag=lease.etag, last_modified=lease.last_modified
+        )
+        return _classify(lease, result, self.frontier.config.breaker_cooldown_ms)
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_interval):
+                    await self._flush_now.wait()
+            self._flush_now.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("flush failed; the leases will expire and be crawled again")
+            if stop.is_set() and not self._active:
+                await self.flush()
+                return
+
+    async def flush(self) -> None:
+        """Hand the fetched pages to the handler, then acknowledge every finished lease."""
+        done, self._done = self._done, []
+        if not done:
+            return
+        pages = [
+            Page(item.lease.url, item.result.body, item.result.content_type)
+            for item in done
+            if item.result is not None
+        ]
+        verdicts = await self.handler.handle(pages)
+        acks = []
+        for item, verdict in zip(done, verdicts, strict=True):
+            assert item.result is not None
+            outcome = Outcome.CHANGED if verdict.changed else Outcome.SAME
+            acks.append(
+                Ack(
+                    item.lease,
+                    outcome,
+                    urgency=verdict.urgency,
+                    etag=item.result.etag,
+                    last_modified=item.result.last_modified,
+                )
+            )
+        await self.frontier.ack(acks)
+
+
+def _ack(done: _Done) -> Ack:
+    """The acknowledgement of a lease that gave the handler nothing (validators kept)."""
+    lease = done.lease
+    outcome = done.outcome or Outcome.ERROR
+    return Ack(lease, outcome, done.wait_ms, 0, lease.etag, lease.last_modified)
+
+
+def _classify(lease: Lease, result: FetchResult, default_wait_ms: int) -> _Done:
+    """What a fetch result means for the URL's next crawl (pages with a 200 go to the handler)."""
+    if result.status == 200:
+        return _Done(lease, result=result)
+    if result.status == 304:
+        return _Done(lease, Outcome.NOT_MODIFIED)
+    if result.status in (429, 503):
+        wait = result.retry_after_s
+        return _Done(
+            lease, Outcome.RETRY, wait_ms=default_wait_ms if wait is None else int(wait * 1000)
+        )
+    if result.status == 0 and not (result.error or "").startswith("refused"):
+        return _Done(lease, Outcome.ERROR)
+    if result.status >= 500:
+        return _Done(lease, Outcome.ERROR)
+    return _Done(lease, Outcome.SKIP)

@@ -1,0 +1,1 @@
+"""Price watch: competitors' product pages crawled, their prices kept, undercuts reported."""

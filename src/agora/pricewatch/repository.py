@@ -1,0 +1,222 @@
+"""Every query on price watch's tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Row,
+    String,
+    Uuid,
+    column,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agora.catalog.models import ProductVariant
+from agora.pricewatch.models import PriceChange, Site, Target
+
+
+async def site(session: AsyncSession, site_id: uuid.UUID) -> Site | None:
+    """A site by id."""
+    return await session.get(Site, site_id)
+
+
+async def sites_by_host(session: AsyncSession, hosts: Sequence[str]) -> dict[str, Site]:
+    """The sites of these hosts, by host."""
+    found = await session.scalars(select(Site).where(Site.host.in_(hosts)))
+    return {row.host: row for row in found}
+
+
+async def site_rules(
+    session: AsyncSession, site_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The extraction rules of these sites, by site id."""
+    rows = await session.execute(select(Site.id, Site.rules).where(Site.id.in_(site_ids)))
+    return {row.id: row.rules for row in rows}
+
+
+async def all_sites(session: AsyncSession) -> Sequence[Site]:
+    """Every site."""
+    return (await session.scalars(select(Site))).all()
+
+
+async def insert_site(session: AsyncSession, values: dict[str, Any]) -> Site | None:
+    """A new site, or None when its host is watched already."""
+    site_id = await session.scalar(
+        pg_insert(Site)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing(index_elements=[Site.host])
+        .returning(Site.id)
+    )
+    return None if site_id is None else await session.get(Site, site_id)
+
+
+async def insert_targets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Watch these pages; a URL watched already keeps its row (its variant is set if given)."""
+    if not rows:
+        return
+    statement = pg_insert(Target).values(rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Target.url],
+            set_={"variant_id": statement.excluded.variant_id},
+            where=statement.excluded.variant_id.is_not(None),
+        )
+    )
+
+
+async def targets_by_url(session: AsyncSession, urls: Sequence[str]) -> dict[str, Target]:
+    """The targets of these URLs, by URL."""
+    found = await session.scalars(select(Target).where(Target.url.in_(urls)))
+    return {row.url: row for row in found}
+
+
+@dataclass(frozen=True)
+class WatchedPage:
+    """What reading a fetched page needs of its target (plain columns: no ORM identity map,
+    which costs more than the rest of a crawler's batch)."""
+
+    id: uuid.UUID
+    url: str
+    site_id: uuid.UUID
+    variant_id: uuid.UUID | None
+    price_amount: int | None
+    currency: str | None
+    in_stock: bool | None
+
+
+async def watched_pages(session: AsyncSession, urls: Sequence[str]) -> dict[str, WatchedPage]:
+    """The targets of these URLs, by URL."""
+    rows = await session.execute(
+        select(
+            Target.id,
+            Target.url,
+            Target.site_id,
+            Target.variant_id,
+            Target.price_amount,
+            Target.currency,
+            Target.in_stock,
+        ).where(Target.url.in_(urls))
+    )
+    return {row.url: WatchedPage(*row) for row in rows}
+
+
+async def target(session: AsyncSession, target_id: uuid.UUID) -> Target | None:
+    """A target by id."""
+    return await session.get(Target, target_id)
+
+
+async def all_target_urls(session: AsyncSession) -> Sequence[str]:
+    """The URL of every target."""
+    return (await session.scalars(select(Target.url))).all()
+
+
+async def history(session: AsyncSession, target_id: uuid.UUID, limit: int) -> Sequence[PriceChange]:
+    """A target's newest recorded changes, newest first."""
+    query = (
+        select(PriceChange)
+        .where(PriceChange.target_id == target_id)
+        .order_by(PriceChange.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+@dataclass(frozen=True)
+class NewReading:
+    """A target's reading as a page now states it."""
+
+    target_id: uuid.UUID
+    price_amount: int
+    currency: str | None
+    in_stock: bool | None
+
+
+async def record_changes(session: AsyncSession, readings: Sequence[NewReading]) -> set[uuid.UUID]:
+    """Set each target's reading unless it is that already, log each change; the ids changed.
+
+    One guarded UPDATE for the batch holds the rows it changes until commit, so two crawlers
+    reading the same change record it once: the second finds the reading already set.
+    """
+    if not readings:
+        return set()
+    new = values(
+        column("id", Uuid),
+        column("price_amount", BigInteger),
+        column("currency", String(3)),
+        column("in_stock", Boolean),
+        name="reading",
+    ).data([(r.target_id, r.price_amount, r.currency, r.in_stock) for r in readings])
+    current = tuple_(Target.price_amount, Target.currency, Target.in_stock)
+    changed = set(
+        await session.scalars(
+            update(Target)
+            .where(
+                Target.id == new.c.id,
+                current.is_distinct_from(
+                    tuple_(new.c.price_amount, new.c.currency, new.c.in_stock)
+                ),
+            )
+            .values(
+                price_amount=new.c.price_amount,
+                currency=new.c.currency,
+                in_stock=new.c.in_stock,
+                changed_at=func.now(),
+            )
+            .returning(Target.id)
+            # callers hold plain rows (``WatchedPage``), no ORM objects to keep in step
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if changed:
+        await session.execute(
+            insert(PriceChange),
+            [
+                {
+                    "target_id": r.target_id,
+                    "price_amount": r.price_amount,
+                    "currency": r.currency,
+                    "in_stock": r.in_stock,
+                }
+                for r in readings
+                if r.target_id in changed
+            ],
+        )
+    return changed
+
+
+async def variant_prices(
+    session: AsyncSession, variant_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, str]]:
+    """Our price (amount, currency) of these variants."""
+    rows = await session.execute(
+        select(ProductVariant.id, ProductVariant.price_amount, ProductVariant.currency).where(
+            ProductVariant.id.in_(variant_ids)
+        )
+    )
+    return {row.id: (row.price_amount, row.currency) for row in rows}
+
+
+async def undercuts(session: AsyncSession, limit: int) -> Sequence[Row[Target, int, str]]:
+    """Targets priced below their variant (same currency), the widest gap first."""
+    gap = ProductVariant.price_amount - Target.price_amount
+    query = (
+        select(Target, ProductVariant.price_amount, ProductVariant.currency)
+        .join(ProductVariant, ProductVariant.id == Target.variant_id)
+        .where(Target.currency == ProductVariant.currency, gap > 0)
+        .order_by(gap.desc(), Target.id)
+        .limit(limit)
+    )
+    return (await session.execute(query)).all()

@@ -1,0 +1,133 @@
+"""The crawler against local test sites: robots.txt, conditional requests, back-off, slow hosts.
+
+Every site is a real HTTP server in its own process with its own access log (``testsite.py``);
+the crawler runs in this process on the real Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from agora.crawler.frontier import Frontier, HostPolicy, canonical_url, host_of
+from agora.settings import Settings
+from tests.crawler.conftest import PageLog, running_crawler
+from tests.crawler.sites import LocalSites, local_sites, min_gap
+from tests.support import wait_for
+
+ROBOTS = "User-agent: *\nDisallow: /private/\nCrawl-delay: 0.2\n"
+
+
+async def _watch(frontier: Frontier, base: str, paths: list[str], policy: HostPolicy) -> None:
+    urls = [canonical_url(base + path) for path in paths]
+    await frontier.configure_host(host_of(urls[0]), policy)
+    await frontier.add(urls)
+
+
+def _paths(sites: LocalSites, index: int) -> list[str]:
+    return [hit.path for hit in sites.hits(index)]
+
+
+async def test_robots_txt_is_read_first_and_obeyed(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    with local_sites(tmp_path, {"robots": ROBOTS, "pages": 4}) as sites:
+        paths = [f"/p/{n}" for n in range(4)] + ["/private/1", "/private/2"]
+        await _watch(frontier, sites.base(0), paths, HostPolicy(0, 4, 3600, 3600))
+        handler = PageLog()
+        async with running_crawler(frontier, crawl_settings, handler):
+            await wait_for(lambda: _count(handler, 4), timeout=20)
+            await asyncio.sleep(0.5)
+        fetched = _paths(sites, 0)
+        assert fetched[0] == "/robots.txt"
+        assert sorted(fetched[1:]) == [f"/p/{n}" for n in range(4)]
+        assert min_gap(sites.hits(0)) >= 0.2 - 0.005
+
+
+async def _count(handler: PageLog, count: int) -> bool:
+    return len(handler.pages) >= count
+
+
+async def test_an_unchanged_page_is_recrawled_with_a_304(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    with local_sites(tmp_path, {"robots": 404, "pages": 1}) as sites:
+        await _watch(frontier, sites.base(0), ["/p/0"], HostPolicy(0, 1, 1, 1))
+        handler = PageLog()
+        async with running_crawler(frontier, crawl_settings, handler):
+            await wait_for(lambda: _statuses(sites, [200, 304, 304]), timeout=20)
+            sites.set_price(0, "/p/0", 777)
+            await wait_for(lambda: _statuses(sites, [200, 304, 304, 200]), timeout=20, interval=0.1)
+        assert len(handler.pages) == 2  # a 304 hands nothing over
+        assert b"7.77" in handler.pages[-1].body
+
+
+async def _statuses(sites: LocalSites, expected: list[int]) -> bool:
+    statuses = [hit.status for hit in sites.hits(0) if hit.path != "/robots.txt"]
+    return statuses[: len(expected)] == expected
+
+
+async def test_a_429_backs_the_host_off_for_its_retry_after(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    site = {"robots": "", "pages": 3, "throttle": 1, "retry_after": 2}
+    with local_sites(tmp_path, site) as sites:
+        await _watch(
+            frontier, sites.base(0), ["/p/0", "/p/1", "/p/2"], HostPolicy(0, 1, 3600, 3600)
+        )
+        handler = PageLog()
+        async with running_crawler(frontier, crawl_settings, handler):
+            await wait_for(lambda: _count(handler, 3), timeout=20)
+        hits = [hit for hit in sites.hits(0) if hit.path != "/robots.txt"]
+        throttled = [hit for hit in hits if hit.status == 429]
+        assert len(throttled) == 1
+        later = [hit for hit in hits if hit.start > throttled[0].start]
+        assert later
+        assert min(hit.start for hit in later) >= throttled[0].end + 2 - 0.05
+
+
+async def test_an_unreachable_robots_txt_pauses_the_host(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    with local_sites(tmp_path, {"robots": 503, "pages": 2}, {"robots": "", "pages": 2}) as sites:
+        for index in (0, 1):
+            await _watch(
+                frontier, sites.base(index), ["/p/0", "/p/1"], HostPolicy(0, 2, 3600, 3600)
+            )
+        handler = PageLog()
+        async with running_crawler(frontier, crawl_settings, handler):
+            await wait_for(lambda: _count(handler, 2), timeout=20)
+            await asyncio.sleep(1)
+        assert _paths(sites, 0) == ["/robots.txt"]
+        assert sorted(_paths(sites, 1)) == ["/p/0", "/p/1", "/robots.txt"]
+
+
+async def test_a_hanging_host_costs_the_others_at_most_five_percent(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    normal = {"robots": "", "pages": 20}
+    with local_sites(tmp_path, normal, normal, normal, {"hang": True, "pages": 20}) as sites:
+        alone = await _throughput(sites, frontier, crawl_settings, hanging=False)
+        await frontier.redis.flushdb()
+        beside = await _throughput(sites, frontier, crawl_settings, hanging=True)
+    assert alone > 40
+    assert beside >= 0.95 * alone, (beside, alone)
+
+
+async def _throughput(
+    sites: LocalSites, frontier: Frontier, settings: Settings, *, hanging: bool
+) -> int:
+    """Pages the three normal hosts answered in a fixed window (their gates bound the rate)."""
+    paths = [f"/p/{n}" for n in range(20)]
+    for index in range(3):
+        await _watch(frontier, sites.base(index), paths, HostPolicy(100, 1, 1, 1))
+    if hanging:
+        await frontier.store_robots(host_of(sites.base(3) + "/"), "", crawl_delay_ms=0, pause_ms=0)
+        await _watch(frontier, sites.base(3), paths, HostPolicy(0, 4, 1, 1))
+    first = len(sites.hits())
+    async with running_crawler(frontier, settings, PageLog(), concurrency=8):
+        await asyncio.sleep(1.0)
+        started = sites.hits()[-1].end if len(sites.hits()) > first else 0.0
+        await asyncio.sleep(3.0)
+    window = [hit for hit in sites.hits()[first:] if started < hit.start <= started + 3.0]
+    return sum(1 for hit in window if hit.site != sites.ports[3])
