@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage
 
-.PHONY: up test lint fmt bench clean scale-up scale-down
+.PHONY: up test lint fmt bench fuzz clean scale-up scale-down
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +47,8 @@ fmt: $(INSTALLED)  ## Format and autofix
 bench: $(INSTALLED)  ## Run every benchmark, each printing its table
 	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name || exit 1; done
 
+fuzz: $(INSTALLED)  ## Fuzz every operation of a running server from its OpenAPI document (~4 min)
+	scripts/fuzz
+
 clean:  ## Remove the virtualenv and local data
-	rm -rf $(VENV) .agora .agora-test .agora-scale
+	rm -rf $(VENV) .agora .agora-test .agora-fuzz .agora-scale .schemathesis
