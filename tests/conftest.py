@@ -16,7 +16,7 @@ from sqlalchemy import event, text
 
 from agora.app import create_app
 from agora.core.db import Database
-from agora.core.embedded import ServiceUrls, resolve_service_urls
+from agora.core.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceUrls, resolve_service_urls
 from agora.migrations import upgrade
 from agora.models import metadata
 from agora.settings import Settings
@@ -26,11 +26,16 @@ TEST_DATA_DIR = Path(os.environ.get("AGORA_TEST_DATA_DIR", ROOT / ".agora-test")
 
 
 @pytest.fixture(scope="session")
-def service_urls() -> ServiceUrls:
-    """Embedded PostgreSQL and Redis for the whole run, migrated to head."""
+def service_urls() -> Iterator[ServiceUrls]:
+    """Embedded PostgreSQL and Redis for the whole run, migrated to head; the servers this run
+    started are stopped at its end (servers already running, say from another run, are kept)."""
+    postgres, redis = EmbeddedPostgres(TEST_DATA_DIR), EmbeddedRedis(TEST_DATA_DIR)
+    started = [server for server in (postgres, redis) if not server.is_running()]
     urls = resolve_service_urls(TEST_DATA_DIR, None, None, None, database="agora_test")
     upgrade(urls.database_url)
-    return urls
+    yield urls
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

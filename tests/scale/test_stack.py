@@ -13,9 +13,11 @@ import time
 import uuid
 from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import httpx
+import orjson
 from sqlalchemy import func, select
 
 from agora.flashsale.models import FlashSaleTicket, TicketStatus
@@ -100,6 +102,33 @@ async def test_an_event_caused_on_one_process_reaches_a_socket_on_the_other(
             order_id = await _checkout(other, buyer, variant_id)
         message = await asyncio.wait_for(socket.receive_json(), timeout=30)
     assert order_id in str(message)
+
+
+async def test_a_live_tail_on_one_process_sees_lines_ingested_through_either(
+    stack: Stack,
+) -> None:
+    headers = await staff(stack.database, stack.settings)
+    service = f"scale{uuid.uuid4().hex[:12]}"
+    query = urlencode({"token": headers["Authorization"].removeprefix("Bearer "),
+                       "q": f"service:{service}"})  # fmt: skip
+    tail_url = stack.api_urls[0].replace("http://", "ws://") + f"/ws/logs?{query}"
+    seen: set[str] = set()
+    async with aiohttp.ClientSession() as session, session.ws_connect(tail_url) as socket:
+        await asyncio.sleep(0.5)  # the tail starts from now
+        for index, api_url in enumerate(stack.api_urls):
+            async with httpx.AsyncClient(base_url=api_url) as client:
+                shipped = await client.post(
+                    f"{API}/logs",
+                    content=orjson.dumps({"service": service, "message": f"through {index}"}),
+                    headers={**headers, "Content-Type": "application/x-ndjson"},
+                )
+            assert shipped.status_code == 202, shipped.text
+        async with asyncio.timeout(30):
+            while len(seen) < len(stack.api_urls):
+                message = await socket.receive_json()
+                if message["type"] == "line":
+                    seen.add(message["line"]["message"])
+    assert seen == {"through 0", "through 1"}
 
 
 async def test_a_catalog_write_on_one_process_is_read_fresh_on_the_other(stack: Stack) -> None:
