@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage
 
 .PHONY: up test lint fmt bench clean scale-up scale-down
 

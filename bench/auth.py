@@ -92,7 +92,13 @@ def main() -> None:
 
     urls = bench_services()
     upgrade(urls.database_url)
-    env = agora_env(urls, AGORA_RATE_LIMIT_LOGIN="1000000/second")
+    unlimited = "1000000/second"
+    env = agora_env(
+        urls,
+        AGORA_RATE_LIMIT_LOGIN=unlimited,
+        AGORA_RATE_LIMIT_LOGIN_IP=unlimited,
+        AGORA_RATE_LIMIT_LOGIN_ACCOUNT=unlimited,
+    )
     with agora_server(env, free_port()) as url:
         ensure_account(url)
         idle = asyncio.run(

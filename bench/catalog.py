@@ -28,6 +28,7 @@ from agora.catalog.service import CATEGORIES_TAG, LISTS_TAG
 from agora.core.cache import invalidate
 from agora.core.redis import create_redis
 from agora.migrations import upgrade
+from agora.settings import get_settings
 from bench.harness import (
     LoadResult,
     Request,
@@ -179,7 +180,7 @@ async def reset(dsn: str, redis_url: str) -> None:
 
 async def drop_lists(redis_url: str) -> None:
     """Invalidate cached lists after a bulk insert that bypassed the service."""
-    redis = create_redis(redis_url)
+    redis = create_redis(redis_url, get_settings())
     try:
         await invalidate(redis, [LISTS_TAG, CATEGORIES_TAG])
     finally:

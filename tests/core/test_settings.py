@@ -47,3 +47,12 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     settings = make()
     assert settings.order_payment_timeout == 60
     assert settings.cors_origin_list == ["https://shop.example", "https://admin.example"]
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_none_by_default() -> None:
+    assert make().trusted_proxy_list == []
+    proxies = make(trusted_proxies="10.0.0.7, 172.30.0.0/24,::1")
+    assert proxies.trusted_proxy_list == ["10.0.0.7/32", "172.30.0.0/24", "::1/128"]
+    for wrong in ("*", "nginx", "10.0.0.0/33"):
+        with pytest.raises(ValidationError, match="not an address or CIDR network"):
+            make(trusted_proxies=wrong)

@@ -352,7 +352,9 @@ def test_nginx_forwards_client_headers_and_upgrades_websockets() -> None:
     http = nginx().find("http")[0]
     server = http.find("server")[0]
     headers = dict(server.values("proxy_set_header"))
-    assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for"
+    # Overwritten with the peer (or the real_ip module's client), never appended to.
+    assert headers["X-Forwarded-For"] == "$remote_addr"
+    assert http.values("real_ip_header") == [["X-Forwarded-For"]]
     assert headers["X-Forwarded-Proto"] == "$scheme"
     assert headers["Upgrade"] == "$http_upgrade"
     assert headers["Connection"] == "$connection_upgrade"
@@ -363,6 +365,18 @@ def test_nginx_forwards_client_headers_and_upgrades_websockets() -> None:
     assert websocket.values("proxy_pass")
     hidden = next(loc for loc in server.find("location") if loc.arguments[-1] == "/metrics")
     assert hidden.values("return") == [["404"]]
+
+
+def test_only_nginx_is_a_trusted_proxy() -> None:
+    everything = "\n".join(path.read_text() for path in DEPLOY.rglob("*") if path.is_file())
+    assert "FORWARDED_ALLOW_IPS" not in everything
+    api = agora_services()["api"]
+    nginx_address = services()["nginx"]["networks"]["default"]["ipv4_address"]
+    environment = {key: filled(str(value)) for key, value in api["environment"].items()}
+    assert settings_from_environment(environment).trusted_proxy_list == [f"{nginx_address}/32"]
+    for name, service in agora_services().items():
+        if name != "api":
+            assert "AGORA_TRUSTED_PROXIES" not in service["environment"]
 
 
 def test_nginx_body_limit_matches_settings_and_json_is_gzipped() -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 from websockets.exceptions import InvalidStatus
 
 from agora.core.db import Database
@@ -17,15 +16,11 @@ from agora.core.security import Role
 from agora.settings import Settings
 from tests.factories import Account, create_carts, create_user, create_variant
 from tests.orders.support import ADDRESS
+from tests.realtime.support import connect, token_of
 from tests.support import ApiProcess, WorkerProcess
 
 pytestmark = pytest.mark.worker
 EVENT_TIMEOUT_S = 15
-
-
-def _ws_url(server: ApiProcess, account: Account, stream: str = "orders") -> str:
-    token = account.headers["Authorization"].removeprefix("Bearer ")
-    return f"ws://127.0.0.1:{server.port}/ws?token={token}&stream={stream}"
 
 
 async def _next_event(socket: Any) -> dict[str, Any]:
@@ -67,9 +62,9 @@ async def test_buyers_receive_their_own_order_events_only(
     variant = await create_variant(database, stock=10)
 
     async with (
-        websockets.connect(_ws_url(server, alice)) as alice_socket,
-        websockets.connect(_ws_url(server, bob)) as bob_socket,
-        websockets.connect(_ws_url(server, staff, "ops")) as ops_socket,
+        connect(server, token_of(alice)) as alice_socket,
+        connect(server, token_of(bob)) as bob_socket,
+        connect(server, token_of(staff), "ops") as ops_socket,
         httpx.AsyncClient(base_url=server.base_url, timeout=30) as http,
     ):
         bob_order = await _order(http, database, bob, variant)
@@ -107,10 +102,9 @@ async def test_invalid_token_and_ops_stream_for_buyers_are_refused(
 ) -> None:
     server = api_server()
     buyer = await create_user(database, settings)
-    forged = Account(buyer.id, {"Authorization": "Bearer not-a-token"})
 
-    for url in (_ws_url(server, forged), _ws_url(server, buyer, "ops")):
+    for token, stream in (("not-a-token", "orders"), (token_of(buyer), "ops")):
         with pytest.raises(InvalidStatus) as refused:
-            async with websockets.connect(url):
+            async with connect(server, token, stream):
                 pass
         assert refused.value.response.status_code == 403

@@ -19,12 +19,28 @@ from agora.accounts.schemas import (
     UserResponse,
     UserUpdateRequest,
 )
-from agora.core.dependencies import RateLimiterDep, SessionDep, SettingsDep
+from agora.core.dependencies import RateLimiterDep, RedisDep, SessionDep, SettingsDep
 from agora.core.errors import error_response
-from agora.core.ratelimit import client_ip, rate_limit
+from agora.core.ratelimit import RateLimit, client_ip, rate_limit
+from agora.settings import Settings
 
 router = APIRouter(tags=["accounts"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _password_budgets(
+    settings: Settings, email: str, request: Request
+) -> list[tuple[RateLimit, str]]:
+    """What a password guess spends: its account from its address, its address across
+    accounts, and the account from anywhere (a slower backstop against guesses spread over many
+    addresses). Keyed this way, nobody can lock an account out from the addresses they do not
+    hold, short of the backstop. Only failures count: a success gives its units back."""
+    address = client_ip(request)
+    return [
+        (rate_limit("login", settings.rate_limit_login), f"account:{email}|ip:{address}"),
+        (rate_limit("login-ip", settings.rate_limit_login_ip), f"ip:{address}"),
+        (rate_limit("login-account", settings.rate_limit_login_account), f"account:{email}"),
+    ]
 
 
 @router.post(
@@ -62,10 +78,10 @@ async def token(
     limiter: RateLimiterDep,
 ) -> TokenResponse:
     """Exchange email (``username``) and password for an access and a refresh token."""
-    login_limit = rate_limit("login", settings.rate_limit_login)
-    await limiter.enforce(login_limit, f"ip:{client_ip(request)}")
-    await limiter.enforce(login_limit, f"account:{service.normalise_email(form.username)}")
+    budgets = _password_budgets(settings, service.normalise_email(form.username), request)
+    await limiter.enforce_all(budgets)
     pair = await service.login(session, settings, form.username, form.password)
+    await limiter.refund(budgets)
     response.headers.update(NO_STORE)
     return TokenResponse.model_validate(pair)
 
@@ -81,10 +97,12 @@ async def refresh(
     request: Request,
     response: Response,
     session: SessionDep,
+    redis: RedisDep,
     settings: SettingsDep,
 ) -> TokenResponse | Response:
-    """Spend the refresh token for a new pair; a reused one revokes its whole session (401)."""
-    outcome = await service.refresh(session, settings, body.refresh_token)
+    """Spend the refresh token for a new pair; a reused one revokes its whole session and the
+    user's access tokens (401)."""
+    outcome = await service.refresh(session, redis, settings, body.refresh_token)
     if isinstance(outcome, service.RefreshTokenReused):
         return error_response(outcome, request.url.path)
     response.headers.update(NO_STORE)
@@ -96,9 +114,12 @@ async def refresh(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End the session of a refresh token",
 )
-async def logout(body: RefreshRequest, session: SessionDep) -> None:
-    """Revoke the refresh token's whole family; answers 204 whatever the token."""
-    await service.logout(session, body.refresh_token)
+async def logout(
+    body: RefreshRequest, session: SessionDep, redis: RedisDep, settings: SettingsDep
+) -> None:
+    """Revoke the refresh token's whole family and every access token of its user (they are
+    refused at once, their WebSockets closed); answers 204 whatever the token."""
+    await service.logout(session, redis, settings, body.refresh_token)
 
 
 @router.get("/me", response_model=UserResponse, summary="The caller's account")
@@ -115,16 +136,21 @@ async def me(user: CurrentUser) -> UserResponse:
 async def change_password(
     body: ChangePasswordRequest,
     user: CurrentUser,
+    request: Request,
     response: Response,
     session: SessionDep,
+    redis: RedisDep,
     settings: SettingsDep,
     limiter: RateLimiterDep,
 ) -> TokenResponse:
-    """Replace the password (403 ``wrong_password``); ends every session, returns a new one."""
-    await limiter.enforce(rate_limit("login", settings.rate_limit_login), f"account:{user.email}")
+    """Replace the password (403 ``wrong_password``); ends every session and access token,
+    returns a new session."""
+    budgets = _password_budgets(settings, user.email, request)
+    await limiter.enforce_all(budgets)
     pair = await service.change_password(
-        session, settings, user, body.current_password, body.new_password
+        session, redis, settings, user, body.current_password, body.new_password
     )
+    await limiter.refund(budgets)
     response.headers.update(NO_STORE)
     return TokenResponse.model_validate(pair)
 
@@ -137,8 +163,16 @@ async def get_user(user_id: uuid.UUID, _: StaffUser, session: SessionDep) -> Use
 
 @router.patch("/users/{user_id}", response_model=UserResponse, summary="Change a role (admin)")
 async def update_user(
-    user_id: uuid.UUID, body: UserUpdateRequest, _: AdminUser, session: SessionDep
+    user_id: uuid.UUID,
+    body: UserUpdateRequest,
+    _: AdminUser,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
 ) -> UserResponse:
-    """Change an account's role or disable it (which ends its sessions)."""
-    user = await service.update_user(session, user_id, role=body.role, is_active=body.is_active)
+    """Change an account's role or disable it (which ends its sessions); either revokes its
+    access tokens."""
+    user = await service.update_user(
+        session, redis, settings, user_id, role=body.role, is_active=body.is_active
+    )
     return UserResponse.model_validate(user)

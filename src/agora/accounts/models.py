@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy import DateTime, ForeignKey, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.core.db import Base, TimestampMixin, enum_column
@@ -23,6 +23,9 @@ class User(TimestampMixin, Base):
     full_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(enum_column(Role), default=Role.CUSTOMER)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Raised to revoke every access token issued before (logout, password, role, disabling);
+    # each access token carries the value it was issued with (``core/sessions.py``).
+    token_epoch: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class RefreshToken(Base):

@@ -25,10 +25,12 @@ class SpentRefreshToken:
 
 @dataclass(frozen=True)
 class StoredRefreshToken:
-    """A stored refresh token's session, and whether it was already used."""
+    """A stored refresh token's owner and session, and whether it was used or revoked."""
 
+    user_id: uuid.UUID
     family_id: uuid.UUID
     is_spent: bool
+    is_revoked: bool
 
 
 async def insert_user(
@@ -71,6 +73,11 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, **values: Any) 
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return (await session.scalars(statement)).one_or_none()
+
+
+async def raise_token_epoch(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """Add one to a user's token epoch (revoking its access tokens); the updated row."""
+    return await update_user(session, user_id, token_epoch=User.token_epoch + 1)
 
 
 async def insert_refresh_token(
@@ -118,13 +125,18 @@ async def stored_refresh_token(
     session: AsyncSession, token_digest: str
 ) -> StoredRefreshToken | None:
     """What is known of a stored refresh token, whatever its state."""
-    statement = select(RefreshToken.family_id, RefreshToken.used_at).where(
-        RefreshToken.token_digest == token_digest
-    )
+    statement = select(
+        RefreshToken.user_id, RefreshToken.family_id, RefreshToken.used_at, RefreshToken.revoked_at
+    ).where(RefreshToken.token_digest == token_digest)
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         return None
-    return StoredRefreshToken(family_id=row.family_id, is_spent=row.used_at is not None)
+    return StoredRefreshToken(
+        user_id=row.user_id,
+        family_id=row.family_id,
+        is_spent=row.used_at is not None,
+        is_revoked=row.revoked_at is not None,
+    )
 
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dt.datetime) -> None:

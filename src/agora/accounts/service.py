@@ -3,6 +3,11 @@
 A login starts a session: a family of refresh tokens. Each refresh spends the presented token and
 issues the next one of the same family; presenting a spent token again means it was stolen (or
 replayed), so the whole family is revoked (OWASP ASVS 5, 10.4.5).
+
+Access tokens are revoked by raising the user's token epoch (``core/sessions.py``): on logout, a
+password change, a role change, disabling the account, and a detected refresh-token reuse. Every
+access token of that user issued before is then refused on every endpoint and its WebSockets are
+closed; the other sessions' refresh tokens still work, so other devices just refresh.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.accounts import repository
@@ -26,6 +32,7 @@ from agora.core.security import (
     refresh_token_digest,
     verify_password,
 )
+from agora.core.sessions import Revocation, announce_after_commit
 from agora.settings import Settings
 
 PURGE_REFRESH_TOKENS_TASK = "agora.accounts.purge_refresh_tokens"
@@ -87,7 +94,7 @@ async def login(session: AsyncSession, settings: Settings, email: str, password:
 
 
 async def refresh(
-    session: AsyncSession, settings: Settings, refresh_token: str
+    session: AsyncSession, redis: Redis, settings: Settings, refresh_token: str
 ) -> TokenPair | RefreshTokenReused:
     """Spend a refresh token and issue the next pair of its session.
 
@@ -101,6 +108,7 @@ async def refresh(
         stored = await repository.stored_refresh_token(session, digest)
         if stored is not None and stored.is_spent:
             await repository.revoke_family(session, stored.family_id, now)
+            await revoke_access_tokens(session, redis, settings, stored.user_id)
             return RefreshTokenReused(
                 "This refresh token was already used; its session has been revoked.",
                 headers={"WWW-Authenticate": "Bearer"},
@@ -112,22 +120,50 @@ async def refresh(
     return await _issue_pair(session, settings, user, spent.family_id, now)
 
 
-async def logout(session: AsyncSession, refresh_token: str) -> None:
-    """End the session of a refresh token (revoke its family); unknown tokens are ignored."""
+async def logout(
+    session: AsyncSession, redis: Redis, settings: Settings, refresh_token: str
+) -> None:
+    """End the session of a refresh token (revoke its family) and the user's access tokens;
+    unknown or already revoked tokens are ignored (a stale token cannot log anyone out)."""
     stored = await repository.stored_refresh_token(session, refresh_token_digest(refresh_token))
-    if stored is not None:
+    if stored is not None and not stored.is_revoked:
         await repository.revoke_family(session, stored.family_id, utcnow())
+        await revoke_access_tokens(session, redis, settings, stored.user_id)
 
 
 async def change_password(
-    session: AsyncSession, settings: Settings, user: User, current_password: str, new_password: str
+    session: AsyncSession,
+    redis: Redis,
+    settings: Settings,
+    user: User,
+    current_password: str,
+    new_password: str,
 ) -> TokenPair:
-    """Replace the password after checking the current one; every other session is revoked."""
+    """Replace the password after checking the current one; every session and access token is
+    revoked, and a new session is started."""
     if not await verify_password(user.password_hash, current_password):
         raise Forbidden("The current password is wrong.", code="wrong_password")
     await repository.update_user(session, user.id, password_hash=await hash_password(new_password))
     await repository.revoke_user_tokens(session, user.id, utcnow())
-    return await _start_session(session, settings, user)
+    updated = await revoke_access_tokens(session, redis, settings, user.id)
+    return await _start_session(session, settings, updated)
+
+
+async def revoke_access_tokens(
+    session: AsyncSession, redis: Redis, settings: Settings, user_id: uuid.UUID
+) -> User:
+    """Raise the user's token epoch, and announce it once committed: every access token issued
+    before is refused, and its WebSockets closed."""
+    user = await repository.raise_token_epoch(session, user_id)
+    if user is None:
+        raise NotFound("No such user.", code="user_not_found")
+    announce_after_commit(
+        session,
+        redis,
+        Revocation(user.id, user.token_epoch),
+        access_token_ttl=settings.access_token_ttl,
+    )
+    return user
 
 
 async def active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
@@ -151,9 +187,16 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 
 async def update_user(
-    session: AsyncSession, user_id: uuid.UUID, *, role: Role | None, is_active: bool | None
+    session: AsyncSession,
+    redis: Redis,
+    settings: Settings,
+    user_id: uuid.UUID,
+    *,
+    role: Role | None,
+    is_active: bool | None,
 ) -> User:
-    """Change an account's role or disable it; disabling ends all its sessions."""
+    """Change an account's role or disable it. Either revokes its access tokens (they carry the
+    role); disabling also ends all its sessions."""
     changes = {
         name: value
         for name, value in (("role", role), ("is_active", is_active))
@@ -167,6 +210,8 @@ async def update_user(
         raise NotFound("No such user.", code="user_not_found")
     if is_active is False:
         await repository.revoke_user_tokens(session, user_id, utcnow())
+    if changes:
+        user = await revoke_access_tokens(session, redis, settings, user_id)
     return user
 
 
@@ -190,7 +235,7 @@ async def _issue_pair(
         expires_at=now + dt.timedelta(seconds=settings.refresh_token_ttl),
     )
     return TokenPair(
-        access_token=issue_access_token(settings, user.id, user.role),
+        access_token=issue_access_token(settings, user.id, user.role, user.token_epoch),
         refresh_token=refresh_token,
         expires_in=settings.access_token_ttl,
     )

@@ -20,7 +20,8 @@ that wrote drops its own local entries at once, so it reads its own writes.
 
 A miss is loaded once per key per process (single flight): concurrent readers of a key await the
 same load instead of stampeding the database. If Redis is unreachable, reads fall back to the
-loader rather than failing.
+loader rather than failing, and skip Redis for a few seconds (``core/redis.Breaker``) so that a
+frozen Redis does not cost every read a timeout; the subscription is retried until it holds.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import pending
+from agora.core.redis import Breaker
 from agora.core.serialization import dumps, loads
 from agora.settings import Settings
 
@@ -87,8 +89,12 @@ class TwoLevelCache:
         local_ttl: float = 30.0,
         local_max_entries: int = 10_000,
         redis_ttl: int = 600,
+        subscriber: Redis | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.redis = redis
+        self.subscriber = subscriber or redis
+        self.breaker = breaker or Breaker(cooldown=5.0)
         self.local_ttl = local_ttl
         self.local_max_entries = local_max_entries
         self.redis_ttl = redis_ttl
@@ -96,18 +102,23 @@ class TwoLevelCache:
         self._keys_by_tag: dict[str, set[str]] = {}
         self._flights: dict[str, asyncio.Future[Any]] = {}
         self._epoch = 0
-        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub: PubSub = self.subscriber.pubsub(ignore_subscribe_messages=True)
         self._get_script = redis.register_script(_GET_WITH_GENERATIONS)
         _live_caches.add(self)
 
     @classmethod
-    def from_settings(cls, redis: Redis, settings: Settings) -> TwoLevelCache:
-        """A cache sized and timed by the ``AGORA_CACHE_*`` settings."""
+    def from_settings(
+        cls, redis: Redis, settings: Settings, *, subscriber: Redis, breaker: Breaker
+    ) -> TwoLevelCache:
+        """A cache sized and timed by the ``AGORA_CACHE_*`` settings, listening on
+        ``subscriber`` and skipping Redis while ``breaker`` is open."""
         return cls(
             redis,
             local_ttl=settings.cache_local_ttl,
             local_max_entries=settings.cache_local_max_entries,
             redis_ttl=settings.cache_redis_ttl,
+            subscriber=subscriber,
+            breaker=breaker,
         )
 
     async def get_or_load(self, key: str, tags: Sequence[str], loader: Loader) -> Any:
@@ -138,9 +149,13 @@ class TwoLevelCache:
 
     @contextlib.asynccontextmanager
     async def invalidation_subscriber(self) -> AsyncIterator[None]:
-        """Apply published invalidations to this process while the block runs (app lifespan)."""
-        await self._pubsub.subscribe(CHANNEL)
-        task = asyncio.create_task(self._listen(), name="cache-invalidation-subscriber")
+        """Apply published invalidations to this process while the block runs (app lifespan).
+
+        Subscribes before the block starts when Redis answers, else keeps trying in the
+        background: the app starts either way.
+        """
+        subscribed = await self._subscribe()
+        task = asyncio.create_task(self._listen(subscribed), name="cache-invalidation-subscriber")
         try:
             yield
         finally:
@@ -150,38 +165,48 @@ class TwoLevelCache:
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def _listen(self) -> None:
+    async def _subscribe(self) -> bool:
+        try:
+            await self._pubsub.subscribe(CHANNEL)
+        except (RedisError, OSError) as exc:
+            log.warning("cache_subscription_lost", error=str(exc))
+            return False
+        return True
+
+    async def _listen(self, subscribed: bool) -> None:
         while True:
+            if not subscribed:
+                await self._resubscribe()
             try:
                 async for message in self._pubsub.listen():
                     self.drop_local(loads(message["data"]))
             except (RedisError, OSError) as exc:
                 log.warning("cache_subscription_lost", error=str(exc))
                 self.clear_local()
-                await self._resubscribe()
+            subscribed = False
 
     async def _resubscribe(self) -> None:
         while True:
             await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await self._pubsub.subscribe(CHANNEL)
-            except (RedisError, OSError):
-                continue
-            self.clear_local()  # what was published while we were away is lost
-            return
+            self._pubsub = self.subscriber.pubsub(ignore_subscribe_messages=True)
+            if await self._subscribe():
+                self.clear_local()  # what was published while we were away is lost
+                return
 
     async def _load(self, key: str, tags: tuple[str, ...], loader: Loader) -> Any:
         epoch = self._epoch
         entry_key = _ENTRY_PREFIX + key
+        if self.breaker.is_open:
+            return await loader()
         try:
             reply = await self._get_script(
                 keys=[entry_key, *(_TAG_PREFIX + tag for tag in tags)],
                 args=[uuid.uuid4().hex, _TAG_TTL_S],
             )
         except RedisError as exc:
+            self.breaker.trip()
             log.warning("cache_unavailable", error=str(exc))
             return await loader()
         stored, generations = reply[0], [token.decode() for token in reply[1:]]
@@ -191,8 +216,10 @@ class TwoLevelCache:
                 self._remember(key, tags, value, epoch)
                 return value
         value = await loader()
-        with contextlib.suppress(RedisError):
+        try:
             await self.redis.set(entry_key, dumps([generations, value]), ex=self.redis_ttl)
+        except RedisError:
+            self.breaker.trip()
         self._remember(key, tags, value, epoch)
         return value
 

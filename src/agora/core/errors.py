@@ -2,6 +2,9 @@
 
 Business code raises an ``AgoraError``; the handlers here turn it (and validation errors, and
 anything unexpected) into a problem document with a stable ``code`` clients can branch on.
+Redis that cannot be reached where a request needs it (a flash-sale purchase, a login budget)
+is a 503 ``temporarily_unavailable`` with ``Retry-After``, not a 500: the request may succeed
+as is once Redis is back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from agora.core.redis import UNREACHABLE
 from agora.core.serialization import dumps
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -201,9 +205,22 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error of the app as problem+json."""
+def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
+    """Render every error of the app as problem+json; Redis outages ask clients to come back
+    after ``retry_after`` seconds."""
+
+    async def redis_unreachable(request: Request, exc: Exception) -> Response:
+        log.warning("redis_unreachable", path=request.url.path, error=str(exc))
+        unavailable = ServiceUnavailable(
+            "A service this request needs is unreachable; retry shortly.",
+            code="temporarily_unavailable",
+            headers={"Retry-After": str(retry_after)},
+        )
+        return error_response(unavailable, request.url.path)
+
     app.add_exception_handler(AgoraError, _agora_error)
+    for unreachable in UNREACHABLE:
+        app.add_exception_handler(unreachable, redis_unreachable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import Database, pending
+from agora.core.redis import create_redis
 from agora.settings import get_settings
 
 T = TypeVar("T")
@@ -103,9 +104,9 @@ class WorkerRuntime:
 
     @property
     def redis(self) -> Redis:
-        """The process's Redis client."""
+        """The process's Redis client, with the same deadlines as the API's."""
         if self._redis is None:
-            self._redis = Redis.from_url(self.redis_url)
+            self._redis = create_redis(self.redis_url, get_settings())
         return self._redis
 
     def run(self, work: Callable[[AsyncSession, Redis], Awaitable[T]]) -> T:

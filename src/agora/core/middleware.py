@@ -1,7 +1,14 @@
-"""HTTP hardening as pure ASGI middleware: security headers, CORS and a request body limit.
+"""HTTP hardening as pure ASGI middleware: security headers, CORS, a request body limit, and
+the client's address behind trusted proxies.
 
 ``install_http_middleware`` stacks them in the order that lets every answer, refusals included,
 carry the security and CORS headers.
+
+``X-Forwarded-For`` is believed only from the peers named by ``AGORA_TRUSTED_PROXIES`` (none by
+default): anyone else could name a new address on every request and escape every per-address
+budget. The server's own proxy-header handling is off (``agora api`` starts uvicorn with
+``proxy_headers=False``), so ``FORWARDED_ALLOW_IPS`` has no effect; this is the one place that
+decides.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from collections.abc import Iterable
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from agora.core.errors import PayloadTooLarge, error_response
 from agora.core.ratelimit import DefaultBudgetMiddleware
@@ -55,6 +63,13 @@ def install_http_middleware(
             max_age=600,
         )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
+
+
+def install_proxy_headers(app: FastAPI, settings: Settings) -> None:
+    """Take the client's address and scheme from ``X-Forwarded-For``/``-Proto`` when, and only
+    when, the peer is a trusted proxy; add it last, so that every other layer sees the result."""
+    if settings.trusted_proxy_list:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
 
 
 class SecurityHeadersMiddleware:

@@ -1,15 +1,19 @@
 """Logs, request ids and Prometheus metrics.
 
 Logs are structlog: JSON lines in production, readable in a terminal. Every line written while a
-request is handled carries its ``request_id``. Metrics work with several worker processes: when
-``PROMETHEUS_MULTIPROC_DIR`` is set, each process writes its samples there and ``/metrics``
-aggregates them.
+request is handled carries its ``request_id``. Every rendered line, ours and the server's (uvicorn
+logs each WebSocket handshake with its query string), has its ``token=`` values redacted: a
+client that still puts a token in a URL must not get it written to disk.
+
+Metrics work with several worker processes: when ``PROMETHEUS_MULTIPROC_DIR`` is set, each
+process writes its samples there and ``/metrics`` aggregates them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -31,6 +35,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
+# ``token=``, ``access_token=``, ``refresh_token=``… up to the end of the value.
+TOKEN_PARAMETER = re.compile(r"(?i)(token=)[^&\s\"'\\]+")
+REDACTED = "[redacted]"
 
 HTTP_REQUESTS = Counter(
     "agora_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -73,6 +80,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *([structlog.processors.format_exc_info] if json else []),
             renderer,
+            _redact_tokens,
         ],
     )
     handler = logging.StreamHandler()
@@ -85,6 +93,16 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     for name in ("uvicorn", "uvicorn.error", "celery"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with the value of every ``token=`` parameter replaced by ``[redacted]``."""
+    return TOKEN_PARAMETER.sub(rf"\1{REDACTED}", text)
+
+
+def _redact_tokens(_: Any, __: str, rendered: Any) -> Any:
+    """The last step of every log line: redact what the renderer wrote."""
+    return redact_tokens(rendered) if isinstance(rendered, str) else rendered
 
 
 class RequestContextMiddleware:

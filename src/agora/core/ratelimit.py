@@ -10,8 +10,15 @@ per-IP budgets together, and a refusal carries what its headers need (no second 
 ``DefaultBudgetMiddleware`` applies the default per-client budget to the whole API, except on
 the routes that spend it themselves along with their own budgets.
 
-When Redis cannot be reached the limiter lets requests through (and logs it): a throttle that
-fails closed would turn a Redis hiccup into a full outage.
+The same call checks that the request's access token was not revoked (``core/sessions.py``):
+the token epoch rides along with the budgets, so revocation costs no extra round trip.
+
+When Redis cannot be reached, the default budget lets requests through (and logs it), and skips
+Redis for a few seconds (``core/redis.Breaker``) so that a frozen Redis does not cost every
+request a timeout: a throttle that fails closed would turn a Redis hiccup into a full outage.
+Revoked tokens are then not recognised until Redis answers again. Budgets that guard something
+(logins, registrations, flash-sale purchases) fail closed instead: the Redis error reaches the
+app's handler, which answers 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -32,11 +39,28 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agora.core.errors import RateLimited, Unauthorized, error_response
-from agora.core.security import decode_access_token
+from agora.core.redis import Breaker
+from agora.core.security import Principal, decode_access_token
+from agora.core.sessions import epoch_key
 from agora.settings import Settings
 
 KEY_PREFIX = "agora:ratelimit"
 log = structlog.get_logger(__name__)
+_REVOKED = -1
+
+# Gives back ``ARGV[1]`` units of each budget (KEYS: previous and current window per budget),
+# from the window that holds them, never below zero.
+_REFUND = """
+for index = 1, #KEYS / 2 do
+  local previous_key, current_key = KEYS[index * 2 - 1], KEYS[index * 2]
+  if (tonumber(redis.call('GET', current_key)) or 0) > 0 then
+    redis.call('DECRBY', current_key, ARGV[1])
+  elseif (tonumber(redis.call('GET', previous_key)) or 0) > 0 then
+    redis.call('DECRBY', previous_key, ARGV[1])
+  end
+end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -81,29 +105,54 @@ def _script_source() -> bytes:
 class RateLimiter:
     """Spends rate-limit budgets kept in Redis."""
 
-    def __init__(self, redis: Redis) -> None:
-        """Count in ``redis`` (the app's client and pool)."""
+    def __init__(self, redis: Redis, *, breaker: Breaker | None = None) -> None:
+        """Count in ``redis`` (the app's client and pool); ``breaker`` remembers outages for
+        the budgets that fail open."""
         self._script = redis.register_script(_script_source())
+        self._refund = redis.register_script(_REFUND)
+        self._breaker = breaker or Breaker(cooldown=5.0)
 
     async def enforce(self, limit: RateLimit, identity: str, *, cost: int = 1) -> None:
         """Spend ``cost`` of ``identity``'s budget; ``RateLimited`` (429) if it is spent."""
         await self.enforce_all([(limit, identity)], cost=cost)
 
-    async def enforce_all(self, spends: Sequence[tuple[RateLimit, str]], *, cost: int = 1) -> None:
+    async def enforce_all(
+        self,
+        spends: Sequence[tuple[RateLimit, str]],
+        *,
+        cost: int = 1,
+        principal: Principal | None = None,
+        fail_open: bool = False,
+    ) -> None:
         """Spend ``cost`` of each (budget, identity) in order, in one Redis call; the first
-        budget that cannot pay answers ``RateLimited`` (429) with its own headers."""
+        budget that cannot pay answers ``RateLimited`` (429) with its own headers.
+
+        With a ``principal``, its token is first checked against its user's token epoch:
+        ``Unauthorized`` (401 ``token_revoked``) when it was revoked. When Redis cannot be
+        reached, ``fail_open`` lets the request through; otherwise the Redis error is raised.
+        """
         keys: list[str] = []
-        args: list[int] = []
+        args: list[int | str] = [""]
+        if principal is not None:
+            keys.append(epoch_key(principal.user_id))
+            args[0] = principal.token_epoch
         for limit, identity in spends:
             keys.extend(limit.keys(identity))
             args.extend((limit.quota, limit.window, cost))
+        if fail_open and self._breaker.is_open:
+            return
         try:
             answer: list[int] = await self._script(keys=keys, args=args)
         except RedisError:
+            if not fail_open:
+                raise
+            self._breaker.trip()
             log.warning("rate_limit_storage_unreachable", policy=spends[0][0].name)
             return
         if answer[0] == 0:
             return
+        if answer[0] == _REVOKED:
+            raise token_revoked()
         limit = spends[answer[0] - 1][0]
         remaining, retry_after = _window_stats(limit, *answer[1:])
         raise RateLimited(
@@ -115,6 +164,24 @@ class RateLimiter:
             },
             policy=limit.name,
         )
+
+    async def refund(self, spends: Sequence[tuple[RateLimit, str]], *, cost: int = 1) -> None:
+        """Give back what ``enforce_all`` spent, for budgets that count only failures (a login
+        that succeeded). Best effort: the request already succeeded."""
+        keys = [key for limit, identity in spends for key in limit.keys(identity)]
+        try:
+            await self._refund(keys=keys, args=[cost])
+        except RedisError:
+            log.warning("rate_limit_refund_failed", policy=spends[0][0].name)
+
+
+def token_revoked() -> Unauthorized:
+    """The refusal of an access token revoked since it was issued."""
+    return Unauthorized(
+        "The access token has been revoked; log in again or refresh it.",
+        code="token_revoked",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 def _window_stats(
@@ -136,19 +203,26 @@ def _window_stats(
 
 
 def client_ip(connection: HTTPConnection) -> str:
-    """The caller's address (uvicorn resolves ``X-Forwarded-For`` from trusted proxies)."""
+    """The caller's address: the peer, or the client a trusted proxy names (``core/middleware``)."""
     return connection.client.host if connection.client else "unknown"
 
 
-def client_identity(connection: HTTPConnection, settings: Settings) -> str:
-    """Who spends the default budget: the user of a valid bearer token, else the address."""
+def bearer_principal(connection: HTTPConnection, settings: Settings) -> Principal | None:
+    """The principal of the request's bearer token when it is valid, else None."""
     authorization = connection.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        try:
-            return f"user:{decode_access_token(settings, token).user_id}"
-        except Unauthorized:
-            pass
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return decode_access_token(settings, token)
+    except Unauthorized:
+        return None
+
+
+def client_identity(connection: HTTPConnection, principal: Principal | None) -> str:
+    """Who spends the default budget: the user of a valid bearer token, else the address."""
+    if principal is not None:
+        return f"user:{principal.user_id}"
     return f"ip:{client_ip(connection)}"
 
 
@@ -158,7 +232,8 @@ def default_budget(settings: Settings) -> RateLimit:
 
 
 class DefaultBudgetMiddleware:
-    """Spends one unit of the caller's default budget per API request (pure ASGI).
+    """Spends one unit of the caller's default budget per API request (pure ASGI), and refuses
+    a revoked access token (401) in the same Redis call.
 
     Paths under ``unmetered_prefixes`` spend nothing (callers authenticated another way); paths
     matching a ``self_metered_paths`` template spend it in their endpoint, in the same Redis call
@@ -194,9 +269,14 @@ class DefaultBudgetMiddleware:
             return
         connection = HTTPConnection(scope)
         limiter: RateLimiter = scope["app"].state.services.rate_limiter
+        principal = bearer_principal(connection, self.settings)
         try:
-            await limiter.enforce(self.limit, client_identity(connection, self.settings))
-        except RateLimited as refusal:
+            await limiter.enforce_all(
+                [(self.limit, client_identity(connection, principal))],
+                principal=principal,
+                fail_open=True,
+            )
+        except (RateLimited, Unauthorized) as refusal:
             await error_response(refusal, scope["path"])(scope, receive, send)
             return
         await self.app(scope, receive, send)

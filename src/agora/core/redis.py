@@ -1,22 +1,85 @@
-"""The shared async Redis client (redis-py asyncio).
+"""The shared async Redis clients (redis-py asyncio), and how Redis trouble is told apart.
 
-The pool blocks (up to ``POOL_TIMEOUT_S``) when all its connections are busy instead of failing
-at once: under a burst such as a flash sale, redis-py's default pool raises "Too many
+Every command has a deadline: ``AGORA_REDIS_CONNECT_TIMEOUT`` to connect and
+``AGORA_REDIS_SOCKET_TIMEOUT`` to answer. Without them a Redis that hangs (frozen, swapping, a
+network path that drops packets) would hang every request waiting on it; with them the request
+fails within the deadline, and the caller decides: required Redis answers 503, optional Redis
+(the cache, the default budget) is skipped. A broken pooled connection (Redis restarted) is
+retried once on a fresh one; a timeout is not retried, so a deadline is a deadline.
+
+Pub/sub listeners wait for messages for as long as there are none, so they get a client of
+their own without the read deadline.
+
+The command pool blocks (up to ``POOL_TIMEOUT_S``) when all its connections are busy instead of
+failing at once: under a burst such as a flash sale, redis-py's default pool raises "Too many
 connections" as soon as more than 100 commands are in flight, which would turn a spike into
 errors; waiting a few milliseconds for a connection is the right answer.
 """
 
 from __future__ import annotations
 
+import time
+
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from agora.settings import Settings
 
 MAX_CONNECTIONS = 256
+SUBSCRIBER_CONNECTIONS = 8
 POOL_TIMEOUT_S = 5
 
+# What "Redis cannot be reached right now" looks like: refused, reset, timed out, still loading.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
-def create_redis(url: str) -> Redis:
-    """A pooled client for ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
+
+def create_redis(url: str, settings: Settings) -> Redis:
+    """A pooled client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) whose commands
+    fail after the configured timeouts instead of waiting forever."""
     pool = BlockingConnectionPool.from_url(
-        url, health_check_interval=30, max_connections=MAX_CONNECTIONS, timeout=POOL_TIMEOUT_S
+        url,
+        health_check_interval=30,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_TIMEOUT_S,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     return Redis.from_pool(pool)
+
+
+def create_subscriber(url: str, settings: Settings) -> Redis:
+    """A client for pub/sub listeners: connecting has a deadline, waiting for a message not."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=SUBSCRIBER_CONNECTIONS,
+        timeout=POOL_TIMEOUT_S,
+        socket_timeout=None,
+        socket_connect_timeout=settings.redis_connect_timeout,
+    )
+    return Redis.from_pool(pool)
+
+
+class Breaker:
+    """Remembers that Redis just failed, so that optional work skips it for ``cooldown`` seconds.
+
+    Without it, a frozen Redis would cost every request a full socket timeout on each optional
+    call (the default budget, the cache) before it fell back; with it, one request pays and the
+    others skip Redis at once until the cooldown is over, when the next call tries again.
+    """
+
+    def __init__(self, cooldown: float) -> None:
+        self.cooldown = cooldown
+        self._skip_until = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        """Whether Redis failed less than ``cooldown`` seconds ago."""
+        return time.monotonic() < self._skip_until
+
+    def trip(self) -> None:
+        """Record a failure: skip Redis for the next ``cooldown`` seconds."""
+        self._skip_until = time.monotonic() + self.cooldown

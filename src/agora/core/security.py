@@ -9,7 +9,8 @@ Refresh tokens are opaque random strings stored only as their SHA-256 digest.
 Access tokens are short-lived JWTs signed with HS256 only (an explicit allowlist, so neither
 ``alg: none`` nor a public-key/HMAC confusion is accepted), checked for ``exp``, ``iat``, ``aud``,
 ``iss`` and their ``typ``. They carry the user's id and role, so authorising a request needs no
-database round trip; the short lifetime bounds how long a role change takes to apply.
+database round trip, and the user's token epoch, so that logging out, a password or role change
+or disabling the account revokes them before they expire (``core/sessions.py``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Principal:
 
     user_id: uuid.UUID
     role: Role
+    token_epoch: int = 0
+    expires_at: float = 0.0
 
     @property
     def is_staff(self) -> bool:
@@ -138,13 +141,17 @@ def refresh_token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_access_token(settings: Settings, user_id: uuid.UUID, role: Role) -> str:
-    """A signed access token for ``user_id`` valid for ``AGORA_ACCESS_TOKEN_TTL`` seconds."""
+def issue_access_token(
+    settings: Settings, user_id: uuid.UUID, role: Role, token_epoch: int = 0
+) -> str:
+    """A signed access token for ``user_id`` valid for ``AGORA_ACCESS_TOKEN_TTL`` seconds, of the
+    user's current ``token_epoch``."""
     now = dt.datetime.now(dt.UTC)
     claims = {
         "sub": str(user_id),
         "role": role.value,
         "typ": ACCESS_TOKEN_TYPE,
+        "epoch": token_epoch,
         "iss": ISSUER,
         "aud": AUDIENCE,
         "iat": now,
@@ -188,8 +195,14 @@ def _verify_access_token(secret: str, token: str) -> tuple[Principal, float]:
         )
         if claims["typ"] != ACCESS_TOKEN_TYPE:
             raise jwt.InvalidTokenError("not an access token")
-        principal = Principal(user_id=uuid.UUID(claims["sub"]), role=Role(claims["role"]))
-        return principal, float(claims["exp"])
+        expires_at = float(claims["exp"])
+        principal = Principal(
+            user_id=uuid.UUID(claims["sub"]),
+            role=Role(claims["role"]),
+            token_epoch=int(claims.get("epoch", 0)),
+            expires_at=expires_at,
+        )
+        return principal, expires_at
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise Unauthorized(
             "The access token is invalid or expired.",

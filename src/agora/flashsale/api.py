@@ -100,16 +100,17 @@ async def purchase(
 ) -> PurchaseAccepted:
     settings = services.settings
     # The default budget (skipped by the middleware on this path) and the purchase's own ones,
-    # spent in one Redis call.
+    # spent in one Redis call that also refuses a revoked token.
     await services.rate_limiter.enforce_all(
         [
-            (default_budget(settings), client_identity(request, settings)),
+            (default_budget(settings), client_identity(request, principal)),
             (rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)),
             (
                 rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
                 str(principal.user_id),
             ),
-        ]
+        ],
+        principal=principal,
     )
     address = body.shipping_address
     ticket = await service.purchase(

@@ -59,7 +59,11 @@ class StackPlan:
             Program(
                 f"api-{index}",
                 [*agora, "api", "--host", "127.0.0.1", "--port", str(port)],
-                {"PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir(f"api-{index}"))},
+                {
+                    "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir(f"api-{index}")),
+                    # nginx, on this machine, names the client; nobody else may.
+                    "AGORA_TRUSTED_PROXIES": "127.0.0.1",
+                },
             )
             for index, port in enumerate(self.api_ports, start=1)
         ]
