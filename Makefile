@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage logs
 
 .PHONY: up test lint fmt bench clean scale-up scale-down
 

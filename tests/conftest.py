@@ -43,6 +43,7 @@ def settings(service_urls: ServiceUrls) -> Settings:
         redis_url=service_urls.redis_url,
         broker_url=service_urls.broker_url,
         order_payment_timeout=900,
+        log_self_requests=False,  # only the tests of request logging want these lines
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -58,6 +59,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         AGORA_REDIS_URL=settings.redis_url or "",
         AGORA_BROKER_URL=settings.broker_url or "",
         AGORA_LOG_LEVEL="WARNING",
+        AGORA_LOG_SELF_REQUESTS="false",
     )
     return env
 

@@ -31,6 +31,11 @@ from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
+from agora.logs.alerts_api import router as alerts_router
+from agora.logs.api import INGEST_PATH
+from agora.logs.api import router as logs_router
+from agora.logs.selflog import RequestLogSink
+from agora.logs.tail_api import router as logs_tail_router
 from agora.orders.api import router as orders_router
 from agora.payments.api import router as payments_router
 from agora.pricewatch.api import router as pricewatch_router
@@ -47,6 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; services are opened in its lifespan, not at import."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.wants_json_logs)
+    request_log = (
+        RequestLogSink(settings.log_self_queue_max, settings.log_self_flush_interval)
+        if settings.log_self_requests
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,10 +84,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.event_hub = EventHub(subscriber)
         await app.state.event_hub.start()
+        if request_log is not None:
+            request_log.start(redis, settings)
         try:
             async with cache.invalidation_subscriber():
                 yield
         finally:
+            if request_log is not None:
+                await request_log.stop()
             await app.state.event_hub.stop()
             await subscriber.aclose()
             await redis.aclose()
@@ -93,15 +107,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, retry_after=settings.redis_retry_after)
     # Provider callbacks come from a few provider IPs in bursts and are authenticated by their
     # signatures: a 429 would only delay payments, so they skip the per-client default budget.
-    # A flash-sale purchase spends the default budget with its own ones, in one Redis call.
+    # A flash-sale purchase spends the default budget with its own ones, in one Redis call;
+    # log ingest spends a per-key budget of lines instead.
     install_http_middleware(
         app,
         settings,
         api_prefix=API_PREFIX,
         unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,),
-        self_metered_paths=(API_PREFIX + PURCHASE_PATH,),
+        self_metered_paths=(API_PREFIX + PURCHASE_PATH, API_PREFIX + INGEST_PATH),
     )
-    app.add_middleware(RequestContextMiddleware)
+    # Agora's own requests become log lines, queued in memory and flushed off the request path.
+    app.add_middleware(RequestContextMiddleware, request_sink=request_log)
     install_proxy_headers(app, settings)
     app.include_router(_operations_router())
     app.include_router(accounts_router, prefix=API_PREFIX)
@@ -114,6 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(flashsale_router, prefix=API_PREFIX)
     app.include_router(pricewatch_router, prefix=API_PREFIX)
     app.include_router(crawler_router, prefix=API_PREFIX)
+    app.include_router(logs_router, prefix=API_PREFIX)
+    app.include_router(logs_tail_router)
+    app.include_router(alerts_router, prefix=API_PREFIX)
     return app
 
 

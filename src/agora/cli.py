@@ -33,6 +33,8 @@ app.add_typer(user_app, name="user")
 import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(stack_app, name="stack")
+logs_app = typer.Typer(help="The log platform: loaders and the file shipper.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -165,6 +167,77 @@ def crawl(
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.wants_json_logs)
     asyncio.run(run(settings, concurrency or settings.crawler_concurrency))
+
+
+@logs_app.command("worker")
+def logs_worker() -> None:
+    """Load buffered log lines into PostgreSQL (run as many as the ingest rate needs)."""
+    import asyncio
+
+    from agora.core.observability import configure_logging
+    from agora.logs.loader import serve
+
+    urls = _export_service_urls()
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(urls.database_url, urls.redis_url, settings, stop)
+
+    asyncio.run(main())
+
+
+@logs_app.command("ship")
+def logs_ship(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="The log file to send.")],
+    format_: Annotated[
+        str, typer.Option("--format", help="nginx (combined), json (nginx escape=json), ndjson.")
+    ] = "nginx",
+    follow: Annotated[bool, typer.Option("--follow", help="Keep following the file.")] = False,
+    url: Annotated[str, typer.Option(help="Agora's base URL.")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(help="An ingest key (or a staff access token).")] = "",
+    state: Annotated[
+        Path | None, typer.Option(help="Where to keep the offset (default: the data folder).")
+    ] = None,
+) -> None:
+    """Send a log file to the ingest API, surviving rotation and truncation."""
+    from agora.logs.shipper import Position, Progress, Shipper, ShipRefused, default_state_path
+
+    if format_ not in ("nginx", "json", "ndjson"):
+        console.print("[red]--format is nginx, json or ndjson[/red]")
+        raise typer.Exit(2)
+    if not key:
+        console.print("[red]--key is required (create one with POST /api/v1/logs/keys)[/red]")
+        raise typer.Exit(2)
+    state_path = state or default_state_path(get_settings().data_dir, file)
+
+    def show(progress: Progress, position: Position) -> None:
+        console.print(
+            f"shipped {progress.sent} lines ({progress.rejected} rejected, "
+            f"{progress.retries} retries) — offset {position.offset}",
+            end="\r",
+            highlight=False,
+        )
+
+    shipper = Shipper(file, state_path, url, key, format_, on_progress=show)  # type: ignore[arg-type]
+    stopping = False
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        done = shipper.run(follow=follow, stop=lambda: stopping)
+    except ShipRefused as refusal:
+        console.print(f"\n[red]{refusal}[/red]")
+        raise typer.Exit(1) from refusal
+    console.print(f"\nshipped {done.sent} lines, {done.rejected} rejected")
 
 
 @app.command("check-worker")
@@ -300,8 +373,8 @@ def up(
     workers: WorkersOption = 1,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo catalog.")] = False,
 ) -> None:
-    """Run everything in one terminal: services, migrations, demo data, API, worker, beat and
-    a crawler."""
+    """Run everything in one terminal: services, migrations, demo data, API, worker, beat,
+    a crawler and a log loader."""
     settings = get_settings()
     started_postgres = (
         settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()
@@ -317,6 +390,7 @@ def up(
         [*agora, "worker"],
         [*agora, "beat"],
         [*agora, "crawl"],
+        [*agora, "logs", "worker"],
     ]
     children = [subprocess.Popen(command) for command in commands]  # noqa: S603 - our own CLI
     console.print(

@@ -10,6 +10,7 @@ from agora.core import outbox as outbox_models
 from agora.core.db import Base
 from agora.flashsale import models as flashsale_models
 from agora.inventory import models as inventory_models
+from agora.logs import models as logs_models
 from agora.orders import models as orders_models
 from agora.payments import models as payments_models
 from agora.pricewatch import models as pricewatch_models
@@ -22,6 +23,7 @@ __all__ = [
     "flashsale_models",
     "idempotency_models",
     "inventory_models",
+    "logs_models",
     "metadata",
     "orders_models",
     "outbox_models",

@@ -95,6 +95,21 @@ class Settings(BaseSettings):
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
 
     webhook_allow_private: bool = False
+
+    log_retention_days: int = 7
+    log_rollup_retention_days: int = 90
+    log_partitions_ahead_days: int = 2
+    log_buffer_max_batches: int = 20_000
+    log_worker_batch: int = 50
+    log_worker_claim_idle: float = 30.0
+    rate_limit_log_ingest: str = "100000/second"
+    log_self_requests: bool = True
+    log_self_queue_max: int = 50_000
+    log_self_flush_interval: float = 0.2
+    log_tail_max_lines_per_second: int = 500
+    log_maintenance_interval: float = 3600.0
+    alert_evaluation_interval: float = 5.0
+    alert_delivery_retries: int = 5
     crawler_allow_private: bool = False
     crawler_contact_url: str | None = None
     crawler_concurrency: int = 32

@@ -20,6 +20,9 @@ from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
 from agora.core.observability import configure_logging
 from agora.flashsale import tasks as flashsale_tasks  # noqa: F401 - registers its tasks
+from agora.logs import tasks as logs_tasks
+from agora.logs.alerts import EVALUATE_TASK as EVALUATE_ALERTS_TASK
+from agora.logs.selflog import event_listener
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
@@ -52,6 +55,7 @@ def build_celery() -> Celery:
     settings = get_settings()
     broker = settings.broker_url or broker_url_for_redis(settings.redis_url or "")
     app = configure_celery(broker, settings.task_queue)
+    outbox.add_relay_listener(event_listener(settings.log_buffer_max_batches))
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     app.conf.beat_schedule = {
         "relay-outbox": {"task": outbox.RELAY_TASK, "schedule": settings.outbox_relay_interval},
@@ -65,6 +69,14 @@ def build_celery() -> Celery:
         "reconcile-payments": {
             "task": RECONCILE_PAYMENTS_TASK,
             "schedule": settings.payment_reconcile_interval,
+        },
+        "evaluate-alerts": {
+            "task": EVALUATE_ALERTS_TASK,
+            "schedule": settings.alert_evaluation_interval,
+        },
+        "keep-log-storage": {
+            "task": logs_tasks.KEEP_STORAGE_TASK,
+            "schedule": settings.log_maintenance_interval,
         },
         "reconcile-flash-sales": {
             "task": "agora.flashsale.reconcile",

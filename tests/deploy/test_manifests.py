@@ -41,7 +41,7 @@ COMPOSE_ENVIRONMENT = {
     "RABBITMQ_PASSWORD": "rabbitmq-password",
     "GRAFANA_ADMIN_PASSWORD": "grafana-password",
 }
-AGORA_COMMANDS = {"migrate", "api", "worker", "beat", "crawl"}
+AGORA_COMMANDS = {"migrate", "api", "worker", "beat", "crawl", "logs"}
 BUILTIN_METRICS = {"up"}
 K8S = DEPLOY / "k8s"
 NAMESPACE = "agora"

@@ -26,7 +26,7 @@ def test_every_variable_mentioned_is_a_setting() -> None:
 
 
 def test_every_agora_command_mentioned_exists() -> None:
-    commands = set(re.findall(r"`agora ((?:services |stack )?[a-z-]+)", GUIDE.read_text()))
+    commands = set(re.findall(r"`agora ((?:services |stack |logs )?[a-z-]+)", GUIDE.read_text()))
     assert {"api", "worker", "beat", "migrate", "up", "services status"} <= commands
     for command in commands:
         check_cli_arguments(command.split())

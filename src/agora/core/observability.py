@@ -17,6 +17,8 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -105,15 +107,37 @@ def _redact_tokens(_: Any, __: str, rendered: Any) -> Any:
     return redact_tokens(rendered) if isinstance(rendered, str) else rendered
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What a request was, for a sink that keeps requests as data (the log platform)."""
+
+    at: float
+    method: str
+    path: str
+    route: str
+    status: int
+    duration_ms: float
+    response_bytes: int
+    client: str | None
+    user_id: str | None
+    request_id: str
+
+
+RequestSink = Callable[[RequestRecord], None]
+"""Takes a finished request's record; it must return at once (it runs on the request path)."""
+
+
 class RequestContextMiddleware:
     """Request id, access log and HTTP metrics, as pure ASGI (no per-request task overhead).
 
     The labelled metric children are looked up once per (method, route, status), not per
-    request, and the access line is only built when its level is enabled.
+    request, and the access line is only built when its level is enabled. An optional
+    ``request_sink`` receives each request's record once it is answered.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, request_sink: RequestSink | None = None) -> None:
         self.app = app
+        self.request_sink = request_sink
         self.log = structlog.get_logger("agora.access")
         self.access_logger = logging.getLogger("agora.access")
         self.counters: dict[tuple[str, str, int], Any] = {}
@@ -128,13 +152,16 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        sent = 0
         request_id_header = (REQUEST_ID_HEADER, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), request_id_header]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -142,6 +169,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self._record(scope, status, elapsed)
+            if self.request_sink is not None:
+                self.request_sink(_request_record(scope, status, elapsed, sent, request_id))
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         method, route = scope["method"], _route_template(scope)
@@ -168,6 +197,26 @@ class RequestContextMiddleware:
 _QUIET_ROUTES = frozenset({"/healthz", "/metrics"})
 
 
+def _request_record(
+    scope: Scope, status: int, elapsed: float, sent: int, request_id: str
+) -> RequestRecord:
+    client = scope.get("client")
+    principal = scope.get("state", {}).get("principal")
+    user_id = getattr(principal, "user_id", None)
+    return RequestRecord(
+        at=time.time() - elapsed,
+        method=scope["method"],
+        path=scope["path"],
+        route=_route_template(scope),
+        status=status,
+        duration_ms=elapsed * 1000,
+        response_bytes=sent,
+        client=client[0] if client else None,
+        user_id=str(user_id) if user_id is not None else None,
+        request_id=request_id,
+    )
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
@@ -178,9 +227,13 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 
 def _route_template(scope: Scope) -> str:
-    """The matched route's path template, so metrics are not labelled by ids."""
-    route = scope.get("route")
-    path: object = getattr(route, "path", None)
+    """The matched route's full path template (router prefixes included), so metrics and
+    request logs are not labelled by ids. FastAPI keeps the full template in its effective
+    route context; the route's own path (without its router's prefix) is the fallback."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path: object = getattr(context, "path_format", None) or getattr(
+        scope.get("route"), "path", None
+    )
     return path if isinstance(path, str) else "unmatched"
 
 

@@ -9,13 +9,15 @@ publishing and committing republishes the row later: delivery is at least once, 
 carries the event's ``id`` so consumers can drop a duplicate and order what they receive.
 
 Each event goes to the ops channel (staff) and, when it has an owner, to that user's channel.
-The kernel knows no domain: topics and payloads are the caller's.
+The kernel knows no domain: topics and payloads are the caller's. Other engines that keep events
+as data (the log platform) register a relay listener, handed each relayed batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -32,6 +34,17 @@ RELAY_TASK = "agora.outbox.relay"
 CHANNEL_PREFIX = "agora:events:"
 OPS_CHANNEL = CHANNEL_PREFIX + "ops"
 _BATCH_SIZE = 200
+
+RelayListener = Callable[[Redis, list[dict[str, Any]]], Awaitable[object]]
+"""Handed each batch of relayed events as ``{id, topic, data, user_id, created_at}``; it must
+handle its own failures (the relay goes on regardless)."""
+_relay_listeners: list[RelayListener] = []
+
+
+def add_relay_listener(listener: RelayListener) -> None:
+    """Hand every batch of relayed events to ``listener`` too (once per process)."""
+    if listener not in _relay_listeners:
+        _relay_listeners.append(listener)
 
 
 class OutboxEvent(Base):
@@ -55,17 +68,19 @@ class OutboxEvent(Base):
     )
     relayed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
+    def as_dict(self) -> dict[str, Any]:
+        """The event as relayed: ``{id, topic, data, user_id, created_at}``."""
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "data": self.payload,
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+        }
+
     def message(self) -> bytes:
         """The JSON message published for this event."""
-        return dumps(
-            {
-                "id": self.id,
-                "topic": self.topic,
-                "data": self.payload,
-                "user_id": self.user_id,
-                "created_at": self.created_at,
-            }
-        )
+        return dumps(self.as_dict())
 
 
 def user_channel(user_id: uuid.UUID | str) -> str:
@@ -107,6 +122,8 @@ async def relay_pending(session: AsyncSession, redis: Redis) -> int:
                     pipeline.publish(user_channel(event.user_id), message)
                 pipeline.publish(OPS_CHANNEL, message)
             await pipeline.execute()
+        for listener in _relay_listeners:
+            await listener(redis, [event.as_dict() for event in events])
         await session.execute(
             update(OutboxEvent)
             .where(OutboxEvent.id.in_([event.id for event in events]))

@@ -32,7 +32,7 @@ async def run(settings: Settings, concurrency: int) -> None:
     assert settings.database_url is not None
     assert settings.redis_url is not None
     database = Database(settings.database_url, pool_size=2)
-    redis = create_redis(settings.redis_url)
+    redis = create_redis(settings.redis_url, settings)
     frontier = frontier_for(redis, settings)
     try:
         async with database.unit_of_work() as session:
