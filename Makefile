@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage logs
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage logs hotpaths
 
 .PHONY: up test lint fmt bench clean scale-up scale-down
 
