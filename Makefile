@@ -45,6 +45,7 @@ fmt: $(INSTALLED)  ## Format and autofix
 	$(BIN)/ruff check --fix src tests bench
 
 bench: $(INSTALLED)  ## Run every benchmark, each printing its table
+	@command -v wrk >/dev/null || bash deploy/install-tools.sh
 	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name || exit 1; done
 
 clean:  ## Remove the virtualenv and local data

@@ -34,7 +34,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from redis.asyncio import Redis
@@ -72,6 +72,17 @@ Loader = Callable[[], Awaitable[Any]]
 _live_caches: weakref.WeakSet[TwoLevelCache] = weakref.WeakSet()
 
 
+class Follower(Protocol):
+    """Something holding data derived from cached values (``core/edge.EdgeCache``), dropped with
+    this process's local entries."""
+
+    def drop_local(self, tags: Iterable[str]) -> None:
+        """Forget what carries any of ``tags``."""
+
+    def clear_local(self) -> None:
+        """Forget everything."""
+
+
 @dataclass
 class _LocalEntry:
     value: Any
@@ -104,6 +115,7 @@ class TwoLevelCache:
         self._epoch = 0
         self._pubsub: PubSub = self.subscriber.pubsub(ignore_subscribe_messages=True)
         self._get_script = redis.register_script(_GET_WITH_GENERATIONS)
+        self._followers: list[Follower] = []
         _live_caches.add(self)
 
     @classmethod
@@ -134,18 +146,27 @@ class TwoLevelCache:
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
         return await asyncio.shield(flight)
 
+    def follow(self, follower: Follower) -> None:
+        """Drop ``follower``'s data whenever this process's local entries are dropped."""
+        self._followers.append(follower)
+
     def drop_local(self, tags: Iterable[str]) -> None:
-        """Forget this process's entries carrying any of ``tags``."""
+        """Forget this process's entries carrying any of ``tags``, and its followers' too."""
+        tags = tuple(tags)
         self._epoch += 1
         for tag in tags:
             for key in self._keys_by_tag.pop(tag, ()):
                 self._forget(key)
+        for follower in self._followers:
+            follower.drop_local(tags)
 
     def clear_local(self) -> None:
         """Forget every local entry (when invalidation messages may have been missed)."""
         self._epoch += 1
         self._local.clear()
         self._keys_by_tag.clear()
+        for follower in self._followers:
+            follower.clear_local()
 
     @contextlib.asynccontextmanager
     async def invalidation_subscriber(self) -> AsyncIterator[None]:
