@@ -90,14 +90,19 @@ def server_process(port: int) -> psutil.Process:
     raise RuntimeError(f"nobody listens on {port}")
 
 
-def measure_all(
-    base_url: str, paths: dict[str, str], prefix: str, load: dict[str, int]
-) -> list[LoadResult]:
-    """Each path in turn under wrk."""
-    return [
-        asyncio.run(measure_get(f"{prefix} {name}", base_url, path, **load))
-        for name, path in paths.items()
-    ]
+def measure_pairs(
+    first_url: str,
+    second_url: str,
+    paths: dict[str, str],
+    names: tuple[str, str],
+    load: dict[str, int],
+) -> tuple[list[LoadResult], list[LoadResult]]:
+    """Each path under wrk on the first server, then right away on the second."""
+    first, second = [], []
+    for name, path in paths.items():
+        first.append(asyncio.run(measure_get(f"{names[0]} {name}", first_url, path, **load)))
+        second.append(asyncio.run(measure_get(f"{names[1]} {name}", second_url, path, **load)))
+    return first, second
 
 
 def print_pairs(title: str, pairs: list[tuple[LoadResult, LoadResult]], *, target: float) -> None:
@@ -181,14 +186,16 @@ def main() -> None:
         with uvicorn_server(AGORA, port, env=env) as url:
             paths = hot_paths(url)
             record(url, paths, recording)
-            agora = measure_all(url, paths, "agora", load)
+            bare_env = {**env, "BENCH_BYTES_FILE": str(recording)}
+            # Both servers stay up and each path is measured on one, then on the other: the
+            # two sides of a ratio are seconds apart, not minutes, on a machine whose load drifts.
+            with uvicorn_server(BARE, free_port(), env=bare_env) as bare_url:
+                bare, agora = measure_pairs(bare_url, url, paths, ("bare", "agora"), load)
+            with granian_server(AGORA, free_port(), env) as granian_url:
+                uvicorn, granian = measure_pairs(
+                    url, granian_url, paths, ("agora on uvicorn", "agora on granian"), load
+                )
             rss = rss_after_mixed_load(url, port, paths, args.memory_seconds)
-        with uvicorn_server(
-            BARE, free_port(), env={**env, "BENCH_BYTES_FILE": str(recording)}
-        ) as url:
-            bare = measure_all(url, paths, "bare", load)
-        with granian_server(AGORA, free_port(), env) as url:
-            granian = measure_all(url, paths, "agora on granian", load)
     flags = " ".join(UVICORN_FLAGS)
     print_pairs(
         f"Hot paths: Agora vs bare Starlette serving the same bytes (uvicorn {flags}, 1 process, "
@@ -198,7 +205,7 @@ def main() -> None:
     )
     print_pairs(
         "Server: Agora on granian (uvloop, 1 worker) vs Agora on uvicorn",
-        list(zip(agora, granian, strict=True)),
+        list(zip(uvicorn, granian, strict=True)),
         target=1.0,
     )
     seconds = args.memory_seconds
