@@ -134,11 +134,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payments_router, prefix=API_PREFIX)
     app.include_router(realtime_router)
     app.include_router(flashsale_router, prefix=API_PREFIX)
-    app.include_router(pricewatch_router, prefix=API_PREFIX)
-    app.include_router(crawler_router, prefix=API_PREFIX)
     app.include_router(logs_router, prefix=API_PREFIX)
     app.include_router(logs_tail_router)
     app.include_router(alerts_router, prefix=API_PREFIX)
+    app.include_router(pricewatch_router, prefix=API_PREFIX)
+    app.include_router(crawler_router, prefix=API_PREFIX)
     return app
 
 

@@ -32,9 +32,9 @@ user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
-app.add_typer(stack_app, name="stack")
 logs_app = typer.Typer(help="The log platform: loaders and the file shipper.", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
+app.add_typer(stack_app, name="stack")
 console = Console(stderr=True)
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -151,24 +151,6 @@ def beat() -> None:
     celery.start(["beat", "--loglevel=INFO"])
 
 
-@app.command()
-def crawl(
-    concurrency: Annotated[
-        int | None, typer.Option(help="Fetches in flight at most (AGORA_CRAWLER_CONCURRENCY).")
-    ] = None,
-) -> None:
-    """Run a crawler process (price watch); run as many as you like on any machines."""
-    import asyncio
-
-    _export_service_urls()
-    from agora.core.observability import configure_logging
-    from agora.pricewatch.crawl import run
-
-    settings = get_settings()
-    configure_logging(settings.log_level, json=settings.wants_json_logs)
-    asyncio.run(run(settings, concurrency or settings.crawler_concurrency))
-
-
 @logs_app.command("worker")
 def logs_worker() -> None:
     """Load buffered log lines into PostgreSQL (run as many as the ingest rate needs)."""
@@ -238,6 +220,24 @@ def logs_ship(
         console.print(f"\n[red]{refusal}[/red]")
         raise typer.Exit(1) from refusal
     console.print(f"\nshipped {done.sent} lines, {done.rejected} rejected")
+
+
+@app.command()
+def crawl(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Fetches in flight at most (AGORA_CRAWLER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run a crawler process (price watch); run as many as you like on any machines."""
+    import asyncio
+
+    _export_service_urls()
+    from agora.core.observability import configure_logging
+    from agora.pricewatch.crawl import run
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.wants_json_logs)
+    asyncio.run(run(settings, concurrency or settings.crawler_concurrency))
 
 
 @app.command("check-worker")
@@ -373,8 +373,8 @@ def up(
     workers: WorkersOption = 1,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo catalog.")] = False,
 ) -> None:
-    """Run everything in one terminal: services, migrations, demo data, API, worker, beat,
-    a crawler and a log loader."""
+    """Run everything in one terminal: services, migrations, demo data, API, worker, beat, a
+    crawler and a log loader."""
     settings = get_settings()
     started_postgres = (
         settings.database_url is None and not EmbeddedPostgres(settings.data_dir).is_running()
@@ -389,8 +389,8 @@ def up(
         [*agora, "api", "--host", host, "--port", str(port), "--workers", str(workers)],
         [*agora, "worker"],
         [*agora, "beat"],
-        [*agora, "crawl"],
         [*agora, "logs", "worker"],
+        [*agora, "crawl"],
     ]
     children = [subprocess.Popen(command) for command in commands]  # noqa: S603 - our own CLI
     console.print(

@@ -21,8 +21,6 @@ from agora.settings import Settings
 from tests.factories import create_user
 from tests.logs.support import load_all
 
-LISTENER = event_listener(max_batches=1000)
-
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
@@ -76,9 +74,9 @@ async def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
 
 
 async def test_relayed_business_events_become_lines_with_amounts(
-    database: Database, redis: Redis
+    database: Database, redis: Redis, settings: Settings
 ) -> None:
-    add_relay_listener(LISTENER)
+    add_relay_listener(event_listener(settings.log_buffer_max_batches))  # as the worker does
     order_id = uuid.uuid4()
     async with database.unit_of_work() as session:
         record_event(

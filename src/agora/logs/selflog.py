@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -143,8 +144,10 @@ async def record_events(redis: Redis, events: Sequence[dict[str, Any]], max_batc
     return len(rows)
 
 
+@functools.cache
 def event_listener(max_batches: int) -> RelayListener:
-    """The outbox relay listener that logs business events (registered by the worker)."""
+    """The outbox relay listener that logs business events (registered by the worker); one per
+    limit, so registering it twice in a process is harmless."""
 
     async def listen(redis: Redis, events: list[dict[str, Any]]) -> int:
         return await record_events(redis, events, max_batches)

@@ -85,6 +85,7 @@ class StackPlan:
             for index, port in enumerate(self.worker_metrics_ports, start=1)
         ]
         programs.append(Program("beat", [*agora, "beat"]))
+        programs.append(Program("logs-worker", [*agora, "logs", "worker"]))
         if self.prometheus_port is not None:
             programs.append(Program("prometheus", self._prometheus_argv()))
         programs.append(
