@@ -59,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else None
     )
     # Cached public reads answered before routing; emptied with the local cache (core/edge.py).
-    edge = EdgeCache(ttl=settings.cache_local_ttl, max_entries=settings.cache_local_max_entries)
+    edge = EdgeCache(
+        local_ttl=settings.cache_local_ttl, local_max_entries=settings.cache_local_max_entries
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -25,14 +25,13 @@ error it allows.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.core.batched_budget import BatchedBudget
+from agora.core.cache import LocalEntries
 from agora.core.observability import route_template
 
 _MARK = "agora.edge_tags"
@@ -59,64 +58,13 @@ class _Entry:
     etag: bytes
     not_modified_headers: list[tuple[bytes, bytes]]
     route: _Route
-    tags: tuple[str, ...]
-    expires_at: float
 
 
-class EdgeCache:
+class EdgeCache(LocalEntries):
     """This process's stored answers, by key, indexed by tag; bounded and short-lived."""
 
-    def __init__(self, *, ttl: float, max_entries: int) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self.epoch = 0
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._keys_by_tag: dict[str, set[str]] = {}
-
     def __contains__(self, key: str) -> bool:
-        return self.get(key) is not None
-
-    def get(self, key: str) -> _Entry | None:
-        """The live entry for ``key``, if any."""
-        entry = self._entries.get(key)
-        if entry is None or entry.expires_at <= time.monotonic():
-            return None
-        return entry
-
-    def put(self, key: str, entry: _Entry, epoch: int) -> None:
-        """Keep ``entry`` unless an invalidation happened since ``epoch``."""
-        if epoch != self.epoch:
-            return
-        self._forget(key)
-        self._entries[key] = entry
-        for tag in entry.tags:
-            self._keys_by_tag.setdefault(tag, set()).add(key)
-        while len(self._entries) > self.max_entries:
-            self._forget(next(iter(self._entries)))
-
-    def drop_local(self, tags: Iterable[str]) -> None:
-        """Forget the entries carrying any of ``tags`` (called by ``TwoLevelCache``)."""
-        self.epoch += 1
-        for tag in tags:
-            for key in self._keys_by_tag.pop(tag, ()):
-                self._forget(key)
-
-    def clear_local(self) -> None:
-        """Forget everything (called by ``TwoLevelCache`` when messages may have been lost)."""
-        self.epoch += 1
-        self._entries.clear()
-        self._keys_by_tag.clear()
-
-    def _forget(self, key: str) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is None:
-            return
-        for tag in entry.tags:
-            keys = self._keys_by_tag.get(tag)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._keys_by_tag[tag]
+        return self.fresh(key) is not None
 
 
 class EdgeCacheMiddleware:
@@ -140,10 +88,11 @@ class EdgeCacheMiddleware:
                 if_none_match = value
         query = scope["query_string"]
         key = scope["path"] + "?" + query.decode("latin-1") if query else scope["path"]
-        entry = self.edge.get(key)
-        if entry is None:
+        found = self.edge.fresh(key)
+        if found is None:
             await self._fill(key, scope, receive, send)
             return
+        entry: _Entry = found.value
         scope["route"] = entry.route
         refusal = await self.budget.spend(scope)
         if refusal is not None:
@@ -189,10 +138,8 @@ class EdgeCacheMiddleware:
             etag=etag,
             not_modified_headers=kept,
             route=_Route(route_template(scope)),
-            tags=tags,
-            expires_at=time.monotonic() + self.edge.ttl,
         )
-        self.edge.put(key, entry, epoch)
+        self.edge.remember(key, tags, entry, epoch)
 
 
 async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
