@@ -19,7 +19,7 @@ from agora.catalog.service import register_stock_lookup
 from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
-from agora.core.edge import EdgeCache
+from agora.core.edge import EdgeCache, mark_public
 from agora.core.embedded import resolve_service_urls
 from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
@@ -150,9 +150,11 @@ _ALIVE = b'{"status":"ok"}'
 def _operations_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    # The body is encoded once: a liveness probe is polled often and never changes.
+    # A liveness probe is polled often and its answer never changes: encoded once, and kept
+    # by the edge cache (core/edge.py) with no tag to invalidate it.
     @router.get("/healthz", summary="The process is alive", response_model=dict[str, str])
-    async def healthz() -> Response:
+    async def healthz(request: Request) -> Response:
+        mark_public(request.scope.setdefault("state", {}), ())
         return Response(_ALIVE, media_type="application/json")
 
     @router.get("/readyz", summary="PostgreSQL and Redis are reachable", response_model=None)

@@ -99,3 +99,15 @@ async def test_edge_hits_spend_the_default_budget(settings: Settings) -> None:
         assert refused.headers["ratelimit-policy"] == '"default";q=3;w=60'
         async with _client(small, "203.0.113.78") as other:
             assert (await other.get("/api/v1/categories")).status_code == 200
+
+
+async def test_liveness_is_answered_by_the_edge_and_still_counted(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    for _ in range(2):
+        response = await client.get("/healthz")
+        assert response.json() == {"status": "ok"}
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert "/healthz" in app.state.edge
+    metrics = (await client.get("/metrics")).text
+    assert 'agora_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics

@@ -19,8 +19,8 @@ drops it, that is on the invalidation pub/sub message from any process, or every
 subscription is re-established. An answer whose production overlapped an invalidation is not
 stored (an epoch, as in the local cache); entries live at most the local cache's TTL.
 
-**The default budget** is still spent on hits, through ``BatchedBudget``: see there for the
-error it allows.
+**The default budget** is still spent on hits under the API prefix, as
+``DefaultBudgetMiddleware`` would, through ``BatchedBudget``: see there for the error it allows.
 """
 
 from __future__ import annotations
@@ -70,10 +70,13 @@ class EdgeCache(LocalEntries):
 class EdgeCacheMiddleware:
     """Answers credential-less GETs from ``EdgeCache`` and fills it from marked answers."""
 
-    def __init__(self, app: ASGIApp, *, edge: EdgeCache, budget: BatchedBudget) -> None:
+    def __init__(
+        self, app: ASGIApp, *, edge: EdgeCache, budget: BatchedBudget, metered_prefix: str
+    ) -> None:
         self.app = app
         self.edge = edge
         self.budget = budget
+        self.metered_prefix = metered_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -94,7 +97,8 @@ class EdgeCacheMiddleware:
             return
         entry: _Entry = found.value
         scope["route"] = entry.route
-        refusal = await self.budget.spend(scope)
+        metered = scope["path"].startswith(self.metered_prefix)
+        refusal = await self.budget.spend(scope) if metered else None
         if refusal is not None:
             await refusal(scope, receive, send)
         elif if_none_match and _etag_matches(if_none_match, entry.etag):

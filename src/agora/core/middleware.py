@@ -59,7 +59,7 @@ def install_http_middleware(
     )
     if edge is not None:
         budget = BatchedBudget(default_budget(settings))
-        app.add_middleware(EdgeCacheMiddleware, edge=edge, budget=budget)
+        app.add_middleware(EdgeCacheMiddleware, edge=edge, budget=budget, metered_prefix=api_prefix)
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size)
     if settings.cors_origin_list:
         app.add_middleware(
