@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage logs hotpaths
 
-.PHONY: up test lint fmt bench clean scale-up scale-down
+.PHONY: up test lint fmt bench fuzz clean scale-up scale-down
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,8 @@ bench: $(INSTALLED)  ## Run every benchmark, each printing its table
 	@command -v wrk >/dev/null || bash deploy/install-tools.sh
 	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name || exit 1; done
 
+fuzz: $(INSTALLED)  ## Fuzz every operation of a running server from its OpenAPI document (~4 min)
+	scripts/fuzz
+
 clean:  ## Remove the virtualenv and local data
-	rm -rf $(VENV) .agora .agora-test .agora-scale
+	rm -rf $(VENV) .agora .agora-test .agora-fuzz .agora-scale .schemathesis

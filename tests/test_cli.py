@@ -108,3 +108,23 @@ def test_services_start_status_stop(tmp_path: Path) -> None:
     stopped = agora("services", "status")
     assert stopped.returncode == 1
     assert "(stopped)" in stopped.stdout
+
+
+def test_a_configuration_error_is_one_line_per_problem_and_exit_status_2(tmp_path: Path) -> None:
+    env = {**clean_env(tmp_path), "AGORA_ENV": "production", "AGORA_SECRET_KEY": "short"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agora", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "configuration error: AGORA_SECRET_KEY: must be at least 32 characters in production",
+        "configuration error: AGORA_PAYMENT_PROVIDERS: "
+        "the dev payment provider cannot be enabled in production",
+    ]
+    assert list(tmp_path.iterdir()) == []  # refused before any service was started

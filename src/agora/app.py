@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +16,7 @@ from agora.accounts.api import router as accounts_router
 from agora.cart.api import router as cart_router
 from agora.catalog.api import router as catalog_router
 from agora.catalog.service import register_stock_lookup
+from agora.core.apidocs import install_api_docs
 from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
@@ -25,8 +26,10 @@ from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
 from agora.core.middleware import install_http_middleware, install_proxy_headers
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from agora.core.openapi import document_problems
 from agora.core.ratelimit import RateLimiter
 from agora.core.redis import Breaker, create_redis, create_subscriber
+from agora.core.validation import refuse_unstorable_input
 from agora.crawler.api import router as crawler_router
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
@@ -108,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A fast, async, headless commerce backend.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(refuse_unstorable_input)],
     )
     app.state.edge = edge
     register_stock_lookup(inventory_service.in_stock_variant_ids)
@@ -126,8 +132,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Agora's own requests become log lines, queued in memory and flushed off the request path.
     app.add_middleware(RequestContextMiddleware, request_sink=request_log)
+    document_problems(app, metered_prefix=API_PREFIX, unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,))
     install_proxy_headers(app, settings)
     app.include_router(_operations_router())
+    install_api_docs(app)
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)

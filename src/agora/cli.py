@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
 from agora.core.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceUrls, resolve_service_urls
-from agora.settings import get_settings
+from agora.settings import configuration_problems, get_settings
 from agora.stack.cli import stack_app
 
 app = typer.Typer(help="Agora: a fast, async, headless commerce backend.", no_args_is_help=True)
@@ -42,6 +42,18 @@ PortOption = Annotated[int, typer.Option(help="TCP port to listen on.")]
 WorkersOption = Annotated[int, typer.Option(help="API worker processes.")]
 _STOP_GRACE_S = 10.0
 DEMO_STOCK_PER_VARIANT = 100
+
+
+@app.callback()
+def _refuse_bad_configuration() -> None:
+    """Before any command: a configuration error prints one line per problem, naming its
+    variable, and exits with status 2 (no traceback: it is the operator's to fix, not a bug)."""
+    try:
+        get_settings()
+    except ValidationError as error:
+        for line in configuration_problems(error):
+            typer.echo(f"configuration error: {line}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _export_service_urls() -> ServiceUrls:

@@ -11,7 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agora import __version__
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
     redis_socket_timeout: float = 5.0
     redis_connect_timeout: float = 5.0
     redis_retry_after: int = 5
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    secret_key: SecretStr = Field(SecretStr(DEFAULT_SECRET_KEY), validate_default=True)
     log_level: str = "INFO"
     log_json: bool | None = None
 
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
     rate_limit_flash_sale_ip: str = "200/second"
     flash_sale_claim_idle: float = 30.0
     flash_sale_reconcile_interval: float = 30.0
-    payment_providers: str = "dev"
+    payment_providers: str = Field("dev", validate_default=True)
     public_base_url: str = "http://127.0.0.1:8000"
     payment_http_timeout: float = 10.0
     payment_http_retries: int = 2
@@ -127,12 +128,16 @@ class Settings(BaseSettings):
     proxy_port: int = 8080
     http_keepalive_timeout: int = 75
 
+    # Each check names one variable, so that every problem is reported at once, on its own line.
+    # ``env`` is declared first: the checks below see it in ``info.data``.
     @field_validator("payment_providers")
     @classmethod
-    def _known_providers(cls, value: str) -> str:
+    def _known_providers(cls, value: str, info: ValidationInfo) -> str:
         unknown = set(_split(value)) - KNOWN_PAYMENT_PROVIDERS
         if unknown:
             raise ValueError(f"unknown payment providers: {', '.join(sorted(unknown))}")
+        if info.data.get("env") == "production" and "dev" in _split(value):
+            raise _unsafe("the dev payment provider cannot be enabled in production")
         return value
 
     @field_validator("trusted_proxies")
@@ -145,17 +150,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an address or CIDR network: {part!r}") from None
         return value
 
-    @model_validator(mode="after")
-    def _production_is_safe(self) -> Settings:
-        if self.env != "production":
-            return self
-        if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
-            raise ValueError("AGORA_SECRET_KEY must be set to a secret of your own in production")
-        if len(self.secret_key.get_secret_value()) < 32:
-            raise ValueError("AGORA_SECRET_KEY must be at least 32 characters in production")
-        if "dev" in self.enabled_payment_providers:
-            raise ValueError("the dev payment provider cannot be enabled in production")
-        return self
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_is_safe(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if info.data.get("env") != "production":
+            return value
+        if value.get_secret_value() == DEFAULT_SECRET_KEY:
+            raise _unsafe("must be set to a secret of your own in production")
+        if len(value.get_secret_value()) < 32:
+            raise _unsafe("must be at least 32 characters in production")
+        return value
 
     @property
     def enabled_payment_providers(self) -> frozenset[str]:
@@ -189,6 +193,19 @@ class Settings(BaseSettings):
     def wants_json_logs(self) -> bool:
         """JSON log lines in production (or when asked), readable lines otherwise."""
         return self.log_json if self.log_json is not None else self.is_production
+
+
+def configuration_problems(error: ValidationError) -> list[str]:
+    """One line per problem of a configuration, naming its variable: what an operator reads."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        variable = "AGORA_" + str(problem["loc"][0]).upper() if problem["loc"] else "AGORA_*"
+        lines.append(f"{variable}: {problem['msg']}")
+    return lines
+
+
+def _unsafe(message: str) -> PydanticCustomError:
+    return PydanticCustomError("unsafe_in_production", message)
 
 
 def _split(value: str) -> list[str]:

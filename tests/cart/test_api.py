@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from sqlalchemy import update
 
-from agora.catalog.models import ProductStatus, ProductVariant
+from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
 from agora.settings import Settings
 from tests.factories import create_user, create_variant, set_stock
@@ -180,3 +181,49 @@ async def test_a_user_has_one_cart_and_anonymous_items_merge_on_login(
         headers=token,
     )
     assert (refused.status_code, refused.json()["code"]) == (409, "cart_not_active")
+
+
+async def test_merge_on_login_keeps_one_currency_and_only_items_on_sale(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    buyer = await create_user(database, settings)
+    euros = await create_variant(database, currency="EUR", stock=10)
+    dollars = await create_variant(database, currency="USD", stock=10)
+    withdrawn = await create_variant(database, currency="EUR", stock=10)
+    kept = await create_variant(database, currency="EUR", stock=10)
+    user_cart = (await client.post("/api/v1/carts", headers=buyer.headers)).json()["id"]
+    await client.post(
+        f"/api/v1/carts/{user_cart}/items",
+        json={"variant_id": str(euros), "quantity": 1},
+        headers=buyer.headers,
+    )
+    # Two anonymous carts each valid on its own; merged into a EUR cart, the USD line cannot go.
+    anonymous_cart, token = await _anonymous_cart(client)
+    for variant in (withdrawn, kept):
+        added = await client.post(
+            f"/api/v1/carts/{anonymous_cart}/items",
+            json={"variant_id": str(variant), "quantity": 1},
+            headers=token,
+        )
+        assert added.status_code == 201
+    other_cart, other_token = await _anonymous_cart(client)
+    await client.post(
+        f"/api/v1/carts/{other_cart}/items",
+        json={"variant_id": str(dollars), "quantity": 1},
+        headers=other_token,
+    )
+    async with database.unit_of_work() as session:
+        variant = await session.get(ProductVariant, withdrawn)
+        assert variant is not None
+        await session.execute(
+            update(Product)
+            .where(Product.id == variant.product_id)
+            .values(status=ProductStatus.DRAFT)
+        )
+
+    merged = await client.post("/api/v1/carts", headers={**buyer.headers, **token})
+    merged_again = await client.post("/api/v1/carts", headers={**buyer.headers, **other_token})
+
+    assert {item["variant_id"] for item in merged.json()["items"]} == {str(euros), str(kept)}
+    assert merged_again.json()["items"] == merged.json()["items"]
+    assert merged_again.json()["subtotal"]["currency"] == "EUR"

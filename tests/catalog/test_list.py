@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
+from agora.core.security import Role
 from agora.settings import Settings
-from tests.catalog.support import create_category, create_product, variant
+from tests.catalog.support import auth, create_category, create_product, variant
 
 
 async def _slugs(client: httpx.AsyncClient, **params: Any) -> list[str]:
@@ -102,3 +103,21 @@ async def test_a_cursor_is_only_valid_for_its_order(
     response = await client.get("/api/v1/products", params={"cursor": cursor, "sort": "name"})
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_cursor"
+
+
+async def test_staff_list_drafts_and_nobody_else_sees_them(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await create_product(client, settings, "Spring Jacket", status="draft")
+    await create_product(client, settings, "Winter Coat")
+    drafts = await client.get("/api/v1/products?status=draft", headers=auth(settings))
+    assert drafts.status_code == 200, drafts.text
+    assert [item["name"] for item in drafts.json()["items"]] == ["Spring Jacket"]
+    assert drafts.headers["cache-control"] == "private, no-store"
+
+    published = await client.get("/api/v1/products", headers=auth(settings))
+    assert [item["name"] for item in published.json()["items"]] == ["Winter Coat"]
+    for headers in ({}, auth(settings, Role.CUSTOMER)):
+        refused = await client.get("/api/v1/products?status=draft", headers=headers)
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "staff_only"

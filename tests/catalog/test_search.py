@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from agora.settings import Settings
-from tests.catalog.support import create_product, variant
+from tests.catalog.support import auth, create_category, create_product, variant
 
 
 async def _names(client: httpx.AsyncClient, q: str) -> list[str]:
@@ -85,3 +85,19 @@ async def test_search_results_page_by_relevance(
             break
     assert sorted(seen) == [f"Kettle {n}" for n in range(5)]
     assert seen[0] == "Kettle 4"
+
+
+async def test_a_product_is_found_by_its_categorys_name(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    footwear = await create_category(client, settings, "Footwear")
+    await create_product(client, settings, "Trail Runner X", category_id=footwear["id"])
+    await create_product(client, settings, "Desk Lamp")
+    assert await _names(client, "footwear") == ["Trail Runner X"]
+
+    renamed = await client.patch(
+        f"/api/v1/categories/{footwear['id']}", json={"name": "运动鞋"}, headers=auth(settings)
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert await _names(client, "footwear") == []
+    assert await _names(client, "运动鞋") == ["Trail Runner X"]

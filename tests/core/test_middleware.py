@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from agora.app import create_app
+from agora.core.apidocs import DOCS_CONTENT_SECURITY_POLICY
 from agora.settings import Settings
 
 
@@ -47,11 +48,14 @@ async def test_json_answers_carry_a_strict_policy(client: httpx.AsyncClient) -> 
         assert "strict-transport-security" not in response.headers
 
 
-async def test_docs_keep_working_under_their_policy(client: httpx.AsyncClient) -> None:
+async def test_docs_run_under_a_strict_policy_of_their_own(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
-    assert "default-src" not in response.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    policy = response.headers["content-security-policy"]
+    assert policy == DOCS_CONTENT_SECURITY_POLICY
+    assert "default-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "unsafe" not in policy
 
 
 async def test_hsts_only_in_production(production_client: httpx.AsyncClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agora.settings import Settings
+from agora.settings import Settings, configuration_problems
 
 STRONG_SECRET = "x" * 48
 
@@ -15,7 +15,7 @@ def make(**values: object) -> Settings:
 
 
 def test_production_refuses_the_default_secret_key() -> None:
-    with pytest.raises(ValidationError, match="AGORA_SECRET_KEY must be set"):
+    with pytest.raises(ValidationError, match="must be set to a secret of your own"):
         make(env="production", payment_providers="stripe")
 
 
@@ -27,6 +27,17 @@ def test_production_refuses_a_short_secret_key() -> None:
 def test_production_refuses_the_dev_payment_provider() -> None:
     with pytest.raises(ValidationError, match="dev payment provider"):
         make(env="production", secret_key=STRONG_SECRET, payment_providers="dev,stripe")
+
+
+def test_every_problem_is_reported_at_once_naming_its_variable() -> None:
+    with pytest.raises(ValidationError) as refused:
+        make(env="production", max_body_size="big")
+    assert configuration_problems(refused.value) == [
+        "AGORA_SECRET_KEY: must be set to a secret of your own in production",
+        "AGORA_MAX_BODY_SIZE: Input should be a valid integer, unable to parse string as an "
+        "integer",
+        "AGORA_PAYMENT_PROVIDERS: the dev payment provider cannot be enabled in production",
+    ]
 
 
 def test_production_accepts_safe_settings() -> None:

@@ -165,3 +165,69 @@ async def test_voucher_usage_limit_holds_under_concurrency_and_cancel_gives_a_us
     await client.post(f"/api/v1/orders/{placed.json()['id']}/cancel", headers=owner.headers)
     vouchers = (await client.get("/api/v1/vouchers", headers=staff.headers)).json()["items"]
     assert vouchers[0]["used_count"] == 2
+
+
+async def test_a_voucher_minimum_is_an_amount_of_its_currency(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    buyer = await create_user(database, settings)
+    no_currency = {"code": "HALF", "kind": "percentage", "value": 50, "min_subtotal_amount": 5000}
+    refused = await client.post("/api/v1/vouchers", json=no_currency, headers=staff.headers)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_voucher")
+    await _staff_post(client, staff, "vouchers", {**no_currency, "currency": "EUR"})
+    yen = await create_variant(database, price=6000, currency="JPY", stock=5)  # ¥6000 < €50
+    euros = await create_variant(database, price=6000, currency="EUR", stock=5)
+
+    in_yen = await order_cart(
+        client, buyer, await fill_cart(client, buyer, {yen: 1}), voucher_code="HALF"
+    )
+    other_buyer = await create_user(database, settings)
+    in_euros = await buy(client, other_buyer, {euros: 1}, voucher_code="HALF")
+
+    assert (in_yen.status_code, in_yen.json()["code"]) == (422, "voucher_currency_mismatch")
+    assert in_euros["discount"] == {"amount": 3000, "currency": "EUR"}
+
+
+async def test_a_zero_total_order_is_paid_at_once_without_a_provider(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    buyer = await create_user(database, settings)
+    variant = await create_variant(database, price=2500, stock=3)
+    await _staff_post(
+        client, staff, "vouchers", {"code": "FREE", "kind": "percentage", "value": 100}
+    )
+
+    order = await buy(client, buyer, {variant: 2}, voucher_code="FREE")
+
+    assert (order["status"], order["total"]["amount"]) == ("paid", 0)
+    stored = await client.get(f"/api/v1/orders/{order['id']}", headers=buyer.headers)
+    assert stored.json()["status"] == "paid"
+    levels = await client.get(f"/api/v1/variants/{variant}/stock", headers=staff.headers)
+    assert levels.json()["levels"][0]["allocated"] == 2
+    payment = await client.post(
+        f"/api/v1/orders/{order['id']}/payments", json={"provider": "dev"}, headers=buyer.headers
+    )
+    assert (payment.status_code, payment.json()["code"]) == (409, "order_not_payable")
+
+
+async def test_a_refunded_order_gives_its_voucher_use_back(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    buyer = await create_user(database, settings)
+    variant = await create_variant(database, price=1000, stock=3)
+    voucher = {"code": "ONCE", "kind": "percentage", "value": 10, "usage_limit": 1}
+    await _staff_post(client, staff, "vouchers", voucher)
+    order = await buy(client, buyer, {variant: 1}, voucher_code="ONCE")
+    for status in ("paid", "refunded"):
+        moved = await client.patch(
+            f"/api/v1/orders/{order['id']}", json={"status": status}, headers=staff.headers
+        )
+        assert moved.json()["status"] == status
+
+    vouchers = (await client.get("/api/v1/vouchers", headers=staff.headers)).json()["items"]
+    assert vouchers[0]["used_count"] == 0
+    again = await buy(client, buyer, {variant: 1}, voucher_code="ONCE")
+    assert again["discount"]["amount"] == 100

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agora.core.embedded import ServiceUrls
+from agora.core.jobs import configure_celery
 from agora.settings import Settings
 from tests.conftest import TEST_DATA_DIR
 from tests.payments import signing
@@ -78,6 +79,13 @@ def settings(service_urls: ServiceUrls, keys: RunKeys, standin_server: ProviderS
         _env_file=None,  # type: ignore[call-arg]
         **values,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_broker(settings: Settings) -> None:
+    """Jobs deferred by service calls made straight from a test go to the test broker, even when
+    no app of the run has configured the publisher yet (Celery would default to a local AMQP)."""
+    configure_celery(settings.broker_url or "", settings.task_queue)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -44,6 +45,8 @@ class ProviderStandIn:
     failures_to_inject: int = 0
     stripe_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     trades: dict[str, dict[str, Any]] = field(default_factory=dict)  # by out_trade_no
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)  # by our refund id (hex)
+    on_request: Callable[[], Awaitable[None]] | None = None  # runs before each answer
     _runner: web.AppRunner | None = None
 
     def reset(self) -> None:
@@ -53,6 +56,12 @@ class ProviderStandIn:
         self.failures_to_inject = 0
         self.stripe_intents.clear()
         self.trades.clear()
+        self.refunds.clear()
+        self.on_request = None
+
+    def settle_refund(self, refund_id: str, status: str) -> None:
+        """Make a submitted refund ``succeeded`` or ``failed`` without sending its callback."""
+        self.refunds[refund_id]["status"] = status
 
     def received(self, provider: str) -> list[Recorded]:
         """The accepted requests to one provider."""
@@ -62,8 +71,10 @@ class ProviderStandIn:
         """Serve on 127.0.0.1:``port``."""
         app = web.Application(middlewares=[self._inject_failures])
         app.router.add_post("/v1/payment_intents", self._stripe_create)
-        app.router.add_get("/v1/payment_intents/{id}", self._stripe_retrieve)
+        app.router.add_get("/v1/payment_intents/{id}", self._stripe_intent)
+        app.router.add_post("/v1/payment_intents/{id}/cancel", self._stripe_intent)
         app.router.add_post("/v1/refunds", self._stripe_refund)
+        app.router.add_get("/v1/refunds/{id}", self._stripe_refund_retrieve)
         app.router.add_post("/gateway.do", self._alipay_gateway)
         app.router.add_route("*", "/v3/{tail:.*}", self._wechat)
         self._runner = web.AppRunner(app, access_log=None)
@@ -81,6 +92,8 @@ class ProviderStandIn:
         if self.failures_to_inject > 0:
             self.failures_to_inject -= 1
             return web.json_response({"error": "try again"}, status=503)
+        if self.on_request is not None:
+            await self.on_request()
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -122,27 +135,52 @@ class ProviderStandIn:
         )
         return web.json_response(intent)
 
-    async def _stripe_retrieve(self, request: web.Request) -> web.Response:
+    async def _stripe_intent(self, request: web.Request) -> web.Response:
+        """Retrieve (GET) or cancel (POST …/cancel) a PaymentIntent."""
         if not self._stripe_authorised(request):
             return self._refuse("stripe: bad api key")
         await self._record("stripe", request)
         intent = self.stripe_intents.get(request.match_info["id"])
         if intent is None:
             return web.json_response({"error": {"code": "resource_missing"}}, status=404)
+        if request.method == "POST":
+            if intent["status"] in ("succeeded", "canceled"):
+                error = {"code": "payment_intent_unexpected_state", "payment_intent": intent}
+                return web.json_response({"error": error}, status=400)
+            intent["status"] = "canceled"
         return web.json_response(intent)
 
     async def _stripe_refund(self, request: web.Request) -> web.Response:
         if not self._stripe_authorised(request):
             return self._refuse("stripe: bad api key")
         form = dict(parse_qsl((await self._record("stripe", request)).decode()))
-        return web.json_response(
-            {
-                "id": f"re_{form['metadata[refund_id]'][:24]}",
-                "object": "refund",
-                "amount": int(form["amount"]),
-                "payment_intent": form["payment_intent"],
-                "status": "pending",
-            }
+        refund = self._new_refund(form["metadata[refund_id]"], int(form["amount"]))
+        return web.json_response(self._stripe_refund_object(refund, form["payment_intent"]))
+
+    async def _stripe_refund_retrieve(self, request: web.Request) -> web.Response:
+        if not self._stripe_authorised(request):
+            return self._refuse("stripe: bad api key")
+        await self._record("stripe", request)
+        refund_id = request.match_info["id"].removeprefix("re_")
+        refund = next((r for key, r in self.refunds.items() if key[:24] == refund_id), None)
+        if refund is None:
+            return web.json_response({"error": {"code": "resource_missing"}}, status=404)
+        return web.json_response(self._stripe_refund_object(refund, "pi"))
+
+    @staticmethod
+    def _stripe_refund_object(refund: dict[str, Any], intent_id: str) -> dict[str, Any]:
+        return {
+            "id": f"re_{refund['id'][:24]}",
+            "object": "refund",
+            "amount": refund["amount"],
+            "payment_intent": intent_id,
+            "status": refund["status"],
+        }
+
+    def _new_refund(self, refund_id: str, amount: int) -> dict[str, Any]:
+        """A refund accepted for processing (idempotent on our refund id)."""
+        return self.refunds.setdefault(
+            refund_id, {"id": refund_id, "amount": amount, "status": "pending"}
         )
 
     # Alipay: RSA2 over the sorted parameters (all but ``sign``), checked with our app key.
@@ -157,31 +195,49 @@ class ProviderStandIn:
         ):
             return self._refuse("alipay: bad signature", 200)
         self.requests.append(
-            Recorded("alipay", "POST", params["method"], dict(request.headers), b"")
-        )
-        biz = json.loads(params["biz_content"])
-        if params["method"] == "alipay.trade.query":
-            trade = self.trades.get(biz["out_trade_no"])
-            answer: dict[str, Any] = (
-                {"code": "10000", "msg": "Success", **trade}
-                if trade
-                else {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"}
+            Recorded(
+                "alipay",
+                "POST",
+                params["method"],
+                dict(request.headers),
+                params["biz_content"].encode(),
             )
-        else:
-            answer = {
-                "code": "10000",
-                "msg": "Success",
-                "trade_no": f"2026{biz['out_trade_no'][:20]}",
-                "out_trade_no": biz["out_trade_no"],
-                "refund_fee": biz["refund_amount"],
-                "fund_change": "Y",
-            }
+        )
+        answer = self._alipay_answer(params["method"], json.loads(params["biz_content"]))
         key = params["method"].replace(".", "_") + "_response"
         raw = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
         sign = verifier._sign(raw)
         return web.Response(
             text=f'{{"{key}":{raw},"sign":"{sign}"}}', content_type="application/json"
         )
+
+    def _alipay_answer(self, method: str, biz: dict[str, Any]) -> dict[str, Any]:
+        success = {"code": "10000", "msg": "Success"}
+        no_trade = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"}
+        trade = self.trades.get(biz.get("out_trade_no", ""))
+        if method == "alipay.trade.query":
+            return {**success, **trade} if trade else no_trade
+        if method == "alipay.trade.close":
+            if trade is None:
+                return no_trade
+            if trade.get("trade_status") != "WAIT_BUYER_PAY":
+                return {"code": "40004", "sub_code": "ACQ.TRADE_STATUS_ERROR"}
+            trade["trade_status"] = "TRADE_CLOSED"
+            return {**success, "out_trade_no": biz["out_trade_no"]}
+        if method == "alipay.trade.fastpay.refund.query":
+            refund = self.refunds.get(biz["out_request_no"])
+            if refund is None or refund["status"] != "succeeded":
+                return {**success, "out_request_no": biz["out_request_no"]}
+            amount = f"{refund['amount'] // 100}.{refund['amount'] % 100:02d}"
+            return {**success, "refund_amount": amount, "refund_status": "REFUND_SUCCESS"}
+        self._new_refund(biz["out_request_no"], round(float(biz["refund_amount"]) * 100))
+        return {
+            **success,
+            "trade_no": f"2026{biz['out_trade_no'][:20]}",
+            "out_trade_no": biz["out_trade_no"],
+            "refund_fee": biz["refund_amount"],
+            "fund_change": "Y",
+        }
 
     # WeChat Pay: the Authorization signature checked with our merchant public key; answers
     # signed with the platform key.
@@ -200,16 +256,33 @@ class ProviderStandIn:
                 {"code_url": f"weixin://wxpay/bizpayurl?pr={order['out_trade_no'][:8]}"}
             )
         if request.path.startswith("/v3/pay/transactions/out-trade-no/"):
-            trade = self.trades.get(request.path.rsplit("/", 1)[1])
-            if trade is None:
-                return self._wechat_answer({"code": "ORDER_NOT_EXIST"}, status=404)
-            return self._wechat_answer(trade)
+            return self._wechat_trade(request.method, request.path)
         if request.path == "/v3/refund/domestic/refunds":
             refund = json.loads(body)
+            self._new_refund(refund["out_refund_no"], refund["amount"]["refund"])
             return self._wechat_answer(
                 {"refund_id": f"5030{refund['out_refund_no'][:20]}", "status": "PROCESSING"}
             )
+        if request.path.startswith("/v3/refund/domestic/refunds/"):
+            known = self.refunds.get(request.path.rsplit("/", 1)[1])
+            if known is None:
+                return self._wechat_answer({"code": "RESOURCE_NOT_EXISTS"}, status=404)
+            status = {"succeeded": "SUCCESS", "failed": "ABNORMAL"}.get(known["status"])
+            return self._wechat_answer({"status": status or "PROCESSING"})
         return self._wechat_answer({"code": "NOT_FOUND"}, status=404)
+
+    def _wechat_trade(self, method: str, path: str) -> web.Response:
+        """Query (GET …/{out_trade_no}) or close (POST …/{out_trade_no}/close) a trade."""
+        out_trade_no = path.removesuffix("/close").rsplit("/", 1)[1]
+        trade = self.trades.get(out_trade_no)
+        if method == "GET":
+            if trade is None:
+                return self._wechat_answer({"code": "ORDER_NOT_EXIST"}, status=404)
+            return self._wechat_answer(trade)
+        if trade is not None and trade.get("trade_state") == "SUCCESS":
+            return self._wechat_answer({"code": "ORDERPAID"}, status=400)
+        self.trades[out_trade_no] = {**(trade or {}), "trade_state": "CLOSED"}
+        return self._wechat_answer(None, status=204)
 
     def _wechat_authorisation_problem(self, request: web.Request, body: bytes) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -240,8 +313,8 @@ class ProviderStandIn:
             return "wechatpay: bad signature"
         return None
 
-    def _wechat_answer(self, answer: dict[str, Any], status: int = 200) -> web.Response:
-        body = json.dumps(answer)
+    def _wechat_answer(self, answer: dict[str, Any] | None, status: int = 200) -> web.Response:
+        body = "" if answer is None else json.dumps(answer)
         stamp, nonce = str(int(time.time())), secrets.token_hex(16)
         signature = rsa_sign(self.keys.wechat_platform.private_key, f"{stamp}\n{nonce}\n{body}\n")
         headers = {
@@ -250,6 +323,8 @@ class ProviderStandIn:
             "Wechatpay-Signature": signature,
             "Wechatpay-Serial": signing.WECHAT_PLATFORM_SERIAL,
         }
+        if answer is None:
+            return web.Response(status=status, headers=headers)
         return web.Response(
             text=body, status=status, headers=headers, content_type="application/json"
         )

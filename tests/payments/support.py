@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
 
+import httpx
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from agora.core.db import Database
 from agora.orders import service as orders
 from agora.orders.models import Order, OrderStatus
 from agora.payments import service
 from agora.payments.models import InboxEvent, Payment, Refund
+from agora.payments.providers.base import CallbackEvent, EventKind
 from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import ADDRESS
+from tests.payments import signing
 
 
 async def place_orders(
@@ -91,3 +97,54 @@ async def refunds_of(database: Database, payment_id: uuid.UUID) -> list[Refund]:
                 select(Refund).where(Refund.payment_id == payment_id).order_by(Refund.created_at)
             )
         )
+
+
+async def backdate(
+    database: Database, column: InstrumentedAttribute[Any], row_id: uuid.UUID
+) -> None:
+    """Move a row's timestamp an hour back, as if that moment were long past."""
+    table: Any = column.class_
+    async with database.unit_of_work() as session:
+        await session.execute(
+            update(table).where(table.id == row_id).values({column: column - dt.timedelta(hours=1)})
+        )
+
+
+async def stripe_charge_refunded(
+    client: httpx.AsyncClient, payment: Payment, amount_refunded: int
+) -> httpx.Response:
+    """Stripe's signed ``charge.refunded`` webhook for a payment's charge, posted to the API."""
+    charge = {
+        "id": f"ch_{payment.id.hex[:12]}",
+        "payment_intent": payment.provider_reference,
+        "amount_refunded": amount_refunded,
+        "currency": payment.currency.lower(),
+    }
+    body = signing.stripe_event("charge.refunded", charge)
+    return await client.post(
+        "/api/v1/payments/webhooks/stripe", content=body, headers=signing.stripe_headers(body)
+    )
+
+
+async def captured(
+    database: Database,
+    redis: Redis,
+    settings: Settings,
+    provider: str,
+    currency: str = "EUR",
+    payment: Payment | None = None,
+) -> Payment:
+    """A payment whose success callback was applied (of a new order unless ``payment`` given)."""
+    if payment is None:
+        payment = await open_payment(database, settings, provider, currency=currency)
+    event = CallbackEvent(
+        event_id=f"test-capture-{payment.id}",
+        event_type="test",
+        kind=EventKind.PAYMENT_SUCCEEDED,
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+    )
+    async with database.unit_of_work() as session:
+        await service.apply_event(session, redis, provider, event)
+    return await reload(database, payment.id)

@@ -165,16 +165,26 @@ async def test_failure_after_success_changes_nothing(
     assert await inbox_count(database) == 2
 
 
-async def test_dev_payment_completes_through_the_api(
+async def test_dev_payment_completes_through_the_api_for_its_buyer_only(
     client: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:
-    payment = await open_payment(database, settings, "dev")
+    buyer = await create_user(database, settings)
+    (order,) = await place_orders(database, settings, 1, owner=buyer.id)
+    payment = await open_payment(database, settings, "dev", order=order)
+    url = f"/api/v1/payments/dev/{payment.id}/complete"
+    assert (await client.post(url)).status_code == 401
+    stranger = await create_user(database, settings)
+    refused = await client.post(url, headers=stranger.headers)
+    assert (refused.status_code, refused.json()["code"]) == (404, "order_not_found")
+    assert (await reload(database, payment.id)).status is PaymentStatus.PENDING
     for _ in range(2):
-        response = await client.post(f"/api/v1/payments/dev/{payment.id}/complete")
+        response = await client.post(url, headers=buyer.headers)
         assert response.status_code == 200
         assert response.json()["status"] == "succeeded"
     assert await inbox_count(database) == 1
-    missing = await client.post(f"/api/v1/payments/dev/{uuid.uuid4()}/complete")
+    missing = await client.post(
+        f"/api/v1/payments/dev/{uuid.uuid4()}/complete", headers=buyer.headers
+    )
     assert missing.status_code == 404
 
 
@@ -214,8 +224,8 @@ async def test_staff_refunds_over_http(
     client: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:
     payment = await open_payment(database, settings, "dev")
-    await client.post(f"/api/v1/payments/dev/{payment.id}/complete")
     staff = await create_user(database, settings, Role.STAFF)
+    await client.post(f"/api/v1/payments/dev/{payment.id}/complete", headers=staff.headers)
     buyer = await create_user(database, settings)
     url = f"/api/v1/orders/{payment.order_id}/refunds"
     body = {"amount": {"amount": 500, "currency": "EUR"}, "reason": "damaged"}
@@ -241,8 +251,8 @@ async def test_worker_submits_refunds_to_the_provider(
     celery_worker: object,
 ) -> None:
     payment = await open_payment(database, settings, "dev")
-    await client.post(f"/api/v1/payments/dev/{payment.id}/complete")
     staff = await create_user(database, settings, Role.STAFF)
+    await client.post(f"/api/v1/payments/dev/{payment.id}/complete", headers=staff.headers)
     response = await client.post(
         f"/api/v1/orders/{payment.order_id}/refunds", json={}, headers=staff.headers
     )

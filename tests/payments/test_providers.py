@@ -3,6 +3,8 @@ refused; outbound calls reach the stand-in signed as the provider requires."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +21,8 @@ from agora.payments.providers.base import (
     PaymentLookup,
     PaymentRequest,
     ProviderError,
+    RefundLookup,
+    RefundRequest,
     RemoteStatus,
 )
 from agora.payments.providers.keys import load_private_key, load_public_key
@@ -30,6 +34,8 @@ from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
 
 PAYMENT_ID = uuid.UUID("8f1c2a9e-3b4d-4e5f-9a0b-1c2d3e4f5a6b")
+REFUND_ID = uuid.UUID("0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f")
+EXPIRES_AT = dt.datetime(2026, 11, 26, 12, 15, 30, tzinfo=dt.UTC)
 
 
 def stripe_provider(settings: Settings) -> StripeProvider:
@@ -51,7 +57,9 @@ def wechat_provider(settings: Settings) -> WechatPayProvider:
 
 
 def request_for(amount: int, currency: str) -> PaymentRequest:
-    return PaymentRequest(PAYMENT_ID, amount, currency, "Order 42", "https://shop.example.com/cb")
+    return PaymentRequest(
+        PAYMENT_ID, amount, currency, "Order 42", "https://shop.example.com/cb", EXPIRES_AT
+    )
 
 
 # Stripe
@@ -124,6 +132,28 @@ async def test_stripe_calls_are_retried_on_5xx(
     assert raised.value.is_retryable
 
 
+async def test_stripe_cancels_the_intent_and_queries_refunds(
+    settings: Settings, standin: ProviderStandIn
+) -> None:
+    provider = stripe_provider(settings)
+    created = await provider.create_payment(request_for(1999, "EUR"))
+    lookup = PaymentLookup(PAYMENT_ID, created.provider_reference, 1999, "EUR")
+    for _ in range(2):  # cancelling a cancelled intent is fine
+        await provider.close(lookup)
+    assert standin.stripe_intents[created.provider_reference or ""]["status"] == "canceled"
+    cancel = [r for r in standin.received("stripe") if r.path.endswith("/cancel")]
+    assert cancel[0].headers["Idempotency-Key"] == f"cancel-{PAYMENT_ID.hex}"
+    standin.stripe_intents[created.provider_reference or ""]["status"] = "succeeded"
+    with pytest.raises(ProviderError):
+        await provider.close(lookup)
+
+    submitted = await provider.refund(RefundRequest(REFUND_ID, lookup, 500, "test", "x"))
+    refund = RefundLookup(REFUND_ID, submitted.provider_reference, lookup)
+    assert await provider.query_refund(refund) is RemoteStatus.PENDING
+    standin.settle_refund(REFUND_ID.hex, "succeeded")
+    assert await provider.query_refund(refund) is RemoteStatus.SUCCEEDED
+
+
 # Alipay
 
 
@@ -191,6 +221,34 @@ async def test_alipay_refund_and_query_reach_the_gateway_signed(
     assert [r.path for r in standin.received("alipay")] == ["alipay.trade.query"] * 2
 
 
+async def test_alipay_page_pay_expires_with_the_order(settings: Settings) -> None:
+    created = await alipay_provider(settings).create_payment(request_for(1999, "CNY"))
+    assert created.redirect_url is not None
+    biz = json.loads(dict(parse_qsl(urlsplit(created.redirect_url).query))["biz_content"])
+    assert biz["time_expire"] == "2026-11-26 20:15:30"  # Beijing time
+
+
+async def test_alipay_close_and_refund_query(settings: Settings, standin: ProviderStandIn) -> None:
+    provider = alipay_provider(settings)
+    lookup = PaymentLookup(PAYMENT_ID, None, 1999, "CNY")
+    await provider.close(lookup)  # the buyer never opened the page: nothing to close
+    standin.trades[PAYMENT_ID.hex] = {"trade_status": "WAIT_BUYER_PAY", "total_amount": "19.99"}
+    await provider.close(lookup)
+    assert standin.trades[PAYMENT_ID.hex]["trade_status"] == "TRADE_CLOSED"
+    standin.trades[PAYMENT_ID.hex]["trade_status"] = "TRADE_SUCCESS"
+    with pytest.raises(ProviderError, match="TRADE_STATUS_ERROR"):
+        await provider.close(lookup)
+
+    await provider.refund(RefundRequest(REFUND_ID, lookup, 500, "test", "https://x/cb"))
+    refund = RefundLookup(REFUND_ID, None, lookup)
+    assert await provider.query_refund(refund) is RemoteStatus.PENDING
+    standin.settle_refund(REFUND_ID.hex, "succeeded")
+    assert await provider.query_refund(refund) is RemoteStatus.SUCCEEDED
+    assert standin.refused == []
+    sent = [r for r in standin.received("alipay") if r.path == "alipay.trade.fastpay.refund.query"]
+    assert json.loads(sent[0].body)["out_request_no"] == REFUND_ID.hex
+
+
 # WeChat Pay
 
 
@@ -245,6 +303,36 @@ async def test_wechat_native_pay_is_signed_and_its_answer_verified(
     assert sent.headers["Authorization"].startswith("WECHATPAY2-SHA256-RSA2048 mchid=")
     assert b'"total":1999' in sent.body
     assert PAYMENT_ID.hex.encode() in sent.body
+
+
+async def test_wechat_native_pay_expires_with_the_order_and_closes(
+    settings: Settings, standin: ProviderStandIn
+) -> None:
+    provider = wechat_provider(settings)
+    await provider.create_payment(request_for(1999, "CNY"))
+    (sent,) = standin.received("wechatpay")
+    assert json.loads(sent.body)["time_expire"] == "2026-11-26T20:15:30+08:00"
+    lookup = PaymentLookup(PAYMENT_ID, None, 1999, "CNY")
+    await provider.close(lookup)
+    assert standin.trades[PAYMENT_ID.hex]["trade_state"] == "CLOSED"
+    closing = standin.received("wechatpay")[-1]
+    assert closing.path == f"/v3/pay/transactions/out-trade-no/{PAYMENT_ID.hex}/close"
+    assert json.loads(closing.body) == {"mchid": signing.WECHAT_MCHID}
+    standin.trades[PAYMENT_ID.hex]["trade_state"] = "SUCCESS"
+    with pytest.raises(ProviderError, match="400"):
+        await provider.close(lookup)
+
+
+async def test_wechat_refund_query(settings: Settings, standin: ProviderStandIn) -> None:
+    provider = wechat_provider(settings)
+    lookup = PaymentLookup(PAYMENT_ID, None, 1999, "CNY")
+    refund = RefundLookup(REFUND_ID, None, lookup)
+    assert await provider.query_refund(refund) is RemoteStatus.PENDING  # unknown yet
+    await provider.refund(RefundRequest(REFUND_ID, lookup, 500, "test", "https://x/cb"))
+    assert await provider.query_refund(refund) is RemoteStatus.PENDING
+    standin.settle_refund(REFUND_ID.hex, "failed")
+    assert await provider.query_refund(refund) is RemoteStatus.FAILED
+    assert standin.refused == []
 
 
 async def test_wechat_answer_signed_by_another_key_is_refused(

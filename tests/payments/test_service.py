@@ -4,7 +4,6 @@ its callback) and reconciliation (a lost callback does not leave a paid payment 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 
 import httpx
@@ -23,31 +22,16 @@ from agora.settings import Settings
 from tests.payments import signing
 from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
-from tests.payments.support import open_payment, order_status, place_orders, refunds_of, reload
-
-
-async def captured(
-    database: Database,
-    redis: Redis,
-    settings: Settings,
-    provider: str,
-    currency: str = "EUR",
-    payment: Payment | None = None,
-) -> Payment:
-    """A payment whose success callback was applied (of a new order unless ``payment`` given)."""
-    if payment is None:
-        payment = await open_payment(database, settings, provider, currency=currency)
-    event = service.CallbackEvent(
-        event_id=f"test-capture-{payment.id}",
-        event_type="test",
-        kind=service.EventKind.PAYMENT_SUCCEEDED,
-        payment_id=payment.id,
-        amount=payment.amount,
-        currency=payment.currency,
-    )
-    async with database.unit_of_work() as session:
-        await service.apply_event(session, redis, provider, event)
-    return await reload(database, payment.id)
+from tests.payments.support import (
+    backdate,
+    captured,
+    open_payment,
+    order_status,
+    place_orders,
+    refunds_of,
+    reload,
+    stripe_charge_refunded,
+)
 
 
 async def refund(database: Database, order_id: uuid.UUID, amount: int | None) -> uuid.UUID:
@@ -142,16 +126,7 @@ async def test_stripe_refund_is_submitted_then_settled_by_charge_refunded(
         f"refund-{second.hex}",
     ]
 
-    charge = {
-        "id": "ch_1",
-        "payment_intent": payment.provider_reference,
-        "amount_refunded": 500,
-        "currency": "eur",
-    }
-    body = signing.stripe_event("charge.refunded", charge)
-    response = await client.post(
-        "/api/v1/payments/webhooks/stripe", content=body, headers=signing.stripe_headers(body)
-    )
+    response = await stripe_charge_refunded(client, payment, 500)
     assert response.status_code == 200
     statuses = [r.status for r in await refunds_of(database, payment.id)]
     assert statuses == [RefundStatus.SUCCEEDED, RefundStatus.PENDING]
@@ -207,15 +182,6 @@ async def test_refund_refused_by_the_provider_frees_its_amount(
     assert (await reload(database, payment.id)).refund_reserved_amount == 0
 
 
-async def backdate(database: Database, payment_id: uuid.UUID) -> None:
-    async with database.unit_of_work() as session:
-        await session.execute(
-            update(Payment)
-            .where(Payment.id == payment_id)
-            .values(created_at=Payment.created_at - dt.timedelta(hours=1))
-        )
-
-
 async def test_reconciliation_applies_what_a_lost_callback_would_have(
     database: Database, settings: Settings, standin: ProviderStandIn, redis: Redis
 ) -> None:
@@ -225,7 +191,7 @@ async def test_reconciliation_applies_what_a_lost_callback_would_have(
     wrong_amount = await open_payment(database, settings, "wechatpay", 1999, "CNY")
     recent = await open_payment(database, settings, "stripe")
     for payment in (paid, still_open, alipay_paid, wrong_amount):
-        await backdate(database, payment.id)
+        await backdate(database, Payment.created_at, payment.id)
     for payment in (paid, recent):
         intent = standin.stripe_intents[payment.provider_reference or ""]
         intent.update(status="succeeded", amount_received=1999)
@@ -237,8 +203,7 @@ async def test_reconciliation_applies_what_a_lost_callback_would_have(
     }
 
     for _ in range(2):  # a second run finds nothing more to do
-        async with database.unit_of_work() as session:
-            await service.reconcile(session, redis, settings)
+        await service.reconcile(database, redis, settings)
 
     assert (await reload(database, paid.id)).status is PaymentStatus.SUCCEEDED
     assert (await reload(database, alipay_paid.id)).status is PaymentStatus.SUCCEEDED

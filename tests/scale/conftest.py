@@ -142,6 +142,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         AGORA_LOG_LEVEL="WARNING",
         AGORA_RATE_LIMIT_DEFAULT="1000000/minute",
         AGORA_RATE_LIMIT_FLASH_SALE_IP="1000000/second",
+        AGORA_RATE_LIMIT_LOGIN_IP="10/minute",  # failed logins per address, across accounts
         AGORA_ORDER_PAYMENT_TIMEOUT=str(PAYMENT_TIMEOUT_S),
         AGORA_ORDER_EXPIRY_SWEEP_INTERVAL="2",
     )

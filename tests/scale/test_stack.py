@@ -90,8 +90,12 @@ async def test_an_event_caused_on_one_process_reaches_a_socket_on_the_other(
     variant_id = await published_variant(stack.database, stack.redis, stock=5)
     [buyer] = await buyers(stack.database, stack.settings, 1)
     token = buyer["Authorization"].removeprefix("Bearer ")
-    socket_url = stack.api_urls[0].replace("http://", "ws://") + f"/ws?token={token}"
-    async with aiohttp.ClientSession() as session, session.ws_connect(socket_url) as socket:
+    socket_url = stack.api_urls[0].replace("http://", "ws://") + "/ws"
+    protocols = ("agora", f"bearer.{token}")  # the token never goes in the URL
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(socket_url, protocols=protocols) as socket,
+    ):
         async with httpx.AsyncClient(base_url=stack.api_urls[1]) as other:
             order_id = await _checkout(other, buyer, variant_id)
         message = await asyncio.wait_for(socket.receive_json(), timeout=30)

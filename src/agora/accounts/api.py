@@ -68,7 +68,12 @@ async def register(
     return UserResponse.model_validate(user)
 
 
-@router.post("/auth/token", response_model=TokenResponse, summary="Log in (OAuth2 password flow)")
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    summary="Log in (OAuth2 password flow)",
+    responses={401: {"description": "Wrong email or password"}},
+)
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,

@@ -30,7 +30,12 @@ def cart_owner(
 OwnerDep = Annotated[CartOwner, Depends(cart_owner)]
 
 
-@router.post("", status_code=201, summary="Open a cart")
+@router.post(
+    "",
+    status_code=201,
+    summary="Open a cart",
+    responses={200: {"model": CartOut, "description": "The caller's cart already existed"}},
+)
 async def open_cart(owner: OwnerDep, session: SessionDep, response: Response) -> CartOut:
     """The caller's cart: 201 when created, 200 when it already existed. A signed-in caller who
     sends an anonymous cart's token gets that cart's items merged into theirs."""

@@ -181,7 +181,12 @@ async def claim_for_checkout(
 
 
 async def _merge_anonymous_cart(session: AsyncSession, cart: Cart, token: str) -> None:
-    """Move the lines of the token's anonymous cart into ``cart`` (quantities add up, capped)."""
+    """Move the lines of the token's anonymous cart into ``cart`` (quantities add up, capped).
+
+    The merged cart keeps the rules of ``add_item``: a line whose product is no longer on sale,
+    or whose currency is not the cart's (the user's cart's, or the first merged line's when the
+    user's cart is empty), is left out.
+    """
     anonymous_id = await repository.cart_id_by_token(session, hash_token(token))
     if anonymous_id is None or anonymous_id == cart.id:
         return
@@ -189,12 +194,17 @@ async def _merge_anonymous_cart(session: AsyncSession, cart: Cart, token: str) -
     if anonymous.status != CartStatus.ACTIVE:
         return
     lines = {item.variant_id: item for item in cart.items}
+    currency = next((item.variant.currency for item in cart.items), None)
     for source in anonymous.items:
+        variant = source.variant
+        if variant.product.status != ProductStatus.PUBLISHED:
+            continue
+        currency = currency or variant.currency
+        if variant.currency != currency:
+            continue
         target = lines.get(source.variant_id)
         if target is None:
-            repository.add_item(
-                session, cart, source.variant, min(source.quantity, MAX_LINE_QUANTITY)
-            )
+            repository.add_item(session, cart, variant, min(source.quantity, MAX_LINE_QUANTITY))
         else:
             target.quantity = min(target.quantity + source.quantity, MAX_LINE_QUANTITY)
     await repository.set_status(session, anonymous.id, CartStatus.MERGED)

@@ -12,7 +12,10 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from agora.catalog import service
+from agora.catalog.models import ProductStatus
 from agora.catalog.schemas import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     CategoryCreate,
     CategoryDetail,
     CategoryList,
@@ -31,6 +34,7 @@ from agora.catalog.schemas import (
 from agora.core.dependencies import AppServices, CacheDep, RedisDep, ServicesDep, SessionDep
 from agora.core.edge import mark_public
 from agora.core.security import MaybePrincipal, StaffPrincipal
+from agora.core.validation import NonNegativeBigInt
 
 router = APIRouter(tags=["catalog"])
 _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (ETag)"}}
@@ -137,24 +141,32 @@ async def delete_category(
     "/products",
     response_model=ProductPage,
     responses=_NOT_MODIFIED,
-    summary="Search and list published products",
-    description="Filter on variant attributes with `attr.<name>=<value>` (repeatable).",
+    summary="Search and list published products (staff also drafts)",
+    description="Filter on variant attributes with `attr.<name>=<value>` (repeatable). "
+    "Staff list drafts with `status=draft`; anyone else gets 403 for it.",
 )
 async def list_products(
     request: Request,
+    principal: MaybePrincipal,
     services: ServicesDep,
     cache: CacheDep,
     q: Annotated[str | None, Query(description="Search words, English or Chinese")] = None,
     category: Annotated[str | None, Query(description="Category slug, descendants too")] = None,
-    min_price: Annotated[int | None, Query(description="Minor units")] = None,
-    max_price: Annotated[int | None, Query(description="Minor units")] = None,
+    min_price: Annotated[NonNegativeBigInt | None, Query(description="Minor units")] = None,
+    max_price: Annotated[NonNegativeBigInt | None, Query(description="Minor units")] = None,
+    status: Annotated[ProductStatus, Query(description="Staff only: `draft`")] = (
+        ProductStatus.PUBLISHED
+    ),
     sort: ProductSort | None = None,
     cursor: str | None = None,
-    limit: int = 24,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> Response:
     declared = {"q": q, "category": category, "min_price": min_price, "max_price": max_price}
-    declared |= {"sort": sort, "cursor": cursor, "limit": limit}
+    declared |= {"status": status, "sort": sort, "cursor": cursor, "limit": limit}
     query = _product_query(declared, request.query_params)
+    if query.status != ProductStatus.PUBLISHED and principal is not None and principal.is_staff:
+        document = await service.staff_product_page_document(services.database, query)
+        return _cached(request, document, _STAFF_CACHE_CONTROL)
     document = await service.product_page_document(cache, services.database, query)
     return _public(request, services, document)
 

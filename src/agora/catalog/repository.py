@@ -48,6 +48,7 @@ class ProductFilter:
     """What a product list is narrowed to; every field is optional."""
 
     search: SearchText | None = None
+    status: ProductStatus = ProductStatus.PUBLISHED
     category_slug: str | None = None
     min_price: int | None = None
     max_price: int | None = None
@@ -160,6 +161,12 @@ async def product_detail(
     return await session.scalar(stmt)
 
 
+async def product_ids_in_category(session: AsyncSession, category_id: uuid.UUID) -> list[uuid.UUID]:
+    """The products filed directly in a category."""
+    stmt = select(Product.id).where(Product.category_id == category_id).order_by(Product.id)
+    return list(await session.scalars(stmt))
+
+
 async def product_id_by_slug(session: AsyncSession, slug: str) -> uuid.UUID | None:
     """The id of the product with this slug."""
     return await session.scalar(select(Product.id).where(Product.slug == slug))
@@ -224,7 +231,7 @@ def _search_query(search: SearchText) -> ColumnElement[Any]:
 
 
 def _filtered(stmt: Select[Any], where: ProductFilter) -> Select[Any]:
-    stmt = stmt.where(_PUBLISHED)
+    stmt = stmt.where(Product.status == where.status)
     if where.search is not None:
         stmt = stmt.where(Product.search_vector.op("@@")(_search_query(where.search)))
     if where.category_slug is not None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from agora.catalog.models import ProductStatus
 from agora.core.money import Money
+from agora.core.validation import BigInt, NonNegativeBigInt
 
 Slug = Annotated[
     str,
@@ -21,11 +22,14 @@ Sku = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 AttributeValue = (
     Annotated[str, StringConstraints(max_length=200)]
     | bool
-    | int
+    | BigInt
     | Annotated[float, Field(allow_inf_nan=False)]
 )
 Attributes = Annotated[dict[AttributeName, AttributeValue], Field(max_length=50)]
@@ -33,6 +37,7 @@ Description = Annotated[str, StringConstraints(max_length=100_000)]
 Images = Annotated[list[HttpUrl], Field(max_length=20)]
 ProductSort = Literal["newest", "price_asc", "price_desc", "name", "relevance"]
 MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 24
 
 
 class _Input(BaseModel):
@@ -42,7 +47,7 @@ class _Input(BaseModel):
 class CategoryCreate(_Input):
     """A new category; the slug is derived from the name when omitted."""
 
-    name: Name
+    name: CategoryName
     slug: Slug | None = None
     parent_id: uuid.UUID | None = None
     description: Annotated[str, StringConstraints(max_length=5_000)] = ""
@@ -51,7 +56,7 @@ class CategoryCreate(_Input):
 class CategoryUpdate(_Input):
     """Fields of a category to change; ``parent_id: null`` moves it to the root."""
 
-    name: Name | None = None
+    name: CategoryName | None = None
     slug: Slug | None = None
     parent_id: uuid.UUID | None = None
     description: Annotated[str, StringConstraints(max_length=5_000)] | None = None
@@ -170,14 +175,15 @@ class ProductQuery(BaseModel):
 
     q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     category: Slug | None = None
-    min_price: Annotated[int, Field(ge=0)] | None = None
-    max_price: Annotated[int, Field(ge=0)] | None = None
+    min_price: NonNegativeBigInt | None = None
+    max_price: NonNegativeBigInt | None = None
     attributes: dict[AttributeName, Annotated[str, StringConstraints(max_length=200)]] = Field(
         default_factory=dict, max_length=10
     )
+    status: ProductStatus = ProductStatus.PUBLISHED
     sort: ProductSort | None = None
     cursor: Annotated[str, StringConstraints(max_length=500)] | None = None
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 24
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
 
     @property
     def effective_sort(self) -> ProductSort:

@@ -62,7 +62,7 @@ from agora.catalog.search import (
 )
 from agora.core.cache import TwoLevelCache, invalidate, invalidate_after_commit
 from agora.core.db import Database
-from agora.core.errors import AgoraError, Conflict, NotFound, ValidationFailed
+from agora.core.errors import AgoraError, Conflict, Forbidden, NotFound, ValidationFailed
 from agora.core.money import Money
 from agora.core.pagination import decode_cursor, encode_cursor
 from agora.core.serialization import dumps
@@ -144,6 +144,24 @@ async def product_page_document(
     cache: TwoLevelCache, database: Database, query: ProductQuery
 ) -> Document:
     """One page of published products (search, filters, order), from the cache."""
+    if query.status != ProductStatus.PUBLISHED:
+        raise Forbidden("Only staff may list unpublished products.", code="staff_only")
+    page = _page_request(query)
+    digest = hashlib.blake2b(dumps(query.model_dump(mode="json")), digest_size=16).hexdigest()
+    entry = await cache.get_or_load(
+        f"catalog:list:{digest}", [LISTS_TAG], lambda: _load_page(database, query, page)
+    )
+    return _document(entry, (LISTS_TAG,))
+
+
+async def staff_product_page_document(database: Database, query: ProductQuery) -> Document:
+    """One page of products in any status (drafts too), read fresh (never cached): what staff
+    see."""
+    return _document(await _load_page(database, query, _page_request(query)))
+
+
+def _page_request(query: ProductQuery) -> PageRequest:
+    """The order, position and size of a list; 422 for a price range or cursor that cannot be."""
     low, high = query.min_price, query.max_price
     if low is not None and high is not None and low > high:
         raise ValidationFailed("min_price exceeds max_price.", code="invalid_price_range")
@@ -151,13 +169,7 @@ async def product_page_document(
     if sort == "relevance" and not query.q:
         sort = "newest"
     after = decode_cursor(query.cursor, sort, partial(_cursor_key, sort)) if query.cursor else None
-    digest = hashlib.blake2b(dumps(query.model_dump(mode="json")), digest_size=16).hexdigest()
-    entry = await cache.get_or_load(
-        f"catalog:list:{digest}",
-        [LISTS_TAG],
-        lambda: _load_page(database, query, PageRequest(sort, after, query.limit)),
-    )
-    return _document(entry, (LISTS_TAG,))
+    return PageRequest(sort, after, query.limit)
 
 
 async def categories_document(cache: TwoLevelCache, database: Database) -> Document:
@@ -215,6 +227,7 @@ async def _load_page(database: Database, query: ProductQuery, page: PageRequest)
             return _entry(ProductPage(items=[], next_cursor=None))
     where = ProductFilter(
         search=search,
+        status=query.status,
         category_slug=query.category,
         min_price=query.min_price,
         max_price=query.max_price,
@@ -353,6 +366,9 @@ async def update_category(
         setattr(category, name, value)
     await _guarded(session.flush(), _CATEGORY_ERRORS)
     await session.refresh(category)
+    if "name" in changes:  # its products are found by the category's name
+        for product_id in await repository.product_ids_in_category(session, category.id):
+            await _refresh_derived_columns(session, product_id)
     invalidate_after_commit(session, redis, [CATEGORIES_TAG, LISTS_TAG])
     return CategoryOut.model_validate(category)
 
@@ -483,28 +499,35 @@ async def _after_product_write(
     session: AsyncSession, redis: Redis, product_id: uuid.UUID, slugs: set[str]
 ) -> ProductDetail:
     """Recompute the derived columns, schedule invalidation, and answer the fresh detail."""
-    product = await repository.product_detail(session, product_id, published_only=False)
-    assert product is not None
-    await ensure_segmenter()
-    document = await asyncio.to_thread(
-        _search_document,
-        product.name,
-        product.description,
-        [value for variant in product.variants for value in variant.attributes.values()],
-    )
-    await repository.refresh_derived_columns(session, product_id, document)
+    await _refresh_derived_columns(session, product_id)
     _invalidate_product_after_commit(session, redis, product_id, slugs)
     product = await repository.product_detail(session, product_id, published_only=False)
     assert product is not None
     return await _detail(session, product)
 
 
+async def _refresh_derived_columns(session: AsyncSession, product_id: uuid.UUID) -> None:
+    """Recompute a product's search vector (name, category, attributes, description) and
+    cheapest price from its current rows."""
+    product = await repository.product_detail(session, product_id, published_only=False)
+    assert product is not None
+    await ensure_segmenter()
+    document = await asyncio.to_thread(
+        _search_document,
+        product.name,
+        product.category.name if product.category is not None else "",
+        product.description,
+        [value for variant in product.variants for value in variant.attributes.values()],
+    )
+    await repository.refresh_derived_columns(session, product_id, document)
+
+
 def _search_document(
-    name: str, description: str, attributes: Iterable[object]
+    name: str, category: str, description: str, attributes: Iterable[object]
 ) -> list[WeightedText]:
     return [
         WeightedText(for_index(name), "A"),
-        WeightedText(for_index(attribute_text(attributes)), "B"),
+        WeightedText(for_index(f"{category} {attribute_text(attributes)}"), "B"),
         WeightedText(for_index(plain_text(description)), "C"),
     ]
 

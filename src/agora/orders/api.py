@@ -13,6 +13,7 @@ from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from agora.core.security import CurrentPrincipal, StaffPrincipal
+from agora.core.validation import PositiveBigInt
 from agora.orders import pricing, service
 from agora.orders.schemas import (
     OrderIn,
@@ -79,7 +80,7 @@ async def list_orders(
     principal: CurrentPrincipal,
     session: SessionDep,
     status: OrderStatusName | None = None,
-    number: Annotated[int | None, Query(ge=1)] = None,
+    number: PositiveBigInt | None = None,
     user_id: Annotated[uuid.UUID | None, Query(description="Staff only")] = None,
     email: Annotated[EmailStr | None, Query(description="Staff only: the buyer's email")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

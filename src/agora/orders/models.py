@@ -77,13 +77,20 @@ class ShippingMethod(TimestampMixin, Base):
 
 
 class Voucher(TimestampMixin, Base):
-    """A discount code; ``used_count`` is claimed atomically and never passes ``usage_limit``."""
+    """A discount code; ``used_count`` is claimed atomically and never passes ``usage_limit``.
+
+    ``currency`` names what its amounts (a fixed value, a minimum subtotal) are counted in; a
+    voucher with one applies to orders in that currency only.
+    """
 
     __tablename__ = "vouchers"
     __table_args__ = (
         CheckConstraint("value > 0", name="value_positive"),
         CheckConstraint("kind <> 'percentage' OR value <= 100", name="percentage_at_most_100"),
         CheckConstraint("kind <> 'fixed' OR currency IS NOT NULL", name="fixed_has_currency"),
+        CheckConstraint(
+            "min_subtotal_amount = 0 OR currency IS NOT NULL", name="minimum_has_currency"
+        ),
         CheckConstraint("used_count >= 0", name="used_not_negative"),
         CheckConstraint(
             "usage_limit IS NULL OR used_count <= usage_limit", name="used_within_limit"

@@ -75,7 +75,8 @@ async def quote_shipping(
 async def claim_voucher(
     session: AsyncSession, code: str, *, subtotal_amount: int, currency: str
 ) -> tuple[Voucher, int]:
-    """Count one use of a voucher and compute its discount on ``subtotal_amount``.
+    """Count one use of a voucher and compute its discount on ``subtotal_amount``. A voucher
+    with a currency (every fixed one, and any with a minimum) applies to orders in it only.
 
     422 ``voucher_invalid`` (unknown, inactive, expired), ``voucher_currency_mismatch`` or
     ``voucher_minimum_not_met``; 409 ``voucher_exhausted`` when its uses are all taken.
@@ -91,7 +92,7 @@ async def claim_voucher(
         ):
             raise Conflict("This voucher has been used up.", code="voucher_exhausted")
         raise ValidationFailed("This voucher is not valid.", code="voucher_invalid")
-    if voucher.kind == VoucherKind.FIXED and voucher.currency != currency:
+    if voucher.currency is not None and voucher.currency != currency:
         raise ValidationFailed(
             f"This voucher is for {voucher.currency} orders.", code="voucher_currency_mismatch"
         )
@@ -172,12 +173,21 @@ async def create_voucher(
     starts_at: dt.datetime | None = None,
     ends_at: dt.datetime | None = None,
 ) -> Voucher:
-    """A new voucher; 422 for inconsistent terms, 409 ``voucher_code_taken`` if the code is used."""
+    """A new voucher; 422 for inconsistent terms, 409 ``voucher_code_taken`` if the code is used.
+
+    ``currency`` is required for a fixed amount or a minimum (amounts of that currency); a
+    percentage voucher given one applies to orders in that currency only.
+    """
     kind = VoucherKind(kind)
     if kind == VoucherKind.PERCENTAGE and not 0 < value <= 100:
         raise ValidationFailed("A percentage is between 1 and 100.", code="invalid_voucher")
     if kind == VoucherKind.FIXED and currency is None:
         raise ValidationFailed("A fixed voucher needs a currency.", code="invalid_voucher")
+    if min_subtotal_amount and currency is None:
+        raise ValidationFailed(
+            "A voucher's minimum is an amount of a currency: give its currency.",
+            code="invalid_voucher",
+        )
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise ValidationFailed("A voucher must end after it starts.", code="invalid_voucher")
     voucher = await repository.insert_voucher(
@@ -185,7 +195,7 @@ async def create_voucher(
         code=normalise_code(code),
         kind=kind,
         value=value,
-        currency=currency if kind == VoucherKind.FIXED else None,
+        currency=currency,
         min_subtotal_amount=min_subtotal_amount,
         usage_limit=usage_limit,
         used_count=0,

@@ -45,6 +45,9 @@ from agora.orders.repository import OrderFilter
 
 EXPIRE_ORDER_TASK = "agora.orders.expire"
 EXPIRE_OVERDUE_ORDERS_TASK = "agora.orders.expire_overdue"
+# Published after an order is cancelled, for the modules that act on it (payments closes the
+# order's open payment at its provider); orders knows them only by this name.
+ORDER_CANCELLED_TASK = "agora.orders.cancelled"
 PAYMENT_TIMEOUT_REASON = "payment_timeout"
 SWEEP_BATCH = 500
 _NEWEST = "newest"  # the one order of order lists
@@ -180,6 +183,8 @@ async def _create(
         quantities[item.variant_id] = quantities.get(item.variant_id, 0) + item.quantity
     await inventory.reserve(session, order.id, quantities, redis=redis)
     _announce(session, order, "order.created")
+    if order.total_amount == 0:  # nothing to pay (a 100 % voucher, free shipping): paid now
+        return await mark_paid(session, order.id)
     defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
     return order
 
@@ -350,10 +355,11 @@ async def move_order(
 
 
 async def mark_refunded(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> Order:
-    """The order's payment was refunded: units not yet shipped go back on sale. Idempotent."""
+    """The order's payment was refunded: its voucher use is given back and units not yet
+    shipped go back on sale. Idempotent."""
     sources = [status for status, targets in TRANSITIONS.items() if _S.REFUNDED in targets]
     if await repository.update_status(session, order_id, sources, _S.REFUNDED):
-        await inventory.release(session, order_id, redis=redis)
+        await _give_back(session, order_id, redis)
         return await _announce_moved(session, order_id, _S.REFUNDED)
     order = await get_order(session, order_id)
     if order.status == _S.REFUNDED:
@@ -362,12 +368,20 @@ async def mark_refunded(session: AsyncSession, order_id: uuid.UUID, redis: Redis
 
 
 async def _after_cancel(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> Order:
-    """Give back the voucher use, then the units: vouchers before stock rows, as checkout locks."""
+    """Give back the voucher use and the units; have the open payment closed after commit."""
+    order = await _give_back(session, order_id, redis)
+    _announce(session, order, "order.cancelled")
+    defer(session, ORDER_CANCELLED_TASK, str(order_id))
+    return order
+
+
+async def _give_back(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> Order:
+    """Give back a cancelled or refunded order's voucher use, then its unshipped units: the
+    voucher row before stock rows, as checkout locks them."""
     order = await get_order(session, order_id)
     if order.voucher_id is not None:
         await repository.release_voucher(session, order.voucher_id)
     await inventory.release(session, order_id, redis=redis)
-    _announce(session, order, "order.cancelled")
     return order
 
 

@@ -1,8 +1,10 @@
-"""The payments API: provider callbacks, the dev provider's completion, (staff) refunds."""
+"""The payments API: provider callbacks, the dev provider's completion, (staff) refunds of an
+order or of one payment."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -10,7 +12,7 @@ from starlette.responses import Response
 from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.money import Money
-from agora.core.security import CurrentPrincipal, StaffPrincipal
+from agora.core.security import CurrentPrincipal, Principal, StaffPrincipal
 from agora.payments import service
 from agora.payments.models import Payment, Refund
 from agora.payments.schemas import (
@@ -23,6 +25,11 @@ from agora.payments.schemas import (
 
 router = APIRouter(tags=["payments"])
 _ACKNOWLEDGED = frozenset({service.CallbackResult.ACCEPTED, service.CallbackResult.DUPLICATE})
+# Each provider expects its own answer: plain text (Alipay, Stripe) or JSON (WeChat Pay).
+_PROVIDER_ANSWER = {
+    "text/plain": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"type": "object"}},
+}
 
 
 @router.post(
@@ -69,24 +76,67 @@ async def get_payment(
     "/orders/{order_id}/refunds",
     status_code=202,
     summary="Refund an order's payment, in full or in part (staff)",
+    response_model=RefundOut,
     responses={409: {"description": "Nothing captured, or more than is left to refund"}},
 )
 async def create_refund(
-    order_id: uuid.UUID, body: RefundCreate, principal: StaffPrincipal, session: SessionDep
-) -> RefundOut:
-    """Reserve the amount against the capture and ask the provider; the provider's callback
-    settles the refund (it stays ``pending`` until then)."""
-    refund, payment = await service.request_refund(
-        session, order_id, body.amount, body.reason, principal.user_id
+    order_id: uuid.UUID,
+    body: RefundCreate,
+    principal: StaffPrincipal,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Reserve the amount against the payment that paid the order and ask the provider; the
+    provider's callback settles the refund (it stays ``pending`` until then). Send an
+    ``Idempotency-Key`` to retry safely."""
+    return await _refund_once(
+        session,
+        idempotency,
+        principal,
+        lambda: service.request_refund(
+            session, order_id, body.amount, body.reason, principal.user_id
+        ),
     )
-    return refund_out(refund, payment.currency)
+
+
+@router.post(
+    "/payments/{payment_id}/refunds",
+    status_code=202,
+    summary="Refund one payment, in full or in part (staff)",
+    response_model=RefundOut,
+    responses={409: {"description": "Not captured, or more than is left to refund"}},
+)
+async def create_payment_refund(
+    payment_id: uuid.UUID,
+    body: RefundCreate,
+    principal: StaffPrincipal,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    """Refund a specific captured payment, such as a second capture of an order already paid:
+    the order moves to ``refunded`` only when the payment that paid it is refunded in full."""
+    return await _refund_once(
+        session,
+        idempotency,
+        principal,
+        lambda: service.refund_payment(
+            session, payment_id, body.amount, body.reason, principal.user_id
+        ),
+    )
 
 
 @router.post(
     "/payments/webhooks/{provider}",
     summary="A payment provider's callback (Stripe webhook, Alipay notify, WeChat Pay notify)",
     response_class=Response,
-    responses={400: {"description": "Refused: not authentic, or to be resent later"}},
+    responses={
+        200: {"description": "Applied or already known", "content": _PROVIDER_ANSWER},
+        204: {"description": "Applied or already known (WeChat Pay)"},
+        400: {
+            "description": "Refused: not authentic, or to be resent later",
+            "content": _PROVIDER_ANSWER,
+        },
+    },
 )
 async def provider_callback(
     provider: WebhookProvider,
@@ -108,10 +158,18 @@ async def provider_callback(
     summary="Complete a dev payment (only when the dev provider is enabled)",
 )
 async def complete_dev_payment(
-    payment_id: uuid.UUID, session: SessionDep, redis: RedisDep, settings: SettingsDep
+    payment_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
 ) -> PaymentOut:
-    """Play the success callback of a dev payment, as a real provider would send it."""
-    payment = await service.complete_dev_payment(session, redis, settings, payment_id)
+    """Play the success callback of a dev payment, as a real provider would send it; only the
+    order's buyer (or staff) may, anyone else gets 404."""
+    owner = None if principal.is_staff else principal.user_id
+    payment = await service.complete_dev_payment(
+        session, redis, settings, payment_id, user_id=owner
+    )
     return payment_out(payment)
 
 
@@ -126,6 +184,23 @@ def payment_out(payment: Payment) -> PaymentOut:
         created_at=payment.created_at,
         **payment.client_action,
     )
+
+
+async def _refund_once(
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    principal: Principal,
+    request_refund: Callable[[], Awaitable[tuple[Refund, Payment]]],
+) -> Response:
+    """Ask for a refund once per ``Idempotency-Key``: 202 with the refund, replayed on a retry."""
+
+    async def accepted() -> StoredResponse:
+        refund, payment = await request_refund()
+        body = refund_out(refund, payment.currency).model_dump_json().encode()
+        return StoredResponse(202, body)
+
+    stored = await respond_once(session, idempotency, user_scope(principal.user_id), accepted)
+    return stored.to_response()
 
 
 def refund_out(refund: Refund, currency: str) -> RefundOut:

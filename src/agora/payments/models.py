@@ -24,11 +24,14 @@ from agora.core.db import Base, TimestampMixin, enum_column
 
 
 class PaymentStatus(enum.StrEnum):
-    """``pending`` until the provider says; ``failed`` may still succeed on a later attempt."""
+    """``pending`` until the provider says; ``failed`` may still succeed on a later attempt;
+    ``cancelled`` was closed at the provider (its order was cancelled, or another payment
+    replaced it), and still captures if money arrives anyway."""
 
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class RefundStatus(enum.StrEnum):
@@ -56,7 +59,8 @@ class InboxOutcome(enum.StrEnum):
 
 
 class Payment(TimestampMixin, Base):
-    """One attempt to pay an order through one provider, for the order's frozen total.
+    """One attempt to pay an order through one provider, for the order's frozen total; an order
+    has at most one open (``pending``) payment at a time.
 
     ``refund_reserved_amount`` counts refunds asked for (pending or settled) and
     ``refunded_amount`` those settled; CHECKs keep both within the captured amount.
@@ -73,6 +77,12 @@ class Payment(TimestampMixin, Base):
         UniqueConstraint("provider", "provider_reference"),
         Index(
             "ix_payments_pending_created_at", "created_at", postgresql_where="status = 'pending'"
+        ),
+        Index(
+            "uq_payments_open_order",
+            "order_id",
+            unique=True,
+            postgresql_where="status = 'pending'",
         ),
     )
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,10 +23,27 @@ from agora.payments.models import (
 )
 
 
-async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
-    """Insert a payment and flush it."""
-    session.add(payment)
-    await session.flush()
+async def add_open_payment(session: AsyncSession, **values: Any) -> Payment | None:
+    """Insert a pending payment, or None when its order already has an open one (the partial
+    unique index decides, so two concurrent requests cannot both open one)."""
+    inserted = await session.scalar(
+        insert(Payment)
+        .values(id=uuid.uuid4(), status=PaymentStatus.PENDING, **values)
+        .on_conflict_do_nothing(
+            index_elements=[Payment.order_id], index_where=text("status = 'pending'")
+        )
+        .returning(Payment.id)
+    )
+    return None if inserted is None else await session.get(Payment, inserted)
+
+
+async def open_payment_of_order(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
+    """The order's open (pending) payment, if it has one."""
+    payment: Payment | None = await session.scalar(
+        select(Payment)
+        .where(Payment.order_id == order_id, Payment.status == PaymentStatus.PENDING)
+        .execution_options(populate_existing=True)
+    )
     return payment
 
 
@@ -101,12 +118,15 @@ async def set_inbox_outcome(
 async def mark_succeeded(
     session: AsyncSession, payment_id: uuid.UUID, provider_reference: str | None
 ) -> bool:
-    """pending|failed → succeeded; False if it had already succeeded."""
+    """pending|failed|cancelled → succeeded (money that arrives is recorded whatever we thought
+    of the payment); False if it had already succeeded."""
     result = await session.execute(
         update(Payment)
         .where(
             Payment.id == payment_id,
-            Payment.status.in_([PaymentStatus.PENDING, PaymentStatus.FAILED]),
+            Payment.status.in_(
+                [PaymentStatus.PENDING, PaymentStatus.FAILED, PaymentStatus.CANCELLED]
+            ),
         )
         .values(
             status=PaymentStatus.SUCCEEDED,
@@ -118,12 +138,13 @@ async def mark_succeeded(
     return result.scalar() is not None
 
 
-async def mark_failed(session: AsyncSession, payment_id: uuid.UUID) -> bool:
-    """pending → failed; a succeeded payment never goes back."""
+async def end_pending(session: AsyncSession, payment_id: uuid.UUID, status: PaymentStatus) -> bool:
+    """pending → failed (the provider said so) or cancelled (we closed it at the provider);
+    False if it is no longer pending: a succeeded payment never goes back."""
     result = await session.execute(
         update(Payment)
         .where(Payment.id == payment_id, Payment.status == PaymentStatus.PENDING)
-        .values(status=PaymentStatus.FAILED)
+        .values(status=status)
         .returning(Payment.id)
     )
     return result.scalar() is not None
@@ -219,19 +240,25 @@ async def pending_refunds(session: AsyncSession, payment_id: uuid.UUID) -> Seque
     ).all()
 
 
-async def refunded_amount(session: AsyncSession, payment_id: uuid.UUID) -> int:
-    """What has been refunded of a payment so far."""
-    return int(
-        await session.scalar(select(Payment.refunded_amount).where(Payment.id == payment_id)) or 0
-    )
+async def refund_state(
+    session: AsyncSession, payment_id: uuid.UUID
+) -> tuple[int, PaymentFlag | None]:
+    """What has been refunded of a payment so far, and its flag, as stored now."""
+    row = (
+        await session.execute(
+            select(Payment.refunded_amount, Payment.flag).where(Payment.id == payment_id)
+        )
+    ).one()
+    return int(row.refunded_amount), row.flag
 
 
 async def captured_payment_of_order(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
-    """The order's captured payment (the first one, if several providers captured)."""
+    """The payment that paid the order: the first unflagged capture (a flagged one only when
+    there is no other)."""
     payment: Payment | None = await session.scalar(
         select(Payment)
         .where(Payment.order_id == order_id, Payment.status == PaymentStatus.SUCCEEDED)
-        .order_by(Payment.paid_at, Payment.id)
+        .order_by(Payment.flag.is_not(None), Payment.paid_at, Payment.id)
         .limit(1)
     )
     return payment
@@ -288,3 +315,18 @@ async def unsubmitted_refund_ids(
             .limit(limit)
         )
     ).all()
+
+
+async def overdue_submitted_refunds(
+    session: AsyncSession, older_than: dt.datetime, limit: int
+) -> Sequence[tuple[Refund, Payment]]:
+    """Refunds the provider accepted but whose callback has not settled them, with their
+    payments, oldest submission first."""
+    rows = await session.execute(
+        select(Refund, Payment)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.status == RefundStatus.PENDING, Refund.submitted_at < older_than)
+        .order_by(Refund.submitted_at)
+        .limit(limit)
+    )
+    return [(refund, payment) for refund, payment in rows]

@@ -1,7 +1,9 @@
-"""Celery shims of payments: submit a refund to its provider, reconcile overdue payments.
+"""Celery shims of payments: submit a refund to its provider, close the open payment of a
+cancelled order, reconcile overdue payments and refunds.
 
-Both are safe to run twice: a refund is submitted with its own id as the provider's idempotency
-reference and only while unsubmitted; reconciliation applies events through the inbox.
+All are safe to run twice: a refund is submitted with its own id as the provider's idempotency
+reference and only while unsubmitted; closing a closed payment changes nothing; reconciliation
+applies events through the inbox.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import uuid
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.core.db import Database
 from agora.core.jobs import celery_app, worker_runtime
+from agora.orders.service import ORDER_CANCELLED_TASK
 from agora.payments import service
 from agora.payments.providers.base import ProviderError
 from agora.settings import get_settings
@@ -34,11 +38,22 @@ def submit_refund(refund_id: str) -> None:
         raise submit_refund.retry(exc=error, countdown=_RETRY_COUNTDOWN_S) from error
 
 
+@celery_app.task(name=ORDER_CANCELLED_TASK)
+def close_payment_of_cancelled_order(order_id: str) -> bool:
+    """An order was cancelled: its open payment is closed at the provider."""
+
+    async def close(database: Database, _: Redis) -> bool:
+        return await service.close_open_payment(database, get_settings(), uuid.UUID(order_id))
+
+    return worker_runtime().run_with_services(close)
+
+
 @celery_app.task(name=service.RECONCILE_TASK)
 def reconcile() -> int:
-    """Query the providers about payments pending too long (periodic)."""
+    """Query the providers about payments and refunds pending too long (periodic); one short
+    transaction per payment."""
 
-    async def run(session: AsyncSession, redis: Redis) -> int:
-        return await service.reconcile(session, redis, get_settings())
+    async def run(database: Database, redis: Redis) -> int:
+        return await service.reconcile(database, redis, get_settings())
 
-    return worker_runtime().run(run)
+    return worker_runtime().run_with_services(run)

@@ -26,6 +26,7 @@ SUCCESS_ANSWER = b"success"
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
 _PAID = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 _SUCCESS_CODE = "10000"
+_NO_TRADE = "ACQ.TRADE_NOT_EXIST"
 
 
 class AlipayProvider(base.PaymentProvider):
@@ -57,6 +58,7 @@ class AlipayProvider(base.PaymentProvider):
                 "total_amount": yuan(request.amount),
                 "subject": request.description[:256],
                 "product_code": "FAST_INSTANT_TRADE_PAY",
+                "time_expire": beijing_time(request.expires_at),
             },
             notify_url=request.notify_url,
             return_url=self.return_url,
@@ -85,7 +87,7 @@ class AlipayProvider(base.PaymentProvider):
         """``alipay.trade.query`` by our reference; a trade not yet created is still pending."""
         answer = await self._call("alipay.trade.query", {"out_trade_no": payment.payment_id.hex})
         if answer.get("code") != _SUCCESS_CODE:
-            if answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            if answer.get("sub_code") == _NO_TRADE:
                 return base.RemotePayment(base.RemoteStatus.PENDING)
             raise base.ProviderError(f"Alipay query failed: {answer.get('sub_code')}")
         status = str(answer.get("trade_status"))
@@ -102,6 +104,33 @@ class AlipayProvider(base.PaymentProvider):
             currency="CNY",
             provider_reference=answer.get("trade_no"),
         )
+
+    async def close(self, payment: base.PaymentLookup) -> None:
+        """``alipay.trade.close``; a trade the buyer never opened has nothing to close (its page
+        URL stops working at ``time_expire``)."""
+        answer = await self._call("alipay.trade.close", {"out_trade_no": payment.payment_id.hex})
+        if answer.get("code") != _SUCCESS_CODE and answer.get("sub_code") != _NO_TRADE:
+            raise base.ProviderError(
+                f"Alipay refused to close the trade: {answer.get('sub_code')}",
+                is_retryable=answer.get("code") == "20000",
+            )
+
+    async def query_refund(self, refund: base.RefundLookup) -> base.RemoteStatus:
+        """``alipay.trade.fastpay.refund.query``: an answer naming the refunded amount (with no
+        status, or ``REFUND_SUCCESS``) means refunded; Alipay has no "refund failed" state."""
+        answer = await self._call(
+            "alipay.trade.fastpay.refund.query",
+            {
+                "out_trade_no": refund.payment.payment_id.hex,
+                "out_request_no": refund.refund_id.hex,
+            },
+        )
+        if answer.get("code") != _SUCCESS_CODE:
+            raise base.ProviderError(f"Alipay refund query failed: {answer.get('sub_code')}")
+        status = answer.get("refund_status")
+        if answer.get("refund_amount") and status in (None, "REFUND_SUCCESS"):
+            return base.RemoteStatus.SUCCEEDED
+        return base.RemoteStatus.PENDING
 
     def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> base.CallbackEvent:
         """Verify an async notify (form-encoded) and read it."""
@@ -144,7 +173,7 @@ class AlipayProvider(base.PaymentProvider):
             "format": "JSON",
             "charset": "utf-8",
             "sign_type": "RSA2",
-            "timestamp": dt.datetime.now(_BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+            "timestamp": beijing_time(dt.datetime.now(dt.UTC)),
             "version": "1.0",
             "biz_content": orjson.dumps(biz_content).decode(),
             **{key: value for key, value in extra.items() if value},
@@ -188,6 +217,11 @@ def signable(params: Mapping[str, str], excluded: frozenset[str] = frozenset({"s
         for key, value in sorted(params.items())
         if value != "" and key not in excluded
     )
+
+
+def beijing_time(moment: dt.datetime) -> str:
+    """A moment as Alipay writes times: ``yyyy-MM-dd HH:mm:ss`` in Beijing time."""
+    return moment.astimezone(_BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def yuan(amount: int) -> str:

@@ -10,6 +10,7 @@ metadata, idempotency key), so a callback always names the payment it is about.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import enum
 import time
 import uuid
@@ -52,13 +53,15 @@ class RemoteStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class PaymentRequest:
-    """What to charge: our payment id, the order's frozen total and where to send callbacks."""
+    """What to charge: our payment id, the order's frozen total, where to send callbacks, and
+    when the payment must stop being payable (the order's payment deadline)."""
 
     payment_id: uuid.UUID
     amount: int
     currency: str
     description: str
     notify_url: str
+    expires_at: dt.datetime
 
     @property
     def reference(self) -> str:
@@ -95,6 +98,15 @@ class RefundRequest:
     amount: int
     reason: str
     notify_url: str
+
+
+@dataclass(frozen=True)
+class RefundLookup:
+    """How to find a submitted refund at its provider: our id, the provider's, and its payment."""
+
+    refund_id: uuid.UUID
+    provider_reference: str | None
+    payment: PaymentLookup
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,15 @@ class PaymentProvider(abc.ABC):
     @abc.abstractmethod
     async def query(self, payment: PaymentLookup) -> RemotePayment:
         """The payment's state at the provider, for reconciliation."""
+
+    @abc.abstractmethod
+    async def close(self, payment: PaymentLookup) -> None:
+        """Make an unpaid payment unpayable at the provider (its order was cancelled, or another
+        payment replaces it); ``ProviderError`` if the provider refuses (it was paid, say)."""
+
+    @abc.abstractmethod
+    async def query_refund(self, refund: RefundLookup) -> RemoteStatus:
+        """A submitted refund's state at the provider, for reconciliation."""
 
     def acknowledgement(self) -> CallbackAnswer:
         """The answer that tells the provider the callback was received and handled."""

@@ -15,6 +15,7 @@ from agora.payments.providers.base import (
     PaymentLookup,
     PaymentProvider,
     PaymentRequest,
+    RefundLookup,
     RefundRequest,
     RemotePayment,
     RemoteStatus,
@@ -42,3 +43,10 @@ class DevProvider(PaymentProvider):
     async def query(self, payment: PaymentLookup) -> RemotePayment:
         """A dev payment is pending until its completion call."""
         return RemotePayment(RemoteStatus.PENDING)
+
+    async def close(self, payment: PaymentLookup) -> None:
+        """Nothing is open anywhere but here."""
+
+    async def query_refund(self, refund: RefundLookup) -> RemoteStatus:
+        """Dev refunds settle on submission."""
+        return RemoteStatus.SUCCEEDED

@@ -23,6 +23,11 @@ _REMOTE_STATUSES = {
     "succeeded": base.RemoteStatus.SUCCEEDED,
     "canceled": base.RemoteStatus.FAILED,
 }
+_REFUND_STATUSES = {
+    "succeeded": base.RemoteStatus.SUCCEEDED,
+    "failed": base.RemoteStatus.FAILED,
+    "canceled": base.RemoteStatus.FAILED,
+}
 
 
 class StripeProvider(base.PaymentProvider):
@@ -85,6 +90,31 @@ class StripeProvider(base.PaymentProvider):
             currency=str(intent.get("currency", "")).upper() or None,
             provider_reference=intent.get("id"),
         )
+
+    async def close(self, payment: base.PaymentLookup) -> None:
+        """Cancel the PaymentIntent (Stripe has no expiry of its own: this is how an expired
+        order's payment stops being payable). One already cancelled is fine."""
+        if payment.provider_reference is None:
+            return
+        try:
+            await self._post(
+                f"/v1/payment_intents/{payment.provider_reference}/cancel",
+                {"cancellation_reason": "abandoned"},
+                idempotency_key=f"cancel-{payment.payment_id.hex}",
+            )
+        except base.ProviderError:
+            if (await self.query(payment)).status is not base.RemoteStatus.FAILED:
+                raise
+
+    async def query_refund(self, refund: base.RefundLookup) -> base.RemoteStatus:
+        """Retrieve the Refund."""
+        if refund.provider_reference is None:
+            return base.RemoteStatus.PENDING
+        response = await self.http.send(
+            "GET", f"/v1/refunds/{refund.provider_reference}", headers=self._headers()
+        )
+        raise_for_answer(response, "retrieve Refund")
+        return _REFUND_STATUSES.get(response.json().get("status"), base.RemoteStatus.PENDING)
 
     def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> base.CallbackEvent:
         """Verify ``Stripe-Signature`` and read the event."""

@@ -11,6 +11,7 @@ by the platform key over ``"{Wechatpay-Timestamp}\\n{Wechatpay-Nonce}\\n{body}\\
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import secrets
 import time
 from collections.abc import Mapping
@@ -27,11 +28,17 @@ from agora.payments.providers.http import ProviderHttp, raise_for_answer
 from agora.payments.providers.keys import rsa_sign, rsa_verifies
 
 AUTHORIZATION_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
+_BEIJING = dt.timezone(dt.timedelta(hours=8))
 _TRADE_STATES = {
     "SUCCESS": base.RemoteStatus.SUCCEEDED,
     "CLOSED": base.RemoteStatus.FAILED,
     "REVOKED": base.RemoteStatus.FAILED,
     "PAYERROR": base.RemoteStatus.FAILED,
+}
+_REFUND_STATUSES = {
+    "SUCCESS": base.RemoteStatus.SUCCEEDED,
+    "CLOSED": base.RemoteStatus.FAILED,
+    "ABNORMAL": base.RemoteStatus.FAILED,
 }
 _REFUND_EVENTS = {
     "REFUND.SUCCESS": base.EventKind.REFUND_SUCCEEDED,
@@ -78,6 +85,9 @@ class WechatPayProvider(base.PaymentProvider):
                 "description": request.description[:127],
                 "out_trade_no": request.reference,
                 "notify_url": request.notify_url,
+                "time_expire": request.expires_at.astimezone(_BEIJING).isoformat(
+                    timespec="seconds"
+                ),
                 "amount": {"total": request.amount, "currency": request.currency},
             },
         )
@@ -116,6 +126,23 @@ class WechatPayProvider(base.PaymentProvider):
             currency=amount.get("currency"),
             provider_reference=answer.get("transaction_id"),
         )
+
+    async def close(self, payment: base.PaymentLookup) -> None:
+        """``POST /v3/pay/transactions/out-trade-no/{ref}/close``, answered 204 when closed."""
+        path = f"/v3/pay/transactions/out-trade-no/{payment.payment_id.hex}/close"
+        response = await self._send("POST", path, orjson.dumps({"mchid": self.mchid}))
+        raise_for_answer(response, "close")
+        self._verify_answer(response, "close")
+
+    async def query_refund(self, refund: base.RefundLookup) -> base.RemoteStatus:
+        """``GET /v3/refund/domestic/refunds/{out_refund_no}``; an unknown one is still pending."""
+        response = await self._send(
+            "GET", f"/v3/refund/domestic/refunds/{refund.refund_id.hex}", b""
+        )
+        if response.status_code == 404:
+            return base.RemoteStatus.PENDING
+        answer = self._verified_answer(response, "refund query")
+        return _REFUND_STATUSES.get(str(answer.get("status")), base.RemoteStatus.PENDING)
 
     def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> base.CallbackEvent:
         """Verify the notify's signature, decrypt its resource and read it."""
@@ -193,14 +220,17 @@ class WechatPayProvider(base.PaymentProvider):
 
     def _verified_answer(self, response: httpx.Response, what: str) -> dict[str, Any]:
         raise_for_answer(response, what)
+        self._verify_answer(response, what)
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def _verify_answer(self, response: httpx.Response, what: str) -> None:
         try:
             self._verify_signed(response.content, response.headers)
         except base.CallbackRejected as error:
             raise base.ProviderError(
                 f"WeChat Pay's answer to {what} is not authentic: {error}"
             ) from error
-        answer: dict[str, Any] = response.json()
-        return answer
 
 
 def _event(
