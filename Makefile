@@ -4,11 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler redis_outage logs hotpaths
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler grpc pickup redis_outage logs hotpaths
 
 .PHONY: up test lint fmt bench fuzz clean scale-up scale-down
 
-$(INSTALLED): pyproject.toml
+PROTOS := $(shell find proto -name '*.proto')
+
+# Installing builds the package, and the build generates the gRPC stubs from proto/ (hatch_build.py):
+# a changed .proto reinstalls.
+$(INSTALLED): pyproject.toml hatch_build.py $(PROTOS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

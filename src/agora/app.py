@@ -46,6 +46,7 @@ from agora.pricewatch.api import router as pricewatch_router
 from agora.realtime.api import router as realtime_router
 from agora.realtime.hub import EventHub
 from agora.settings import Settings, get_settings
+from agora.webhooks.api import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 PAYMENT_WEBHOOKS_PREFIX = API_PREFIX + "/payments/webhooks/"
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts_router, prefix=API_PREFIX)
     app.include_router(pricewatch_router, prefix=API_PREFIX)
     app.include_router(crawler_router, prefix=API_PREFIX)
+    app.include_router(webhooks_router, prefix=API_PREFIX)
     return app
 
 

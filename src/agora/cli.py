@@ -252,6 +252,25 @@ def crawl(
     asyncio.run(run(settings, concurrency or settings.crawler_concurrency))
 
 
+@app.command()
+def grpc(
+    host: HostOption = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="TCP port to listen on (AGORA_GRPC_PORT, 50051).")
+    ] = None,
+) -> None:
+    """Serve the gRPC inventory service (agora.inventory.v1) with health and reflection."""
+    import asyncio
+
+    from agora.rpc.server import serve
+
+    urls = _export_service_urls()
+    settings = get_settings()
+    listen_port = settings.grpc_port if port is None else port
+    console.print(f"gRPC inventory service on {host}:{listen_port}")
+    asyncio.run(serve(settings, urls.database_url, urls.redis_url, f"{host}:{listen_port}"))
+
+
 @app.command("check-worker")
 def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 10.0) -> None:
     """Publish a ping after a committed transaction and wait until a worker records it."""

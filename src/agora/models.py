@@ -14,6 +14,7 @@ from agora.logs import models as logs_models
 from agora.orders import models as orders_models
 from agora.payments import models as payments_models
 from agora.pricewatch import models as pricewatch_models
+from agora.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "outbox_models",
     "payments_models",
     "pricewatch_models",
+    "webhooks_models",
 ]

@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     log_maintenance_interval: float = 3600.0
     alert_evaluation_interval: float = 5.0
     alert_delivery_retries: int = 5
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 30.0
+    webhook_retry_max_delay: float = 6 * 3600.0
+    webhook_retry_window: float = 3 * 24 * 3600.0
+    webhook_disable_after: float = 3 * 24 * 3600.0
+    webhook_secret_overlap: float = 24 * 3600.0
+    webhook_dispatch_interval: float = 10.0
+    grpc_port: int = 50051
+    service_keys: SecretStr = SecretStr("")
     crawler_allow_private: bool = False
     crawler_contact_url: str | None = None
     crawler_concurrency: int = 32
@@ -165,6 +174,11 @@ class Settings(BaseSettings):
     def enabled_payment_providers(self) -> frozenset[str]:
         """The payment providers named by ``AGORA_PAYMENT_PROVIDERS``."""
         return frozenset(_split(self.payment_providers))
+
+    @property
+    def service_key_list(self) -> list[str]:
+        """The service keys (``AGORA_SERVICE_KEYS``, comma separated) other systems call with."""
+        return _split(self.service_keys.get_secret_value())
 
     @property
     def is_production(self) -> bool:

@@ -26,6 +26,8 @@ from agora.logs.selflog import event_listener
 from agora.orders.tasks import EXPIRE_OVERDUE_ORDERS_TASK
 from agora.payments.tasks import RECONCILE_PAYMENTS_TASK
 from agora.settings import get_settings
+from agora.webhooks import service as webhooks
+from agora.webhooks import tasks as webhook_tasks  # noqa: F401 - registers its tasks
 
 PING_KEY_PREFIX = "agora:ping:"
 PING_TTL_S = 300
@@ -78,6 +80,10 @@ def build_celery() -> Celery:
             "task": logs_tasks.KEEP_STORAGE_TASK,
             "schedule": settings.log_maintenance_interval,
         },
+        "dispatch-webhooks": {
+            "task": webhooks.DISPATCH_TASK,
+            "schedule": settings.webhook_dispatch_interval,
+        },
         "reconcile-flash-sales": {
             "task": "agora.flashsale.reconcile",
             "schedule": settings.flash_sale_reconcile_interval,
@@ -98,8 +104,13 @@ def ping(token: str) -> None:
 
 @celery_app.task(name=outbox.RELAY_TASK)
 def relay_outbox() -> int:
-    """Publish the outbox events not yet relayed (after a commit, and periodically)."""
-    return worker_runtime().run(outbox.relay_pending)
+    """Publish the outbox events not yet relayed (after a commit, and periodically), and write
+    the merchant webhook deliveries they call for."""
+
+    async def relay(session: AsyncSession, redis: Redis) -> int:
+        return await outbox.relay_pending(session, redis, consumers=[webhooks.fan_out])
+
+    return worker_runtime().run(relay)
 
 
 @celery_app.task(name=OUTBOX_PURGE_TASK)

@@ -9,6 +9,9 @@ publishing and committing republishes the row later: delivery is at least once, 
 carries the event's ``id`` so consumers can drop a duplicate and order what they receive.
 
 Each event goes to the ops channel (staff) and, when it has an owner, to that user's channel.
+Consumers that must not lose an event (merchant webhooks) are handed each batch inside the
+relay's transaction: what they write commits together with the batch being marked relayed, so
+an event reaches them exactly when it is relayed, whatever crashes in between.
 The kernel knows no domain: topics and payloads are the caller's. Other engines that keep events
 as data (the log platform) register a relay listener, handed each relayed batch.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -45,6 +48,9 @@ def add_relay_listener(listener: RelayListener) -> None:
     """Hand every batch of relayed events to ``listener`` too (once per process)."""
     if listener not in _relay_listeners:
         _relay_listeners.append(listener)
+
+
+Consumer = Callable[[AsyncSession, Sequence["OutboxEvent"]], Awaitable[None]]
 
 
 class OutboxEvent(Base):
@@ -100,8 +106,11 @@ def record_event(
     defer_once(session, RELAY_TASK)
 
 
-async def relay_pending(session: AsyncSession, redis: Redis) -> int:
-    """Publish every unrelayed event not held by another relay; return how many were published."""
+async def relay_pending(
+    session: AsyncSession, redis: Redis, consumers: Sequence[Consumer] = ()
+) -> int:
+    """Publish every unrelayed event not held by another relay, handing each batch to
+    ``consumers`` in the same transaction; return how many were published."""
     relayed = 0
     while True:
         events = list(
@@ -124,6 +133,8 @@ async def relay_pending(session: AsyncSession, redis: Redis) -> int:
             await pipeline.execute()
         for listener in _relay_listeners:
             await listener(redis, [event.as_dict() for event in events])
+        for consume in consumers:
+            await consume(session, events)
         await session.execute(
             update(OutboxEvent)
             .where(OutboxEvent.id.in_([event.id for event in events]))

@@ -37,12 +37,15 @@ async def open_sales(session: AsyncSession) -> Sequence[FlashSale]:
     return result.all()
 
 
-async def hand_units_to_order(session: AsyncSession, sale_id: uuid.UUID, quantity: int) -> bool:
-    """Count ``quantity`` more units as ordered, if the sale has them and is not settled.
+async def hand_units_to_order(
+    session: AsyncSession, sale_id: uuid.UUID, quantity: int
+) -> int | None:
+    """Count ``quantity`` more units as ordered, if the sale has them and is not settled; the
+    units the sale has left then, or None when it had not enough.
 
     The database's own guard against overselling: one conditional UPDATE on the sale row.
     """
-    handed = await session.scalar(
+    return await session.scalar(
         update(FlashSale)
         .where(
             FlashSale.id == sale_id,
@@ -50,10 +53,9 @@ async def hand_units_to_order(session: AsyncSession, sale_id: uuid.UUID, quantit
             FlashSale.units_ordered + quantity <= FlashSale.quantity,
         )
         .values(units_ordered=FlashSale.units_ordered + quantity)
-        .returning(FlashSale.id)
+        .returning(FlashSale.quantity - FlashSale.units_ordered)
         .execution_options(synchronize_session=False)
     )
-    return handed is not None
 
 
 async def take_units_back(session: AsyncSession, ticket: FlashSaleTicket, *, keep: bool) -> None:

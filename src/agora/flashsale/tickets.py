@@ -39,6 +39,7 @@ from agora.orders import service as orders
 BATCH_SIZE = 50
 TICKET_ORDERED_TOPIC = "flash_sale.ticket_ordered"
 TICKET_REJECTED_TOPIC = "flash_sale.ticket_rejected"
+SOLD_OUT_TOPIC = "flash_sale.sold_out"
 log = structlog.get_logger(__name__)
 
 
@@ -170,10 +171,14 @@ async def _convert_batch(
 async def _take_units(session: AsyncSession, sale_id: uuid.UUID, quantity: int) -> FlashSale:
     """Count ``quantity`` units as ordered on the sale (guarded) and stop holding them for it,
     so the orders made next in this transaction reserve them; the sale."""
-    if not await repository.hand_units_to_order(session, sale_id, quantity):
+    left = await repository.hand_units_to_order(session, sale_id, quantity)
+    if left is None:
         raise Conflict("The sale has no units left to order.", code="sale_exhausted")
     sale = await repository.get_sale(session, sale_id)
     assert sale is not None
+    if left == 0:
+        payload = {"sale_id": sale_id, "variant_id": sale.variant_id, "quantity": sale.quantity}
+        record_event(session, SOLD_OUT_TOPIC, payload)
     await stock.hand_over(session, sale, quantity)
     return sale
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -25,23 +27,51 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.core.db import Base, TimestampMixin, enum_column
+from agora.inventory.geo import Point
 
 
 class Warehouse(TimestampMixin, Base):
-    """A place stock is kept; exactly one is the default, used when none is named."""
+    """A place stock is kept; exactly one is the default, used when none is named.
+
+    A warehouse that is a pickup point has a location, an address and opening hours; its
+    ``location`` is the built-in ``point(longitude, latitude)``, GiST-indexed for nearest-first
+    and bounding-box searches (see ``geo.py`` for why those two together stay exact).
+    """
 
     __tablename__ = "warehouses"
     __table_args__ = (
         Index("uq_warehouses_is_default", "is_default", unique=True, postgresql_where="is_default"),
+        Index(
+            "ix_warehouses_pickup_location",
+            "location",
+            postgresql_using="gist",
+            postgresql_where="is_pickup_point",
+        ),
+        CheckConstraint(
+            "NOT is_pickup_point OR (location IS NOT NULL AND time_zone IS NOT NULL)",
+            name="pickup_point_is_located",
+        ),
+        CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_in_range"),
+        CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_in_range"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     code: Mapped[str] = mapped_column(String(50), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    is_pickup_point: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    latitude: Mapped[float | None] = mapped_column(Double)
+    longitude: Mapped[float | None] = mapped_column(Double)
+    location: Mapped[tuple[float, float] | None] = mapped_column(Point)
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class StockLevel(TimestampMixin, Base):

@@ -6,11 +6,13 @@ reading a count and writing it back.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Double, func, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +20,7 @@ from sqlalchemy.orm import aliased
 
 from agora.catalog.models import ProductVariant
 from agora.core.errors import Conflict
+from agora.inventory.geo import EARTH_RADIUS_M, bounding_boxes
 from agora.inventory.models import (
     MovementKind,
     ReservationStatus,
@@ -366,3 +369,90 @@ async def movements(session: AsyncSession, variant_id: uuid.UUID) -> Sequence[St
         .order_by(StockMovement.id)
     )
     return result.all()
+
+
+@dataclass(frozen=True)
+class NearbyPoint:
+    """A pickup point found near a place, its distance, and its available units of a variant
+    (None when no variant was asked about)."""
+
+    warehouse: Warehouse
+    distance_m: float
+    available: int | None
+
+
+def _distance_m(lat: float, lon: float) -> ColumnElement[float]:
+    """The haversine distance in metres from (``lat``, ``lon``) to a warehouse, in SQL."""
+    half_dphi = func.radians(Warehouse.latitude - lat) / 2
+    half_dlambda = func.radians(Warehouse.longitude - lon) / 2
+    a = func.power(func.sin(half_dphi), 2) + func.cos(math.radians(lat)) * func.cos(
+        func.radians(Warehouse.latitude)
+    ) * func.power(func.sin(half_dlambda), 2)
+    return type_coerce(2 * EARTH_RADIUS_M * func.asin(func.sqrt(func.least(1.0, a))), Double).label(
+        "distance_m"
+    )
+
+
+async def planar_nearest_pickup_points(
+    session: AsyncSession, lat: float, lon: float, limit: int
+) -> list[tuple[float, float]]:
+    """(latitude, longitude) of the ``limit`` pickup points nearest on the plane of degrees:
+    a GiST KNN scan, only candidates for the exact search (see ``geo.py``)."""
+    rows = await session.execute(
+        select(Warehouse.latitude, Warehouse.longitude)
+        .where(Warehouse.is_pickup_point)
+        .order_by(Warehouse.location.op("<->")(func.point(lon, lat)))
+        .limit(limit)
+    )
+    return [(float(row[0] or 0.0), float(row[1] or 0.0)) for row in rows]
+
+
+async def pickup_points_within(
+    session: AsyncSession,
+    lat: float,
+    lon: float,
+    *,
+    distance_m: float,
+    limit: int,
+    variant_id: uuid.UUID | None = None,
+) -> list[NearbyPoint]:
+    """The ``limit`` pickup points nearest to (``lat``, ``lon``) within ``distance_m``, nearest
+    first, found through the GiST index by the boxes that hold that circle."""
+    distance = _distance_m(lat, lon)
+    in_boxes = [
+        Warehouse.location.op("<@")(func.box(func.point(west, south), func.point(east, north)))
+        for west, south, east, north in bounding_boxes(lat, lon, distance_m)
+    ]
+    query = (
+        select(Warehouse, distance)
+        .where(Warehouse.is_pickup_point, or_(*in_boxes), distance <= distance_m)
+        .order_by(distance, Warehouse.id)
+        .limit(limit)
+    )
+    if variant_id is not None:
+        query = query.add_columns(_available_units).outerjoin(
+            StockLevel,
+            (StockLevel.warehouse_id == Warehouse.id) & (StockLevel.variant_id == variant_id),
+        )
+    rows = await session.execute(query)
+    return [
+        NearbyPoint(
+            row[0],
+            float(row[1]),
+            None if variant_id is None else int(row[-1] or 0),
+        )
+        for row in rows
+    ]
+
+
+async def update_pickup_point(
+    session: AsyncSession, warehouse_id: uuid.UUID, values: dict[str, Any]
+) -> Warehouse | None:
+    """Set (or, with ``is_pickup_point=False``, clear) a warehouse's pickup point details."""
+    await session.execute(
+        update(Warehouse)
+        .where(Warehouse.id == warehouse_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return await session.get(Warehouse, warehouse_id, populate_existing=True)

@@ -22,10 +22,12 @@ never change what is available.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import service as catalog
@@ -37,6 +39,10 @@ from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, 
 from agora.inventory.repository import StockChange, WarehouseUnits
 
 AVAILABILITY_TOPIC = "stock.availability_changed"
+LOW_STOCK_TOPIC = "stock.low"
+LOW_STOCK_THRESHOLD = 5  # a warehouse's available units at or below this are "low"
+STOCK_CHANGES_CHANNEL = "agora:stock:changes"
+log = structlog.get_logger(__name__)
 _HELD = ReservationStatus.HELD
 _ALLOCATED = ReservationStatus.ALLOCATED
 
@@ -117,7 +123,9 @@ async def set_stock(
         await repository.add_movements(session, MovementKind.ADJUSTMENT, [change])
         before = level.available
         after = before + quantity - level.quantity
+        _note_low_stock(session, variant_id, warehouse_id, before, after)
         await _note_availability(session, redis, variant_id, before, after)
+        _announce_change(session, redis, variant_id)
     return VariantStock(variant_id, await repository.stock_levels(session, variant_id))
 
 
@@ -159,35 +167,53 @@ async def reserve(
     quantities: Mapping[uuid.UUID, int],
     *,
     redis: Redis,
+    warehouse_id: uuid.UUID | None = None,
 ) -> None:
-    """Hold units of each variant for ``reference_id``, all or nothing.
+    """Hold units of each variant for ``reference_id``, all or nothing: in ``warehouse_id`` when
+    given (a pickup point), else in the first warehouse that has each line's units.
 
     409 ``out_of_stock`` (naming the variant) when a line cannot be held; the caller's transaction
     must then roll back, which releases the lines already held.
     """
+    if warehouse_id is not None:
+        await get_warehouse(session, warehouse_id)
     held = []
     for variant_id in sorted(quantities):
         quantity = quantities[variant_id]
-        warehouse_id, left = await _reserve_line(session, variant_id, quantity)
-        held.append(WarehouseUnits(variant_id, warehouse_id, quantity))
+        taken_from, left = await _reserve_line(session, variant_id, quantity, warehouse_id)
+        held.append(WarehouseUnits(variant_id, taken_from, quantity))
+        _note_low_stock(session, variant_id, taken_from, left + quantity, left)
         await _note_availability(session, redis, variant_id, left + quantity, left)
+        _announce_change(session, redis, variant_id)
     await repository.add_reservations(session, reference_id, held)
     await repository.add_movements(session, MovementKind.RESERVATION, held, reference_id)
 
 
+def quantities_of(lines: Iterable[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, int]:
+    """Units per variant of (variant, quantity) lines, a variant named twice counting twice."""
+    quantities: dict[uuid.UUID, int] = {}
+    for variant_id, quantity in lines:
+        quantities[variant_id] = quantities.get(variant_id, 0) + quantity
+    return quantities
+
+
 async def _reserve_line(
-    session: AsyncSession, variant_id: uuid.UUID, quantity: int
+    session: AsyncSession, variant_id: uuid.UUID, quantity: int, warehouse_id: uuid.UUID | None
 ) -> tuple[uuid.UUID, int]:
-    """Hold the units in the first warehouse (in key order) that has them all; that warehouse
-    and the units left in it."""
-    held = await repository.reserve_in_first_warehouse(session, variant_id, quantity)
-    if held is not None:
-        return held
-    # None of them had enough, or a concurrent buyer emptied the one picked: try each in turn.
-    for warehouse_id in await repository.warehouses_with_stock(session, variant_id):
-        left = await repository.reserve_units(session, variant_id, warehouse_id, quantity)
+    """Hold the units in ``warehouse_id``, or else in the first warehouse (in key order) that
+    has them all; that warehouse and the units left in it."""
+    if warehouse_id is not None:
+        candidates = [warehouse_id]
+    else:
+        held = await repository.reserve_in_first_warehouse(session, variant_id, quantity)
+        if held is not None:
+            return held
+        # None of them had enough, or a concurrent buyer emptied the one picked: try each.
+        candidates = await repository.warehouses_with_stock(session, variant_id)
+    for candidate in candidates:
+        left = await repository.reserve_units(session, variant_id, candidate, quantity)
         if left is not None:
-            return warehouse_id, left
+            return candidate, left
     raise Conflict(
         "Not enough stock left for this item.", code="out_of_stock", variant_id=str(variant_id)
     )
@@ -249,6 +275,7 @@ async def release(session: AsyncSession, reference_id: uuid.UUID, *, redis: Redi
     moves = await _move(session, reference_id, [_HELD, _ALLOCATED], ReservationStatus.RELEASED)
     for move in moves:
         await _note_availability(session, redis, move.variant_id, move.before, move.after)
+        _announce_change(session, redis, move.variant_id)
     return sum(move.units for move in moves)
 
 
@@ -328,3 +355,29 @@ async def _invalidate_catalog(invalidations: list[tuple[Redis, uuid.UUID]]) -> N
         if (id(redis), product_id) not in done:
             done.add((id(redis), product_id))
             await catalog.invalidate_product(redis, product_id)
+
+
+def _note_low_stock(
+    session: AsyncSession, variant_id: uuid.UUID, warehouse_id: uuid.UUID, before: int, after: int
+) -> None:
+    """Record ``stock.low`` when a warehouse's available units fall to the threshold or below
+    (once per fall: a level that stays low is not announced again)."""
+    if before > LOW_STOCK_THRESHOLD >= after:
+        payload = {"variant_id": variant_id, "warehouse_id": warehouse_id, "available": after}
+        record_event(session, LOW_STOCK_TOPIC, payload)
+
+
+def _announce_change(session: AsyncSession, redis: Redis, variant_id: uuid.UUID) -> None:
+    """Tell stock watchers (``WatchStock``) that a variant's available units changed, once the
+    transaction commits; they read the committed levels themselves, so a late or coalesced
+    notice never shows a stale count."""
+    pending(session, _publish_changes).append((redis, variant_id))
+
+
+async def _publish_changes(changes: list[tuple[Redis, uuid.UUID]]) -> None:
+    """Publish each changed variant once on the stock-changes channel (committed)."""
+    try:
+        for redis, variant_id in dict.fromkeys(changes):
+            await redis.publish(STOCK_CHANGES_CHANNEL, str(variant_id))
+    except RedisError:
+        log.warning("stock_change_not_published", exc_info=True)

@@ -56,6 +56,7 @@ async def create_order(
             shipping_address=body.shipping_address.model_dump(exclude_none=True),
             shipping_method=body.shipping_method,
             voucher_code=body.voucher_code,
+            pickup_point_id=body.pickup_point_id,
         )
         order = await service.place_order(
             session,

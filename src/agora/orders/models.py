@@ -149,6 +149,9 @@ class Order(TimestampMixin, Base):
         ForeignKey("vouchers.id", ondelete="SET NULL")
     )
     voucher_code: Mapped[str | None] = mapped_column(String(50))
+    pickup_point_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("warehouses.id", ondelete="RESTRICT")
+    )
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
     payment_due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -45,6 +45,9 @@ class OrderIn(BaseModel):
     shipping_address: Address
     shipping_method: Code | None = None
     voucher_code: Code | None = None
+    pickup_point_id: uuid.UUID | None = Field(
+        default=None, description="Collect at this pickup point: no shipping charge"
+    )
 
 
 class OrderLineOut(BaseModel):
@@ -76,6 +79,7 @@ class OrderOut(BaseModel):
     total: Money
     shipping_method: str | None
     voucher_code: str | None
+    pickup_point_id: uuid.UUID | None
     shipping_address: Address
     payment_due_at: dt.datetime
     paid_at: dt.datetime | None

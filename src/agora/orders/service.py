@@ -38,7 +38,9 @@ from agora.core.jobs import defer
 from agora.core.money import Money
 from agora.core.outbox import record_event
 from agora.core.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
+from agora.inventory import pickup
 from agora.inventory import service as inventory
+from agora.inventory.pickup import PICKUP_METHOD
 from agora.orders import pricing, repository
 from agora.orders.models import Order, OrderLine, OrderStatus
 from agora.orders.repository import OrderFilter
@@ -81,6 +83,7 @@ class Checkout:
     shipping_address: dict[str, Any]
     shipping_method: str | None = None
     voucher_code: str | None = None
+    pickup_point_id: uuid.UUID | None = None
 
 
 async def place_order(
@@ -164,13 +167,7 @@ async def _create(
         )
     _price(order)
     await _apply_voucher(session, order, checkout.voucher_code)
-    quote = await pricing.quote_shipping(
-        session,
-        checkout.shipping_method,
-        currency=order.currency,
-        merchandise_amount=order.subtotal_amount - order.discount_amount,
-        weight_grams=sum(item.weight_grams * item.quantity for item in items),
-    )
+    quote = await _quote_delivery(session, order, checkout, items)
     order.shipping_method, order.shipping_amount = quote.method_code, quote.amount
     order.total_amount = order.subtotal_amount + order.shipping_amount - order.discount_amount
     order.shipping_address = checkout.shipping_address
@@ -178,15 +175,40 @@ async def _create(
     session.add(order)
     await session.flush()
     # Last, so the stock rows (the hot ones) stay locked for as little of the transaction as can be.
-    quantities: dict[uuid.UUID, int] = {}
-    for item in items:
-        quantities[item.variant_id] = quantities.get(item.variant_id, 0) + item.quantity
-    await inventory.reserve(session, order.id, quantities, redis=redis)
+    quantities = inventory.quantities_of((item.variant_id, item.quantity) for item in items)
+    await inventory.reserve(
+        session, order.id, quantities, redis=redis, warehouse_id=order.pickup_point_id
+    )
     _announce(session, order, "order.created")
     if order.total_amount == 0:  # nothing to pay (a 100 % voucher, free shipping): paid now
         return await mark_paid(session, order.id)
     defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
     return order
+
+
+async def _quote_delivery(
+    session: AsyncSession, order: Order, checkout: Checkout, items: Sequence[cart.PricedItem]
+) -> pricing.ShippingQuote:
+    """The shipping method and price: free collection at a pickup point (whose stock the order
+    then reserves), or the named or cheapest shipping method. 422 ``pickup_point_unavailable``
+    or ``pickup_point_required`` for an inconsistent choice."""
+    if checkout.pickup_point_id is not None:
+        if checkout.shipping_method not in (None, PICKUP_METHOD):
+            raise ValidationFailed(
+                "An order collected at a pickup point is not shipped.",
+                code="shipping_method_unavailable",
+            )
+        order.pickup_point_id = (await pickup.pickup_point(session, checkout.pickup_point_id)).id
+        return pricing.ShippingQuote(PICKUP_METHOD, 0)
+    if checkout.shipping_method == PICKUP_METHOD:
+        raise ValidationFailed("Name the pickup point to collect at.", code="pickup_point_required")
+    return await pricing.quote_shipping(
+        session,
+        checkout.shipping_method,
+        currency=order.currency,
+        merchandise_amount=order.subtotal_amount - order.discount_amount,
+        weight_grams=sum(item.weight_grams * item.quantity for item in items),
+    )
 
 
 def _unavailable(variant_id: uuid.UUID) -> ValidationFailed:

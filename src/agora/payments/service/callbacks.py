@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.errors import Conflict, NotFound
+from agora.core.outbox import record_event
 from agora.orders import service as orders
 from agora.payments import repository
 from agora.payments.models import InboxOutcome, Payment, PaymentFlag, PaymentStatus, RefundStatus
@@ -98,6 +99,8 @@ async def _apply(
         return await _capture(session, payment, event)
     if event.kind is EventKind.PAYMENT_FAILED:
         changed = await repository.end_pending(session, payment.id, PaymentStatus.FAILED)
+        if changed:
+            _announce_failure(session, payment)
         return InboxOutcome.APPLIED if changed else InboxOutcome.ALREADY_APPLIED
     if event.kind is EventKind.REFUND_SUCCEEDED:
         return await _settle_refunds(session, redis, payment, event)
@@ -209,3 +212,17 @@ async def complete_dev_payment(
     await apply_event(session, redis, "dev", event)
     await session.refresh(payment)
     return payment
+
+
+PAYMENT_FAILED_TOPIC = "payment.failed"
+
+
+def _announce_failure(session: AsyncSession, payment: Payment) -> None:
+    """Record ``payment.failed`` (staff, merchant webhooks) in the callback's transaction."""
+    payload = {
+        "payment_id": payment.id,
+        "order_id": payment.order_id,
+        "provider": payment.provider,
+        "amount": {"amount": payment.amount, "currency": payment.currency},
+    }
+    record_event(session, PAYMENT_FAILED_TOPIC, payload)

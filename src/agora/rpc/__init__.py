@@ -1,0 +1,1 @@
+"""The gRPC services: thin like ``api.py``, they call the same domain services as HTTP."""

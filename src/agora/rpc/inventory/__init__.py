@@ -1,0 +1,1 @@
+"""Stubs generated from proto/agora/rpc/inventory/v1/inventory.proto at build time."""

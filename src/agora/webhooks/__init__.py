@@ -1,0 +1,1 @@
+"""Merchant webhooks: outgoing events to partners, signed, retried, logged and replayable."""
