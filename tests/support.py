@@ -36,18 +36,28 @@ class QueryCounter:
 
 @dataclass
 class WorkerProcess:
-    """A real ``agora worker`` process, which tests may kill and restart."""
+    """A real ``agora worker`` process, which tests may kill and restart; its output goes to
+    ``log_path`` when given (appended across restarts)."""
 
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
 
     def start(self) -> None:
         """Start the worker and wait until it consumes tasks."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "agora", "worker", "--concurrency", "2"],
-            env=self.env,
-            cwd=ROOT,
-        )
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(self.log_path.open("ab")) if self.log_path else None
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agora", "worker", "--concurrency", "2"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        self.check()
+
+    def check(self) -> None:
+        """Assert that a worker consumes tasks: a ping round trip through the broker."""
         check = subprocess.run(
             [sys.executable, "-m", "agora", "check-worker", "--timeout", "60"],
             env=self.env,
@@ -114,7 +124,7 @@ class ApiProcess:
 
     def stop(self) -> None:
         """Stop the server (and its worker processes) cleanly."""
-        _terminate(self.process)
+        terminate(self.process)
 
 
 @dataclass
@@ -132,10 +142,11 @@ class BeatProcess:
 
     def stop(self) -> None:
         """Stop beat."""
-        _terminate(self.process)
+        terminate(self.process)
 
 
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it lingers."""
     if process is None or process.poll() is not None:
         return
     process.terminate()
@@ -188,7 +199,7 @@ class RedisServer:
         """Stop it, thawing it first if it is frozen."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)
-        _terminate(self.process)
+        terminate(self.process)
 
 
 async def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:

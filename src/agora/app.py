@@ -31,6 +31,10 @@ from agora.core.ratelimit import RateLimiter
 from agora.core.redis import Breaker, create_redis, create_subscriber
 from agora.core.validation import refuse_unstorable_input
 from agora.crawler.api import router as crawler_router
+from agora.dashboard.api import STATIC_PATH, static_files
+from agora.dashboard.api import router as dashboard_router
+from agora.dashboard.sections import DASHBOARD_SECTIONS
+from agora.dashboard.snapshot import SnapshotBoard
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
 from agora.inventory import service as inventory_service
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limiter=RateLimiter(redis, breaker=breaker),
             cache=cache,
         )
+        app.state.dashboard_board = SnapshotBoard(app.state.services, DASHBOARD_SECTIONS)
         app.state.event_hub = EventHub(subscriber)
         await app.state.event_hub.start()
         if request_log is not None:
@@ -148,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(logs_router, prefix=API_PREFIX)
     app.include_router(logs_tail_router)
     app.include_router(alerts_router, prefix=API_PREFIX)
+    app.include_router(dashboard_router)
+    app.mount(STATIC_PATH, static_files, name="dashboard-static")
     app.include_router(pricewatch_router, prefix=API_PREFIX)
     app.include_router(crawler_router, prefix=API_PREFIX)
     app.include_router(webhooks_router, prefix=API_PREFIX)

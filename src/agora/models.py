@@ -6,6 +6,7 @@ from agora.accounts import models as accounts_models
 from agora.cart import models as cart_models
 from agora.catalog import models as catalog_models
 from agora.core import idempotency as idempotency_models
+from agora.core import jobs as jobs_models
 from agora.core import outbox as outbox_models
 from agora.core.db import Base
 from agora.flashsale import models as flashsale_models
@@ -24,6 +25,7 @@ __all__ = [
     "flashsale_models",
     "idempotency_models",
     "inventory_models",
+    "jobs_models",
     "logs_models",
     "metadata",
     "orders_models",

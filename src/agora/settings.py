@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     wechatpay_api_base: str = "https://api.mch.weixin.qq.com"
 
     webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 30.0
+    webhook_retry_max_delay: float = 6 * 3600.0
+    webhook_retry_window: float = 3 * 24 * 3600.0
+    webhook_disable_after: float = 3 * 24 * 3600.0
+    webhook_secret_overlap: float = 24 * 3600.0
+    webhook_dispatch_interval: float = 10.0
+    grpc_port: int = 50051
+    service_keys: SecretStr = SecretStr("")
 
     log_retention_days: int = 7
     log_rollup_retention_days: int = 90
@@ -111,15 +120,6 @@ class Settings(BaseSettings):
     log_maintenance_interval: float = 3600.0
     alert_evaluation_interval: float = 5.0
     alert_delivery_retries: int = 5
-    webhook_timeout: float = 10.0
-    webhook_retry_base: float = 30.0
-    webhook_retry_max_delay: float = 6 * 3600.0
-    webhook_retry_window: float = 3 * 24 * 3600.0
-    webhook_disable_after: float = 3 * 24 * 3600.0
-    webhook_secret_overlap: float = 24 * 3600.0
-    webhook_dispatch_interval: float = 10.0
-    grpc_port: int = 50051
-    service_keys: SecretStr = SecretStr("")
     crawler_allow_private: bool = False
     crawler_contact_url: str | None = None
     crawler_concurrency: int = 32

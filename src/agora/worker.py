@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.accounts.tasks import PURGE_REFRESH_TOKENS_TASK
-from agora.core import idempotency, outbox
+from agora.core import idempotency, jobs, outbox
 from agora.core.embedded import broker_url_for_redis
 from agora.core.jobs import celery_app, configure_celery, worker_runtime
 from agora.core.observability import configure_logging
@@ -61,6 +61,10 @@ def build_celery() -> Celery:
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     app.conf.beat_schedule = {
         "relay-outbox": {"task": outbox.RELAY_TASK, "schedule": settings.outbox_relay_interval},
+        "relay-due-jobs": {
+            "task": jobs.RELAY_JOBS_TASK,
+            "schedule": settings.outbox_relay_interval,
+        },
         "expire-overdue-orders": {
             "task": EXPIRE_OVERDUE_ORDERS_TASK,
             "schedule": settings.order_expiry_sweep_interval,
@@ -72,6 +76,10 @@ def build_celery() -> Celery:
             "task": RECONCILE_PAYMENTS_TASK,
             "schedule": settings.payment_reconcile_interval,
         },
+        "dispatch-webhooks": {
+            "task": webhooks.DISPATCH_TASK,
+            "schedule": settings.webhook_dispatch_interval,
+        },
         "evaluate-alerts": {
             "task": EVALUATE_ALERTS_TASK,
             "schedule": settings.alert_evaluation_interval,
@@ -79,10 +87,6 @@ def build_celery() -> Celery:
         "keep-log-storage": {
             "task": logs_tasks.KEEP_STORAGE_TASK,
             "schedule": settings.log_maintenance_interval,
-        },
-        "dispatch-webhooks": {
-            "task": webhooks.DISPATCH_TASK,
-            "schedule": settings.webhook_dispatch_interval,
         },
         "reconcile-flash-sales": {
             "task": "agora.flashsale.reconcile",
@@ -113,12 +117,19 @@ def relay_outbox() -> int:
     return worker_runtime().run(relay)
 
 
+@celery_app.task(name=jobs.RELAY_JOBS_TASK)
+def relay_due_jobs() -> int:
+    """Publish the jobs whose transaction committed and whose time has come."""
+    return worker_runtime().run_with_services(lambda database, _: jobs.relay_due_jobs(database))
+
+
 @celery_app.task(name=OUTBOX_PURGE_TASK)
 def purge_relayed_events() -> int:
-    """Forget relayed outbox events after their retention period."""
+    """Forget relayed outbox events and published jobs after their retention period."""
 
     async def purge(session: AsyncSession, _: Redis) -> int:
-        return await outbox.purge_relayed(session, OUTBOX_RETENTION)
+        events = await outbox.purge_relayed(session, OUTBOX_RETENTION)
+        return events + await jobs.purge_published_jobs(session, OUTBOX_RETENTION)
 
     return worker_runtime().run(purge)
 

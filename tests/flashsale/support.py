@@ -13,13 +13,15 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from agora.accounts.models import User
 from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
 from agora.core.security import Role, issue_access_token
+from agora.flashsale.models import FlashSaleTicket
 from agora.inventory import service as inventory
+from agora.orders.models import Order, OrderLine, OrderStatus
 from agora.settings import Settings
 from tests.support import ROOT, free_port
 
@@ -105,6 +107,39 @@ async def create_sale(
     assert response.status_code == 201, response.text
     sale: dict[str, Any] = response.json()
     return sale
+
+
+async def sale_and_buyers(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    redis: Redis,
+    *,
+    quantity: int,
+    buyer_count: int = 1,
+) -> tuple[dict[str, Any], list[dict[str, str]], dict[str, str]]:
+    """A running sale of ``quantity`` units (of a variant with 10 in stock), its buyers' bearer
+    headers, and the staff headers that scheduled it."""
+    variant_id = await published_variant(database, redis, stock=10)
+    staff_headers = await staff(database, settings)
+    sale = await create_sale(client, staff_headers, sale_body(variant_id, quantity))
+    return sale, await buyers(database, settings, buyer_count), staff_headers
+
+
+async def units_per_buyer_in_live_orders(database: Database, sale_id: str) -> dict[uuid.UUID, int]:
+    """Units of the sale's orders not cancelled, per buyer."""
+    async with database.unit_of_work() as session:
+        rows = await session.execute(
+            select(Order.user_id, func.sum(OrderLine.quantity))
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .join(FlashSaleTicket, FlashSaleTicket.order_id == Order.id)
+            .where(
+                FlashSaleTicket.sale_id == uuid.UUID(sale_id),
+                Order.status != OrderStatus.CANCELLED,
+            )
+            .group_by(Order.user_id)
+        )
+        return {buyer: int(units) for buyer, units in rows}
 
 
 @contextlib.contextmanager

@@ -19,9 +19,16 @@ from agora.flashsale import ledger, reconciliation
 from agora.flashsale.models import FlashSale, FlashSaleTicket, TicketStatus
 from agora.flashsale.reconciliation import WorkerContext
 from agora.inventory import service as inventory
-from agora.orders.models import Order, OrderLine, OrderStatus
 from agora.settings import Settings
-from tests.flashsale.support import API, api_server, buyers, published_variant, sale_body, staff
+from tests.flashsale.support import (
+    API,
+    api_server,
+    buyers,
+    published_variant,
+    sale_body,
+    staff,
+    units_per_buyer_in_live_orders,
+)
 from tests.support import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.worker
@@ -123,18 +130,8 @@ async def test_two_thousand_buyers_race_for_a_hundred_units(
         return (await _ticket_counts(database, sale_id))[TicketStatus.ORDERED] == UNITS
 
     await wait_for(all_ordered, timeout=120)
+    units_per_buyer = await units_per_buyer_in_live_orders(database, sale_id)
     async with database.unit_of_work() as session:
-        owners = await session.execute(
-            select(Order.user_id, func.sum(OrderLine.quantity))
-            .join(OrderLine, OrderLine.order_id == Order.id)
-            .join(FlashSaleTicket, FlashSaleTicket.order_id == Order.id)
-            .where(
-                FlashSaleTicket.sale_id == uuid.UUID(sale_id),
-                Order.status == OrderStatus.PENDING_PAYMENT,
-            )
-            .group_by(Order.user_id)
-        )
-        units_per_buyer = dict(owners.all())
         stock = await inventory.variant_stock(session, variant_id)
         sale = await session.get(FlashSale, uuid.UUID(sale_id))
     assert len(units_per_buyer) == UNITS

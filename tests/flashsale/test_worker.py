@@ -13,14 +13,22 @@ from sqlalchemy import select, update
 
 from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import Database
-from agora.flashsale import reconciliation
+from agora.flashsale import ledger, reconciliation
 from agora.flashsale.models import FlashSale
 from agora.flashsale.reconciliation import WorkerContext
 from agora.inventory import service as inventory
 from agora.orders import service as orders
 from agora.orders.models import Order, OrderStatus
 from agora.settings import Settings
-from tests.flashsale.support import API, buyers, create_sale, published_variant, sale_body, staff
+from tests.flashsale.support import (
+    API,
+    buyers,
+    create_sale,
+    published_variant,
+    sale_and_buyers,
+    sale_body,
+    staff,
+)
 from tests.support import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.worker
@@ -165,3 +173,29 @@ async def test_an_ended_sale_returns_its_unsold_units_once(
         assert stored.settled_at is not None
     refused = await client.post(f"{API}/flash-sales/{sale['id']}/purchase", json={}, headers=buyer)
     assert refused.json()["code"] == "ended"
+
+
+async def test_the_database_refuses_a_ticket_over_the_buyers_limit_that_redis_forgot(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    redis: Redis,
+    celery_worker: WorkerProcess,
+) -> None:
+    sale, [buyer], _ = await sale_and_buyers(client, database, settings, redis, quantity=5)
+    url = f"{API}/flash-sales/{sale['id']}/purchase"
+    first = await client.post(url, json={}, headers=buyer)
+    assert (await _ticket_when_settled(client, sale["id"], first.json()["ticket_id"], buyer))[
+        "status"
+    ] == "ordered"
+    await redis.delete(ledger.buyers_key(sale["id"]))  # Redis forgets what the buyer holds
+
+    again = await client.post(url, json={}, headers=buyer)
+    assert again.status_code == 202
+    ticket = await _ticket_when_settled(client, sale["id"], again.json()["ticket_id"], buyer)
+
+    assert (ticket["status"], ticket["reason"]) == ("rejected", "limit_reached")
+    async with database.unit_of_work() as session:
+        stored = await session.get(FlashSale, uuid.UUID(sale["id"]))
+        assert stored is not None
+        assert stored.units_ordered == 1

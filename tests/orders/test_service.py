@@ -131,7 +131,7 @@ async def test_expire_cancels_only_overdue_unpaid_orders(
     assert (await stock_of(database, variant)).available == 2
 
 
-async def test_sweep_queues_every_overdue_order(
+async def test_sweep_cancels_every_overdue_order_and_only_those(
     database: Database, settings: Settings, redis: Redis
 ) -> None:
     variant = await create_variant(database, stock=6)
@@ -139,5 +139,6 @@ async def test_sweep_queues_every_overdue_order(
     for order in orders[:2]:
         await _make_overdue(database, order.id)
 
-    async with database.unit_of_work() as session:
-        assert await service.schedule_overdue_expiries(session) == 2
+    assert await service.expire_overdue_orders(database, redis) == 2
+    assert await service.expire_overdue_orders(database, redis) == 0
+    assert (await stock_of(database, variant)).available == 4

@@ -1,46 +1,84 @@
-"""Background jobs: the Celery app, jobs deferred until commit, and the worker's async runtime.
+"""Background jobs: the Celery app, jobs kept in the database until published, and the worker's
+async runtime.
 
-A job asked for inside a transaction is only published once that transaction commits; a rollback
-drops it. So a worker never acts on a row that does not exist (yet, or any more).
+A job asked for inside a transaction is a row of ``scheduled_jobs`` written in that transaction
+(the outbox of jobs): it exists if and only if the change that asked for it committed, and a
+rollback drops it. The relay (a task nudged after the commit, and run by beat every
+``AGORA_OUTBOX_RELAY_INTERVAL`` seconds) publishes each row once it is due and marks it
+published, so a job asked for while the broker is down runs once the broker is back, and a
+failure to publish never changes the answer of the request that committed it.
+
+Nothing waits in the broker: a job due later (the end of a flash sale) waits as a row with its
+``due_at`` and is published when due. A message held unacknowledged by a worker longer than
+RabbitMQ's ``consumer_timeout`` (30 min by default) gets its channel closed, so no message is
+ever published with a countdown or ETA beyond ``MAX_BROKER_DELAY_S``.
 Jobs are published by task name, so the API process never imports task modules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
+import structlog
 from celery import Celery
 from celery.signals import worker_process_shutdown
 from redis.asyncio import Redis
+from sqlalchemy import BigInteger, DateTime, Index, String, delete, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
-from agora.core.db import Database, pending
+from agora.core.db import Base, Database, pending
 from agora.core.redis import create_redis
 from agora.settings import get_settings
 
 T = TypeVar("T")
 
+RELAY_JOBS_TASK = "agora.jobs.relay"
+MAX_BROKER_DELAY_S = 300
+_RELAY_BATCH = 200
+# Publishing gives up quickly: the job is a row, and the relay publishes it later.
+_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+log = structlog.get_logger(__name__)
+
 celery_app = Celery("agora")
+
+
+class ScheduledJob(Base):
+    """A job asked for by a committed transaction, waiting to be (or already) published."""
+
+    __tablename__ = "scheduled_jobs"
+    __table_args__ = (
+        Index("ix_scheduled_jobs_due", "due_at", postgresql_where="published_at IS NULL"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    args: Mapped[list[Any]] = mapped_column(JSONB)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
 class Job:
-    """A task to publish: its name, arguments and an optional delay in seconds."""
+    """A task to publish now: its name and arguments."""
 
     name: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
-    countdown: float | None = None
 
 
 def configure_celery(broker_url: str, queue: str = "agora") -> Celery:
     """Point the Celery app at its broker. Results are not stored: tasks report through the DB."""
-    if celery_app.conf.broker_url not in (None, broker_url):
-        celery_app._after_fork()  # type: ignore[attr-defined]  # drop the old broker's pool
+    if celery_app.conf.broker_url != broker_url:
+        # Drop the pool of the broker used so far (the default one, if a job was published
+        # before any configuration).
+        celery_app._after_fork()  # type: ignore[attr-defined]
     celery_app.conf.update(
         broker_url=broker_url,
         result_backend=None,
@@ -54,35 +92,91 @@ def configure_celery(broker_url: str, queue: str = "agora") -> Celery:
         enable_utc=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
+        task_publish_retry_policy=_PUBLISH_RETRY_POLICY,
         task_default_queue=queue,
     )
     return celery_app
 
 
-def defer(session: AsyncSession, name: str, *args: Any, countdown: float | None = None) -> None:
-    """Publish task ``name`` with ``args`` once the session's transaction commits."""
-    pending(session, _publish_committed_jobs).append(Job(name=name, args=args, countdown=countdown))
+def defer(
+    session: AsyncSession, name: str, *args: Any, not_before: dt.datetime | None = None
+) -> None:
+    """Run task ``name`` with ``args`` (JSON-able) once the session's transaction commits, or at
+    ``not_before`` if that is later: a row in the same transaction, published by the relay."""
+    job = ScheduledJob(name=name, args=list(args))
+    if not_before is not None:
+        job.due_at = not_before
+    session.add(job)
+    if not_before is None:
+        nudge(session, RELAY_JOBS_TASK)
 
 
-def defer_once(session: AsyncSession, name: str) -> None:
-    """Publish task ``name`` (no arguments) once the transaction commits, however often asked."""
-    jobs: list[Job] = pending(session, _publish_committed_jobs)
+def nudge(session: AsyncSession, name: str) -> None:
+    """Publish task ``name`` (no arguments) once the transaction commits, however often asked,
+    on a best-effort basis: for a relay whose work is already in rows that a periodic run also
+    finds, so a broker outage only delays it."""
+    jobs: list[Job] = pending(session, _nudge_committed)
     if Job(name=name) not in jobs:
         jobs.append(Job(name=name))
 
 
 def publish(job: Job) -> None:
     """Publish a job now (blocking I/O to the broker)."""
-    celery_app.send_task(job.name, args=job.args, kwargs=job.kwargs, countdown=job.countdown)
+    celery_app.send_task(job.name, args=job.args, kwargs=job.kwargs)
 
 
-async def _publish_committed_jobs(jobs: list[Job]) -> None:
-    await anyio.to_thread.run_sync(_publish_all, jobs)
+async def _nudge_committed(jobs: list[Job]) -> None:
+    try:
+        await anyio.to_thread.run_sync(_publish_all, jobs)
+    except Exception as error:  # whatever the transport raises: the work is safe in rows
+        log.warning("broker_publish_failed", tasks=[job.name for job in jobs], error=str(error))
 
 
 def _publish_all(jobs: list[Job]) -> None:
     for job in jobs:
         publish(job)
+
+
+async def relay_due_jobs(database: Database) -> int:
+    """Publish the due jobs not held by another relay and mark them published, a batch per
+    transaction; how many.
+
+    Rows are taken ``FOR UPDATE SKIP LOCKED``, so relays share the work. A crash after
+    publishing and before the commit publishes a job again: tasks are safe to run twice. A
+    broker error rolls the batch back, for the next run.
+    """
+    relayed = 0
+    while True:
+        async with database.unit_of_work() as session:
+            due = list(
+                await session.scalars(
+                    select(ScheduledJob)
+                    .where(ScheduledJob.published_at.is_(None), ScheduledJob.due_at <= func.now())
+                    .order_by(ScheduledJob.due_at, ScheduledJob.id)
+                    .limit(_RELAY_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if due:
+                await anyio.to_thread.run_sync(
+                    _publish_all, [Job(row.name, tuple(row.args)) for row in due]
+                )
+                await session.execute(
+                    update(ScheduledJob)
+                    .where(ScheduledJob.id.in_([row.id for row in due]))
+                    .values(published_at=func.now())
+                )
+        relayed += len(due)
+        if len(due) < _RELAY_BATCH:
+            return relayed
+
+
+async def purge_published_jobs(session: AsyncSession, older_than: dt.timedelta) -> int:
+    """Forget jobs published more than ``older_than`` ago; how many were deleted."""
+    result = await session.execute(
+        delete(ScheduledJob).where(ScheduledJob.published_at < func.now() - older_than)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -1,19 +1,20 @@
 """The transactional outbox: events written with the change they describe, relayed after commit.
 
 ``record_event`` adds a row in the caller's transaction, so an event exists if and only if its
-change committed. Relaying is asked for after commit (a task deferred through ``core/jobs``), and a
-periodic sweep picks up what a lost task left behind. The relay takes rows with
-``FOR UPDATE SKIP LOCKED`` (several relays share the work without waiting on each other),
-publishes each on Redis pub/sub and marks it relayed in the same transaction. A crash between
-publishing and committing republishes the row later: delivery is at least once, and every message
-carries the event's ``id`` so consumers can drop a duplicate and order what they receive.
+change committed. Relaying is asked for after commit (a best-effort nudge through
+``core/jobs``: a broker outage only delays it), and a periodic sweep picks up what a lost nudge
+left behind. The relay takes rows with ``FOR UPDATE SKIP LOCKED`` (several relays share the work
+without waiting on each other), publishes each on Redis pub/sub and marks it relayed in the same
+transaction. A crash between publishing and committing republishes the row later: delivery is at
+least once, and every message carries the event's ``id`` so consumers can drop a duplicate and
+order what they receive.
 
 Each event goes to the ops channel (staff) and, when it has an owner, to that user's channel.
 Consumers that must not lose an event (merchant webhooks) are handed each batch inside the
 relay's transaction: what they write commits together with the batch being marked relayed, so
-an event reaches them exactly when it is relayed, whatever crashes in between.
-The kernel knows no domain: topics and payloads are the caller's. Other engines that keep events
-as data (the log platform) register a relay listener, handed each relayed batch.
+an event reaches them exactly when it is relayed, whatever crashes in between. Engines that keep
+events as data (the log platform) register a relay listener, handed each relayed batch.
+The kernel knows no domain: topics and payloads are the caller's.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.core.db import Base
-from agora.core.jobs import defer_once
+from agora.core.jobs import nudge
 from agora.core.serialization import dumps, loads
 
 RELAY_TASK = "agora.outbox.relay"
@@ -38,6 +39,7 @@ CHANNEL_PREFIX = "agora:events:"
 OPS_CHANNEL = CHANNEL_PREFIX + "ops"
 _BATCH_SIZE = 200
 
+Consumer = Callable[[AsyncSession, Sequence["OutboxEvent"]], Awaitable[None]]
 RelayListener = Callable[[Redis, list[dict[str, Any]]], Awaitable[object]]
 """Handed each batch of relayed events as ``{id, topic, data, user_id, created_at}``; it must
 handle its own failures (the relay goes on regardless)."""
@@ -48,9 +50,6 @@ def add_relay_listener(listener: RelayListener) -> None:
     """Hand every batch of relayed events to ``listener`` too (once per process)."""
     if listener not in _relay_listeners:
         _relay_listeners.append(listener)
-
-
-Consumer = Callable[[AsyncSession, Sequence["OutboxEvent"]], Awaitable[None]]
 
 
 class OutboxEvent(Base):
@@ -103,7 +102,7 @@ def record_event(
     (UUIDs and datetimes become strings).
     """
     session.add(OutboxEvent(topic=topic, payload=loads(dumps(payload)), user_id=user_id))
-    defer_once(session, RELAY_TASK)
+    nudge(session, RELAY_TASK)
 
 
 async def relay_pending(
@@ -131,10 +130,10 @@ async def relay_pending(
                     pipeline.publish(user_channel(event.user_id), message)
                 pipeline.publish(OPS_CHANNEL, message)
             await pipeline.execute()
-        for listener in _relay_listeners:
-            await listener(redis, [event.as_dict() for event in events])
         for consume in consumers:
             await consume(session, events)
+        for listener in _relay_listeners:
+            await listener(redis, [event.as_dict() for event in events])
         await session.execute(
             update(OutboxEvent)
             .where(OutboxEvent.id.in_([event.id for event in events]))

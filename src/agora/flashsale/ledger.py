@@ -7,9 +7,11 @@ Cluster and its scripts stay legal there.
 
 - ``sale``: a hash of the window (epoch ms), the per-buyer limit, ``quantity``, ``remaining``,
   ``queued_units`` (units in tickets the worker has not settled) and ``is_closed``, plus ``info``,
-  the sale's public fields as JSON, so ``GET /flash-sales/{id}`` needs no SQL either;
+  the sale's public fields as JSON, so ``GET /flash-sales/{id}`` needs no SQL either, and
+  ``epoch``, the sale row's ``state_epoch`` when this state was written;
 - ``buyers``: units held per buyer, for the limit;
-- ``ticket:<id>``: buyer, quantity, status, then ``order_id`` or ``reason``;
+- ``ticket:<id>``: buyer, quantity, status, the epoch it was sold in, then ``order_id`` or
+  ``reason``;
 - ``queue``: a stream of ticket ids read by the workers through the consumer group ``workers``;
   an entry is acknowledged only after its ticket is settled, so a worker killed mid-ticket leaves
   it pending, to be claimed again.
@@ -104,18 +106,19 @@ class SaleState:
     quantity: int
     remaining: int
     info: dict[str, Any]
+    epoch: int = 0
 
 
 async def open_sale(redis: Redis, state: SaleState, *, ttl: int) -> bool:
     """Create a sale's Redis state unless it exists (running it twice changes nothing)."""
     # The consumer group comes first: a ticket can only be queued once the sale hash exists.
-    try:
-        await redis.xgroup_create(queue_key(state.sale_id), CONSUMER_GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-    await redis.expire(queue_key(state.sale_id), ttl)
-    args = [
+    await _ensure_queue(redis, state.sale_id, ttl)
+    return bool(await _run(redis, "open", [sale_key(state.sale_id)], _state_args(state, ttl)))
+
+
+def _state_args(state: SaleState, ttl: int) -> list[Any]:
+    """The arguments ``open.lua`` and ``rebuild.lua`` share, in their order."""
+    return [
         state.starts_at_ms,
         state.ends_at_ms,
         state.per_user_limit,
@@ -123,8 +126,41 @@ async def open_sale(redis: Redis, state: SaleState, *, ttl: int) -> bool:
         state.remaining,
         dumps(state.info),
         ttl,
+        state.epoch,
     ]
-    return bool(await _run(redis, "open", [sale_key(state.sale_id)], args))
+
+
+async def _ensure_queue(redis: Redis, sale_id: uuid.UUID, ttl: int) -> None:
+    """The ticket queue and its consumer group, created unless they exist."""
+    try:
+        await redis.xgroup_create(queue_key(sale_id), CONSUMER_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    await redis.expire(queue_key(sale_id), ttl)
+
+
+@dataclass(frozen=True)
+class RecordedState:
+    """What the database records of a sale, for Redis to be rebuilt from exactly."""
+
+    sale: SaleState
+    is_closed: bool
+    units_per_buyer: dict[uuid.UUID, int]
+    returned_ticket_ids: list[uuid.UUID]
+
+
+async def rebuild_sale(redis: Redis, recorded: RecordedState, *, ttl: int) -> bool:
+    """Recreate a sale's state lost by Redis from what the database records, unless it exists;
+    whether it was rebuilt. The caller holds the sale's row lock."""
+    state = recorded.sale
+    await _ensure_queue(redis, state.sale_id, ttl)
+    keys = [sale_key(state.sale_id), buyers_key(state.sale_id)]
+    keys.extend(ticket_key(state.sale_id, ticket_id) for ticket_id in recorded.returned_ticket_ids)
+    args = [*_state_args(state, ttl), int(recorded.is_closed), len(recorded.units_per_buyer)]
+    for buyer_id, units in recorded.units_per_buyer.items():
+        args.extend((str(buyer_id), units))
+    return bool(await _run(redis, "rebuild", keys, args))
 
 
 @dataclass(frozen=True)
@@ -242,6 +278,14 @@ async def live_units(redis: Redis, sale_id: uuid.UUID) -> LiveUnits | None:
     return LiveUnits(int(remaining), int(queued), closed == b"1")
 
 
+async def live_epoch(redis: Redis, sale_id: uuid.UUID) -> int | None:
+    """The epoch of the sale's Redis state, or None when Redis has no state for it."""
+    epoch = await redis.hget(sale_key(sale_id), "epoch")
+    if epoch is None:
+        return None if not await redis.exists(sale_key(sale_id)) else 0
+    return int(epoch)
+
+
 async def live_sale(redis: Redis, sale_id: uuid.UUID) -> tuple[dict[str, Any], int] | None:
     """A sale's public fields and the units left to buy now, or None when Redis lacks it."""
     values: list[Any] = await redis.hmget(sale_key(sale_id), ["info", "remaining", "is_closed"])
@@ -262,6 +306,7 @@ class QueuedTicket:
     order_id: uuid.UUID | None
     reason: str | None
     shipping_address: dict[str, Any] | None = None
+    epoch: int = 0
 
 
 async def read_ticket(
@@ -300,6 +345,7 @@ def _ticket(ticket_id: uuid.UUID, fields: dict[bytes, bytes]) -> QueuedTicket:
         order_id=uuid.UUID(order_id.decode()) if order_id else None,
         reason=reason.decode() if reason else None,
         shipping_address=loads(address) if address else None,
+        epoch=int(fields.get(b"epoch", b"0")),
     )
 
 

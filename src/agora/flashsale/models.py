@@ -4,6 +4,12 @@ A sale's units are held in inventory from its creation (``units_held`` of them, 
 warehouse); each ticket turned into an order hands its units over to that order
 (``units_ordered``). The CHECK constraints are the database's own guard: whatever Redis said, a
 sale can never hand out more units than it has.
+
+PostgreSQL is the record of the sale: each ticket and what became of it, the units each buyer
+holds (``flash_sale_buyers``, where the per-buyer limit is enforced again), and the units taken
+back from cancelled orders. Redis's state is rebuilt from it exactly when Redis loses it; the
+sale's ``state_epoch`` then moves on, so a ticket sold by the lost state and still in a worker's
+hands is refused rather than counted twice.
 """
 
 from __future__ import annotations
@@ -12,7 +18,16 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agora.core.db import Base, TimestampMixin, enum_column
@@ -48,6 +63,7 @@ class FlashSale(TimestampMixin, Base):
     units_ordered: Mapped[int] = mapped_column(Integer, default=0)
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     units_returned: Mapped[int | None] = mapped_column(Integer)
+    state_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     @property
     def units_held(self) -> int:
@@ -91,3 +107,20 @@ class FlashSaleTicket(TimestampMixin, Base):
     )
     units_returned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     is_returned_to_sale: Mapped[bool | None] = mapped_column()
+
+
+class FlashSaleBuyer(Base):
+    """The units a buyer holds in a sale (ordered, not taken back): the per-buyer limit's record.
+
+    Raised only while it stays within the sale's ``per_user_limit`` (a guarded upsert), lowered
+    when the sale takes a cancelled order's units back.
+    """
+
+    __tablename__ = "flash_sale_buyers"
+    __table_args__ = (CheckConstraint("units >= 0", name="units_not_negative"),)
+
+    sale_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("flash_sales.id", ondelete="CASCADE"), primary_key=True
+    )
+    buyer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    units: Mapped[int] = mapped_column(Integer)

@@ -3,7 +3,12 @@
 Redis decides purchases and PostgreSQL records orders; between the two, a process can die. The
 periodic reconciliation repairs what that leaves behind, sale by sale:
 
-1. primes Redis for a sale whose after-commit priming was lost;
+1. rebuilds a sale's Redis state that was lost (its after-commit priming failed, or Redis lost
+   its data) exactly from PostgreSQL, the record: units left are the quantity minus the units
+   ordered and not taken back, each buyer holds what ``flash_sale_buyers`` says, and the tickets
+   whose units were taken back are marked so, so replaying their release changes nothing. The
+   sale row stays locked meanwhile, so no ticket is ordered between the read and the write, and
+   the sale's ``state_epoch`` moves on, so a ticket sold by the lost state is refused;
 2. takes over tickets a dead worker received but never finished, and drains the queue;
 3. takes back the units of cancelled or unpaid sale orders (database first, then Redis, each
    step idempotent, so a crash between them is finished by the next run);
@@ -93,10 +98,7 @@ async def reconcile_sale(
     database: Database, redis: Redis, sale: FlashSale, context: WorkerContext
 ) -> Report:
     """Repair one running sale, then measure it."""
-    primed = await ledger.open_sale(redis, service.live_state(sale), ttl=service.state_ttl(sale))
-    if primed:
-        REPAIRS.labels("primed").inc()
-        log.warning("flash_sale_primed_late", sale_id=str(sale.id))
+    primed = await restore_state(database, redis, sale.id)
     recovered = await tickets.recover_stale(
         database,
         redis,
@@ -118,6 +120,44 @@ async def reconcile_sale(
     if report.difference:
         log.error("flash_sale_unreconciled", **_fields(report))
     return report
+
+
+class _StateExists(Exception):
+    """Redis had the sale's state after all (primed meanwhile): the new epoch is rolled back."""
+
+
+async def restore_state(database: Database, redis: Redis, sale_id: uuid.UUID) -> bool:
+    """Rebuild the sale's Redis state from PostgreSQL if Redis lost it; whether it was rebuilt.
+
+    Redis is written while the sale row is locked and before the new epoch commits. Should that
+    commit be lost, Redis holds a state built from what the locked row said, under an epoch the
+    row does not have yet: the next run gives the row that epoch.
+    """
+    live_epoch = await ledger.live_epoch(redis, sale_id)
+    try:
+        async with database.unit_of_work() as session:
+            sale = await repository.lock_sale(session, sale_id)
+            assert sale is not None
+            if live_epoch is not None:
+                if live_epoch > sale.state_epoch:
+                    log.error("flash_sale_epoch_behind", sale_id=str(sale_id), epoch=live_epoch)
+                    await repository.set_state_epoch(session, sale_id, live_epoch)
+                return False
+            epoch = await repository.next_state_epoch(session, sale_id)
+            returned = await repository.tickets_returned_to_sale(session, sale_id)
+            recorded = ledger.RecordedState(
+                sale=dataclasses.replace(service.live_state(sale), epoch=epoch),
+                is_closed=sale.settled_at is not None,
+                units_per_buyer=await repository.units_per_buyer(session, sale_id),
+                returned_ticket_ids=[ticket.id for ticket in returned],
+            )
+            if not await ledger.rebuild_sale(redis, recorded, ttl=service.state_ttl(sale)):
+                raise _StateExists
+    except _StateExists:
+        return False
+    REPAIRS.labels("rebuilt").inc()
+    log.warning("flash_sale_state_rebuilt", sale_id=str(sale_id), epoch=epoch)
+    return True
 
 
 async def measure(database: Database, redis: Redis, sale_id: uuid.UUID) -> Report:

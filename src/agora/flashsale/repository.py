@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog.models import ProductVariant
-from agora.flashsale.models import FlashSale, FlashSaleTicket, TicketStatus
+from agora.flashsale.models import FlashSale, FlashSaleBuyer, FlashSaleTicket, TicketStatus
 from agora.orders.models import Order, OrderStatus
 
 
@@ -38,10 +38,11 @@ async def open_sales(session: AsyncSession) -> Sequence[FlashSale]:
 
 
 async def hand_units_to_order(
-    session: AsyncSession, sale_id: uuid.UUID, quantity: int
+    session: AsyncSession, sale_id: uuid.UUID, quantity: int, epoch: int
 ) -> int | None:
-    """Count ``quantity`` more units as ordered, if the sale has them and is not settled; the
-    units the sale has left then, or None when it had not enough.
+    """Count ``quantity`` more units as ordered, if the sale has them, is not settled and its
+    Redis state is still the one of ``epoch`` (the tickets' own); the units the sale has left
+    then, or None when it could not.
 
     The database's own guard against overselling: one conditional UPDATE on the sale row.
     """
@@ -50,6 +51,7 @@ async def hand_units_to_order(
         .where(
             FlashSale.id == sale_id,
             FlashSale.settled_at.is_(None),
+            FlashSale.state_epoch == epoch,
             FlashSale.units_ordered + quantity <= FlashSale.quantity,
         )
         .values(units_ordered=FlashSale.units_ordered + quantity)
@@ -61,11 +63,20 @@ async def hand_units_to_order(
 async def take_units_back(session: AsyncSession, ticket: FlashSaleTicket, *, keep: bool) -> None:
     """The units of a ticket's cancelled order stop counting as ordered.
 
-    With ``keep`` the sale holds them again for its buyers; otherwise they left the sale for
-    regular stock, and its quantity shrinks by as much.
+    With ``keep`` the sale holds them again for its buyers, and the buyer may buy as many again;
+    otherwise they left the sale for regular stock, and its quantity shrinks by as much.
     """
     values = {"units_ordered": FlashSale.units_ordered - ticket.quantity}
-    if not keep:
+    if keep:
+        await session.execute(
+            update(FlashSaleBuyer)
+            .where(
+                FlashSaleBuyer.sale_id == ticket.sale_id,
+                FlashSaleBuyer.buyer_id == ticket.buyer_id,
+            )
+            .values(units=FlashSaleBuyer.units - ticket.quantity)
+        )
+    else:
         values["quantity"] = FlashSale.quantity - ticket.quantity
     await session.execute(
         update(FlashSale)
@@ -77,6 +88,62 @@ async def take_units_back(session: AsyncSession, ticket: FlashSaleTicket, *, kee
         update(FlashSaleTicket)
         .where(FlashSaleTicket.id == ticket.id)
         .values(is_returned_to_sale=keep)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def add_buyer_units(
+    session: AsyncSession, sale_id: uuid.UUID, units_per_buyer: dict[uuid.UUID, int], limit: int
+) -> bool:
+    """Count more units held by each buyer, in one statement, if every buyer stays within
+    ``limit``; False (nothing to keep: the caller rolls back) when one would pass it."""
+    if any(units > limit for units in units_per_buyer.values()):
+        return False
+    statement = insert(FlashSaleBuyer).values(
+        [
+            {"sale_id": sale_id, "buyer_id": buyer_id, "units": units}
+            for buyer_id, units in units_per_buyer.items()
+        ]
+    )
+    written = await session.scalars(
+        statement.on_conflict_do_update(
+            index_elements=[FlashSaleBuyer.sale_id, FlashSaleBuyer.buyer_id],
+            set_={"units": FlashSaleBuyer.units + statement.excluded.units},
+            where=FlashSaleBuyer.units + statement.excluded.units <= limit,
+        ).returning(FlashSaleBuyer.buyer_id)
+    )
+    return len(written.all()) == len(units_per_buyer)
+
+
+async def units_per_buyer(session: AsyncSession, sale_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """The units each buyer holds in a sale (buyers holding none left out)."""
+    rows = await session.execute(
+        select(FlashSaleBuyer.buyer_id, FlashSaleBuyer.units).where(
+            FlashSaleBuyer.sale_id == sale_id, FlashSaleBuyer.units > 0
+        )
+    )
+    return dict(rows.all())
+
+
+async def next_state_epoch(session: AsyncSession, sale_id: uuid.UUID) -> int:
+    """Move a (locked) sale's Redis state on to a new epoch; the new epoch."""
+    epoch = await session.scalar(
+        update(FlashSale)
+        .where(FlashSale.id == sale_id)
+        .values(state_epoch=FlashSale.state_epoch + 1)
+        .returning(FlashSale.state_epoch)
+        .execution_options(synchronize_session=False)
+    )
+    assert epoch is not None, "the sale row is locked by the caller"
+    return int(epoch)
+
+
+async def set_state_epoch(session: AsyncSession, sale_id: uuid.UUID, epoch: int) -> None:
+    """Give a (locked) sale the epoch of the Redis state built for it."""
+    await session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale_id)
+        .values(state_epoch=epoch)
         .execution_options(synchronize_session=False)
     )
 

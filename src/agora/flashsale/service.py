@@ -57,7 +57,7 @@ async def schedule_sale(session: AsyncSession, redis: Redis, terms: SaleTerms) -
     404 ``variant_not_found``; 422 ``currency_mismatch`` when the price is not in the variant's
     currency; 409 ``out_of_stock`` when the warehouse has fewer units available. Redis is primed
     after the commit (reconciliation primes it if that step is lost), and the sale's end is
-    scheduled at ``ends_at``.
+    a job due at ``ends_at``, kept in the database until then (never a broker countdown).
     """
     variant = await repository.get_variant(session, terms.variant_id)
     if variant is None:
@@ -76,13 +76,14 @@ async def schedule_sale(session: AsyncSession, redis: Redis, terms: SaleTerms) -
         starts_at=terms.starts_at,
         ends_at=terms.ends_at,
         units_ordered=0,
+        state_epoch=0,
     )
     sale.warehouse_id = await stock.set_aside(
         session, sale.id, terms.variant_id, terms.warehouse_id, terms.quantity
     )
     repository.add_sale(session, sale)
     await session.flush()
-    defer(session, END_SALE_TASK, str(sale.id), countdown=_seconds_until(sale.ends_at))
+    defer(session, END_SALE_TASK, str(sale.id), not_before=sale.ends_at)
     state = live_state(sale)
 
     async def prime_redis() -> None:
@@ -118,6 +119,7 @@ def live_state(sale: FlashSale) -> ledger.SaleState:
         quantity=sale.quantity,
         remaining=sale.units_held,
         info=public_fields(sale),
+        epoch=sale.state_epoch,
     )
 
 

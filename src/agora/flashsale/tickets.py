@@ -14,8 +14,9 @@ the buyer. Only after the commit is the ticket settled in Redis and its queue en
 acknowledged: a worker killed anywhere in between leaves the entry pending, and whoever claims
 it next finds the row and only finishes the Redis side.
 
-A ticket that cannot become an order (the variant was withdrawn, the buyer's account deleted) is
-``rejected`` with the reason, and settling it gives its units back to the sale.
+A ticket that cannot become an order (the variant was withdrawn, the buyer's account deleted, the
+buyer's limit reached in the database's record, the Redis state that sold it lost and rebuilt
+since) is ``rejected`` with the reason, and settling it gives its units back to the sale.
 """
 
 from __future__ import annotations
@@ -151,7 +152,10 @@ async def _convert_batch(
     fresh = [ticket for ticket in queued if ticket.ticket_id in claimed]
     if not fresh:
         return settlements
-    sale = await _take_units(session, sale_id, sum(ticket.quantity for ticket in fresh))
+    epochs = {ticket.epoch for ticket in fresh}
+    if len(epochs) > 1:
+        raise Conflict("The batch straddles a rebuilt sale state.", code="ticket_outdated")
+    sale = await _take_units(session, sale_id, fresh, epochs.pop())
     order_ids: dict[uuid.UUID, uuid.UUID] = {}
     for ticket in fresh:
         order_ids[ticket.ticket_id] = await _create_order(
@@ -168,14 +172,25 @@ async def _convert_batch(
     return settlements
 
 
-async def _take_units(session: AsyncSession, sale_id: uuid.UUID, quantity: int) -> FlashSale:
-    """Count ``quantity`` units as ordered on the sale (guarded) and stop holding them for it,
+async def _take_units(
+    session: AsyncSession, sale_id: uuid.UUID, queued: list[ledger.QueuedTicket], epoch: int
+) -> FlashSale:
+    """Count the tickets' units as ordered on the sale and held by their buyers (both guarded:
+    the sale's quantity and state epoch, each buyer's limit) and stop holding them for the sale,
     so the orders made next in this transaction reserve them; the sale."""
-    left = await repository.hand_units_to_order(session, sale_id, quantity)
-    if left is None:
-        raise Conflict("The sale has no units left to order.", code="sale_exhausted")
+    quantity = sum(ticket.quantity for ticket in queued)
+    left = await repository.hand_units_to_order(session, sale_id, quantity, epoch)
     sale = await repository.get_sale(session, sale_id)
     assert sale is not None
+    if left is None:
+        if sale.state_epoch != epoch:
+            raise Conflict("The sale's state was rebuilt since.", code="ticket_outdated")
+        raise Conflict("The sale has no units left to order.", code="sale_exhausted")
+    per_buyer: dict[uuid.UUID, int] = {}
+    for ticket in queued:
+        per_buyer[ticket.buyer_id] = per_buyer.get(ticket.buyer_id, 0) + ticket.quantity
+    if not await repository.add_buyer_units(session, sale_id, per_buyer, sale.per_user_limit):
+        raise Conflict("The buyer holds as many units as the sale allows.", code="limit_reached")
     if left == 0:
         payload = {"sale_id": sale_id, "variant_id": sale.variant_id, "quantity": sale.quantity}
         record_event(session, SOLD_OUT_TOPIC, payload)
@@ -200,7 +215,7 @@ async def _convert_queued(
         return Settlement.of(done)
     try:
         async with session.begin_nested():
-            sale = await _take_units(session, sale_id, ticket.quantity)
+            sale = await _take_units(session, sale_id, [ticket], ticket.epoch)
             order_id = await _create_order(session, redis, sale, ticket, payment_timeout)
     except (AgoraError, IntegrityError) as refusal:
         reason = refusal.instance_code if isinstance(refusal, AgoraError) else "order_refused"
@@ -228,7 +243,7 @@ async def _create_order(
         session,
         ticket.buyer_id,
         [line],
-        orders.Checkout(shipping_address=ticket.shipping_address or {}),
+        orders.Checkout(shipping_address=ticket.shipping_address),
         payment_timeout=payment_timeout,
         redis=redis,
     )

@@ -10,6 +10,7 @@ link-local (unless ``AGORA_WEBHOOK_ALLOW_PRIVATE``). Every attempt is written to
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -100,7 +101,10 @@ async def deliver(
     if attempt > settings.alert_delivery_retries:
         return DeliveryOutcome(delivered=False, retry_in_s=None)
     delay = min(2**attempt, MAX_BACKOFF_S)
-    defer(session, DELIVER_TASK, str(episode.id), event.value, value, attempt + 1, countdown=delay)
+    retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+    defer(
+        session, DELIVER_TASK, str(episode.id), event.value, value, attempt + 1, not_before=retry_at
+    )
     return DeliveryOutcome(delivered=False, retry_in_s=delay)
 
 

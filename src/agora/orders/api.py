@@ -16,6 +16,7 @@ from agora.core.security import CurrentPrincipal, StaffPrincipal
 from agora.core.validation import PositiveBigInt
 from agora.orders import pricing, service
 from agora.orders.schemas import (
+    Address,
     OrderIn,
     OrderOut,
     OrderPage,
@@ -122,6 +123,20 @@ async def cancel_order(
     return OrderOut.model_validate(order)
 
 
+@router.put("/orders/{order_id}/shipping-address", summary="Set where an order ships")
+async def set_shipping_address(
+    order_id: uuid.UUID, body: Address, principal: CurrentPrincipal, session: SessionDep
+) -> OrderOut:
+    """Set or replace the shipping address of the caller's order (staff: any order) until it
+    ships: a flash-sale order bought without one needs it before it can ship. 409 once shipped,
+    cancelled or refunded."""
+    owner = None if principal.is_staff else principal.user_id
+    order = await service.set_shipping_address(
+        session, order_id, body.model_dump(exclude_none=True), user_id=owner
+    )
+    return OrderOut.model_validate(order)
+
+
 @router.patch("/orders/{order_id}", summary="Move an order (staff)")
 async def move_order(
     order_id: uuid.UUID,
@@ -130,7 +145,8 @@ async def move_order(
     session: SessionDep,
     redis: RedisDep,
 ) -> OrderOut:
-    """Move an order along its state machine; 409 for an illegal move."""
+    """Move an order along its state machine; 409 for an illegal move, and 409
+    ``shipping_address_missing`` to ship an order without a shipping address."""
     order = await service.move_order(session, order_id, body.status, redis)
     return OrderOut.model_validate(order)
 

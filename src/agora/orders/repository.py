@@ -79,19 +79,40 @@ async def update_status(
     to: OrderStatus,
     *,
     only_if_due: bool = False,
+    needs_address: bool = False,
     **values: Any,
 ) -> bool:
     """Move an order to ``to`` if it is in one of ``allowed_from`` (and, when ``only_if_due``,
-    past its payment deadline), in one statement; whether it moved."""
+    past its payment deadline; when ``needs_address``, with a shipping address), in one
+    statement; whether it moved."""
     statement = update(Order).where(Order.id == order_id, Order.status.in_(list(allowed_from)))
     if only_if_due:
         statement = statement.where(Order.payment_due_at <= func.now())
+    if needs_address:
+        statement = statement.where(Order.shipping_address.is_not(None))
     moved = await session.scalar(
         statement.values(status=to, updated_at=func.now(), **values)
         .returning(Order.id)
         .execution_options(synchronize_session=False)
     )
     return moved is not None
+
+
+async def set_shipping_address(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    address: dict[str, Any],
+    allowed_in: Collection[OrderStatus],
+) -> bool:
+    """Set an order's shipping address if it is in one of ``allowed_in``; whether it was set."""
+    changed = await session.scalar(
+        update(Order)
+        .where(Order.id == order_id, Order.status.in_(list(allowed_in)))
+        .values(shipping_address=address, updated_at=func.now())
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)
+    )
+    return changed is not None
 
 
 async def overdue_order_ids(session: AsyncSession, limit: int) -> Sequence[uuid.UUID]:

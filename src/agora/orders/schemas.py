@@ -80,7 +80,10 @@ class OrderOut(BaseModel):
     shipping_method: str | None
     voucher_code: str | None
     pickup_point_id: uuid.UUID | None
-    shipping_address: Address
+    shipping_address: Address | None = Field(
+        description="Where to ship; null for an order bought without one (a flash-sale "
+        "purchase) until the buyer sets it"
+    )
     payment_due_at: dt.datetime
     paid_at: dt.datetime | None
     shipped_at: dt.datetime | None

@@ -12,11 +12,11 @@ the loser gets 409 ``order_state_conflict``. Each move's side effects (stock all
 released, voucher use given back, an outbox event) run only when the move happened, which makes
 ``mark_paid`` and the cancel functions safe to call twice.
 
-An unpaid order is cancelled when its payment timeout runs out by a delayed ``expire_order``
-task published with the order, and by the periodic sweep (beat, every
-``AGORA_ORDER_EXPIRY_SWEEP_INTERVAL`` seconds) that queues the same task for every overdue order a
-lost or killed task left behind. ``expire_order`` only cancels an order that is due and unpaid, so
-an early, late or repeated delivery is harmless.
+An unpaid order is cancelled once its payment deadline (``payment_due_at``, in PostgreSQL) has
+passed by the periodic sweep (beat, every ``AGORA_ORDER_EXPIRY_SWEEP_INTERVAL`` seconds): no task
+waits in the broker for the deadline, so neither a broker outage at checkout nor RabbitMQ's
+``consumer_timeout`` can lose or stall an expiry. ``expire_order`` only cancels an order that is
+due and unpaid, so a sweep that runs twice, or races a payment, is harmless.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.cart import service as cart
 from agora.catalog.models import ProductStatus
-from agora.core.db import utcnow
+from agora.core.db import Database, utcnow
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.jobs import defer
 from agora.core.money import Money
@@ -45,7 +45,6 @@ from agora.orders import pricing, repository
 from agora.orders.models import Order, OrderLine, OrderStatus
 from agora.orders.repository import OrderFilter
 
-EXPIRE_ORDER_TASK = "agora.orders.expire"
 EXPIRE_OVERDUE_ORDERS_TASK = "agora.orders.expire_overdue"
 # Published after an order is cancelled, for the modules that act on it (payments closes the
 # order's open payment at its provider); orders knows them only by this name.
@@ -65,6 +64,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.REFUNDED: frozenset(),
 }
 _PAID_OR_LATER = frozenset({_S.PAID, _S.FULFILLED, _S.SHIPPED, _S.COMPLETED, _S.REFUNDED})
+_NOT_SHIPPED = frozenset({_S.PENDING_PAYMENT, _S.PAID, _S.FULFILLED})
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ class LineRequest:
 
 @dataclass(frozen=True)
 class Checkout:
-    """Where to ship and how, and the voucher to apply."""
+    """Where to ship (None until the buyer says: a flash-sale ticket), how, and the voucher."""
 
-    shipping_address: dict[str, Any]
+    shipping_address: dict[str, Any] | None
     shipping_method: str | None = None
     voucher_code: str | None = None
     pickup_point_id: uuid.UUID | None = None
@@ -182,7 +182,6 @@ async def _create(
     _announce(session, order, "order.created")
     if order.total_amount == 0:  # nothing to pay (a 100 % voucher, free shipping): paid now
         return await mark_paid(session, order.id)
-    defer(session, EXPIRE_ORDER_TASK, str(order.id), countdown=payment_timeout)
     return order
 
 
@@ -339,17 +338,19 @@ async def expire_order(session: AsyncSession, order_id: uuid.UUID, redis: Redis)
     return True
 
 
-async def schedule_overdue_expiries(session: AsyncSession) -> int:
-    """Queue an ``expire_order`` task for every overdue unpaid order (oldest deadline first, a
-    batch per sweep); how many were queued.
+async def expire_overdue_orders(database: Database, redis: Redis) -> int:
+    """Cancel the overdue unpaid orders (oldest deadline first, a batch per sweep); how many.
 
-    Each order is then cancelled in its own transaction, so the sweep never holds the stock rows
-    of many orders at once (and never deadlocks against checkouts or payments).
+    Each order is cancelled in its own transaction, so the sweep never holds the stock rows of
+    many orders at once (and never deadlocks against checkouts or payments).
     """
-    overdue = await repository.overdue_order_ids(session, SWEEP_BATCH)
+    async with database.unit_of_work() as session:
+        overdue = await repository.overdue_order_ids(session, SWEEP_BATCH)
+    expired = 0
     for order_id in overdue:
-        defer(session, EXPIRE_ORDER_TASK, str(order_id))
-    return len(overdue)
+        async with database.unit_of_work() as session:
+            expired += await expire_order(session, order_id, redis)
+    return expired
 
 
 async def move_order(
@@ -365,15 +366,45 @@ async def move_order(
     if target == _S.REFUNDED:
         return await mark_refunded(session, order_id, redis)
     sources = [status for status, targets in TRANSITIONS.items() if target in targets]
-    values: dict[str, Any] = {"shipped_at": utcnow()} if target == _S.SHIPPED else {}
-    if await repository.update_status(session, order_id, sources, target, **values):
-        if target == _S.SHIPPED:
+    is_shipping = target == _S.SHIPPED
+    values: dict[str, Any] = {"shipped_at": utcnow()} if is_shipping else {}
+    if await repository.update_status(
+        session, order_id, sources, target, needs_address=is_shipping, **values
+    ):
+        if is_shipping:
             await inventory.ship(session, order_id)
         return await _announce_moved(session, order_id, target)
     order = await get_order(session, order_id)
     if order.status == target:
         return order
+    if is_shipping and order.status in sources and order.shipping_address is None:
+        raise Conflict(
+            "An order cannot ship before it has a shipping address.",
+            code="shipping_address_missing",
+        )
     raise _illegal(order, target)
+
+
+async def set_shipping_address(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    address: dict[str, Any],
+    *,
+    user_id: uuid.UUID | None = None,
+) -> Order:
+    """Set where an order ships (the buyer's own when ``user_id`` is given) while it has not
+    shipped; 409 ``order_state_conflict`` once it has shipped or was cancelled or refunded."""
+    await get_order(session, order_id, user_id=user_id)
+    changed = await repository.set_shipping_address(session, order_id, address, _NOT_SHIPPED)
+    order = await get_order(session, order_id)
+    if not changed:
+        raise Conflict(
+            f"The shipping address of a {order.status.value} order cannot change.",
+            code="order_state_conflict",
+            order_status=order.status.value,
+        )
+    _announce(session, order, "order.shipping_address_set")
+    return order
 
 
 async def mark_refunded(session: AsyncSession, order_id: uuid.UUID, redis: Redis) -> Order:

@@ -132,7 +132,11 @@ class InboxEvent(Base):
     """A verified callback, stored once per (provider, event id): a redelivery is a no-op."""
 
     __tablename__ = "payment_inbox"
-    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        # The dashboard counts callbacks by provider and outcome over a time range.
+        Index("ix_payment_inbox_received", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(32))

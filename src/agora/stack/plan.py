@@ -86,6 +86,7 @@ class StackPlan:
         ]
         programs.append(Program("beat", [*agora, "beat"]))
         programs.append(Program("logs-worker", [*agora, "logs", "worker"]))
+        programs.append(Program("crawler", [*agora, "crawl"]))
         if self.prometheus_port is not None:
             programs.append(Program("prometheus", self._prometheus_argv()))
         programs.append(

@@ -1,6 +1,7 @@
 -- The whole decision of a flash-sale purchase, in one atomic step.
 -- Checks the window, the buyer's units against the per-buyer limit and the units left; if all
--- pass, takes the units, records the ticket and queues it for the worker.
+-- pass, takes the units, records the ticket (with the state's epoch: a ticket sold by a state
+-- since rebuilt is refused by the database) and queues it for the worker.
 -- KEYS: 1 sale hash, 2 buyers hash (buyer id -> units held), 3 ticket queue (stream),
 --       4 ticket hash, 5 idempotency hash of (buyer, Idempotency-Key), 6 the wake flag (set
 --       while a worker has been asked to drain the queue)
@@ -29,7 +30,7 @@ if fingerprint ~= '' then
 end
 
 local sale_state = redis.call(
-  'HMGET', sale, 'starts_at', 'ends_at', 'per_user_limit', 'remaining', 'is_closed')
+  'HMGET', sale, 'starts_at', 'ends_at', 'per_user_limit', 'remaining', 'is_closed', 'epoch')
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 if now < tonumber(sale_state[1]) then
@@ -50,7 +51,8 @@ end
 redis.call('HINCRBY', sale, 'remaining', -quantity)
 redis.call('HINCRBY', sale, 'queued_units', quantity)
 redis.call('HINCRBY', buyers, buyer, quantity)
-redis.call('HSET', ticket, 'buyer_id', buyer, 'quantity', quantity, 'status', 'queued')
+redis.call('HSET', ticket, 'buyer_id', buyer, 'quantity', quantity, 'status', 'queued',
+  'epoch', sale_state[6] or '0')
 if ARGV[8] ~= '' then
   redis.call('HSET', ticket, 'shipping_address', ARGV[8])
 end

@@ -6,6 +6,10 @@
 local sale, buyers, ticket = KEYS[1], KEYS[2], KEYS[3]
 local buyer, quantity, ticket_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
+-- Without the sale's state (Redis lost it), nothing: its rebuild counts these units.
+if redis.call('EXISTS', sale) == 0 then
+  return 0
+end
 if redis.call('HSETNX', ticket, 'units_returned', '1') == 0 then
   return 0
 end

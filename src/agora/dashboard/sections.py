@@ -1,0 +1,12 @@
+"""The sections every snapshot is made of, in the order they are read."""
+
+from __future__ import annotations
+
+from agora.dashboard import alerts_panel, commerce, logs_panels
+from agora.dashboard.snapshot import Section
+
+DASHBOARD_SECTIONS: tuple[Section, ...] = (
+    *commerce.SECTIONS,
+    *logs_panels.SECTIONS,
+    *alerts_panel.SECTIONS,
+)

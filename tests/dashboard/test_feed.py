@@ -1,0 +1,151 @@
+"""The snapshot feed on a real server: staff only, whole snapshots within the size budget, a
+range switch answered at once, an expired token closed with 4401."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from agora.core.db import Database
+from agora.core.security import Role, issue_access_token
+from agora.dashboard.feed import TOKEN_EXPIRED
+from agora.dashboard.snapshot import MAX_SNAPSHOT_BYTES, SNAPSHOT_INTERVAL_S, encode
+from agora.settings import Settings
+from tests.dashboard.support import LogLoaderProcess, ship
+from tests.factories import create_user, create_variant
+from tests.support import ApiProcess
+
+RECEIVE_TIMEOUT_S = 15
+
+
+def feed_url(server: ApiProcess, token: str, time_range: str = "15m") -> str:
+    """The feed's address for ``token``."""
+    return f"ws://127.0.0.1:{server.port}/ws/dashboard?token={token}&range={time_range}"
+
+
+async def next_snapshot(socket: Any) -> dict[str, Any]:
+    """The next message, checked against the size budget."""
+    message = await asyncio.wait_for(socket.recv(), RECEIVE_TIMEOUT_S)
+    assert len(message.encode()) <= MAX_SNAPSHOT_BYTES
+    snapshot: dict[str, Any] = json.loads(message)
+    return snapshot
+
+
+async def read_until_closed(socket: Any) -> None:
+    """Read snapshots until the server closes the socket."""
+    while True:
+        await next_snapshot(socket)
+
+
+async def test_staff_receive_whole_snapshots_and_switch_ranges(
+    server: ApiProcess, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    await create_variant(database, stock=3)
+    token = staff.headers["Authorization"].removeprefix("Bearer ")
+
+    async with websockets.connect(feed_url(server, token)) as socket:
+        first = await next_snapshot(socket)
+        second = await next_snapshot(socket)
+        await socket.send(json.dumps({"type": "range", "range": "7d"}))
+        while (switched := await next_snapshot(socket))["range"] != "7d":
+            pass
+
+    assert SNAPSHOT_INTERVAL_S <= 2
+    assert first["type"] == second["type"] == "snapshot"
+    assert first["range"] == "15m"
+    assert first["step"] == 60
+    assert len(first["commerce"]["orders_series"]) == 15
+    assert first["commerce"]["orders_per_minute"] == 0
+    assert {queue["name"] for queue in first["queues"]} >= {"outbox", "flash_sale_tickets"}
+    assert switched["step"] == 3 * 3600
+    assert len(switched["commerce"]["orders_series"]) == 56
+
+
+async def test_a_customer_never_gets_a_socket(
+    server: ApiProcess, database: Database, settings: Settings
+) -> None:
+    customer = await create_user(database, settings)
+    token = customer.headers["Authorization"].removeprefix("Bearer ")
+
+    for url in (feed_url(server, token), feed_url(server, "not-a-token")):
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(url):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+async def test_an_expired_token_closes_the_feed_with_4401(
+    server: ApiProcess, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    short = issue_access_token(
+        settings.model_copy(update={"access_token_ttl": 2}), staff.id, Role.STAFF
+    )
+
+    async with websockets.connect(feed_url(server, short)) as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            await read_until_closed(socket)
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == TOKEN_EXPIRED
+
+
+def test_an_oversized_snapshot_is_trimmed_to_the_budget() -> None:
+    snapshot = {
+        "type": "snapshot",
+        "series": list(range(60)),
+        "logs": {"routes": [{"route": f"/api/v1/r{n}", "count": n} for n in range(2000)]},
+        "commerce": {
+            "callbacks": [{"provider": "p", "outcome": "o", "count": n} for n in range(50)]
+        },
+    }
+
+    message = encode(snapshot)
+
+    assert len(message) <= MAX_SNAPSHOT_BYTES
+    decoded = json.loads(message)
+    assert decoded["truncated"] is True
+    assert decoded["series"] == list(range(60))
+    assert 0 < len(decoded["logs"]["routes"]) < 2000
+
+
+async def test_log_figures_come_from_the_log_platform(
+    server: ApiProcess, log_loader: LogLoaderProcess, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    token = staff.headers["Authorization"].removeprefix("Bearer ")
+    lines = [
+        {"path": "/api/v1/products/42", "method": "GET", "status": 200, "duration_ms": 20.0,
+         "ip": "198.51.100.7", "service": "edge"}
+        for _ in range(30)
+    ] + [
+        {"path": "/api/v1/orders", "method": "POST", "status": 503, "duration_ms": 900.0,
+         "ip": "198.51.100.8", "service": "edge"}
+        for _ in range(10)
+    ] + [{"message": "order paid", "service": "edge", "level": "info"}]  # fmt: skip
+    async with httpx.AsyncClient(base_url=server.base_url, headers=staff.headers) as http:
+        await ship(http, *lines)
+
+    async with websockets.connect(feed_url(server, token)) as socket:
+        while not (snapshot := await next_snapshot(socket))["rankings"]["top_paths"]:
+            pass
+        while sum((figures := snapshot["logs"])["series"]["requests"]) < 40:
+            snapshot = await next_snapshot(socket)
+
+    assert 0 < figures["error_rate"] <= 10 / 40
+    assert figures["requests_per_second"] > 0
+    assert figures["p99"] > figures["p50"] > 0
+    routes = {route["route"]: route for route in figures["routes"]}
+    assert routes["/api/v1/orders"]["count"] == 10
+    assert routes["/api/v1/orders"]["error_rate"] == 1.0
+    rankings = snapshot["rankings"]
+    assert rankings["top_paths"][0] == {"value": "/api/v1/products/42", "count": 30}
+    assert {entry["value"] for entry in rankings["top_ips"]} >= {"198.51.100.7", "198.51.100.8"}
+    assert {entry["value"] for entry in rankings["status_codes"]} >= {"200", "503"}
