@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler grpc pickup logs redis_outage
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler grpc pickup redis_outage logs hotpaths
 
 .PHONY: up test lint fmt bench fuzz clean scale-up scale-down
 
@@ -49,6 +49,7 @@ fmt: $(INSTALLED)  ## Format and autofix
 	$(BIN)/ruff check --fix src tests bench
 
 bench: $(INSTALLED)  ## Run every benchmark, each printing its table
+	@command -v wrk >/dev/null || bash deploy/install-tools.sh
 	@for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name || exit 1; done
 
 fuzz: $(INSTALLED)  ## Fuzz every operation of a running server from its OpenAPI document (~4 min)

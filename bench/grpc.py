@@ -33,7 +33,7 @@ from agora.core.security import Role, issue_access_token
 from agora.migrations import upgrade
 from agora.rpc.inventory.v1 import inventory_pb2 as pb
 from agora.rpc.inventory.v1 import inventory_pb2_grpc
-from agora.settings import Settings
+from agora.settings import Settings, get_settings
 from bench.harness import (
     ROOT,
     LoadResult,
@@ -54,7 +54,8 @@ Call = Callable[[int], Awaitable[Any]]
 
 async def seed(database_url: str, redis_url: str) -> uuid.UUID:
     """A variant with a billion units in stock."""
-    database, redis = Database(database_url, pool_size=1), create_redis(redis_url)
+    redis = create_redis(redis_url, get_settings())
+    database = Database(database_url, pool_size=1)
     try:
         async with database.unit_of_work() as session:
             return await published_variant(session, redis, "gRPC bench", 1_000_000_000)

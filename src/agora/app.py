@@ -20,6 +20,7 @@ from agora.core.apidocs import install_api_docs
 from agora.core.cache import TwoLevelCache
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
+from agora.core.edge import EdgeCache, mark_public
 from agora.core.embedded import resolve_service_urls
 from agora.core.errors import install_error_handlers, problem_response
 from agora.core.jobs import configure_celery
@@ -65,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.log_self_requests
         else None
     )
+    # Cached public reads answered before routing; emptied with the local cache (core/edge.py).
+    edge = EdgeCache(
+        local_ttl=settings.cache_local_ttl, local_max_entries=settings.cache_local_max_entries
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscriber = create_subscriber(urls.redis_url, settings)
         breaker = Breaker(cooldown=settings.redis_retry_after)
         cache = TwoLevelCache.from_settings(redis, settings, subscriber=subscriber, breaker=breaker)
+        cache.follow(edge)
         app.state.services = AppServices(
             settings=settings,
             database=database,
@@ -115,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(refuse_unstorable_input)],
     )
+    app.state.edge = edge
     register_stock_lookup(inventory_service.in_stock_variant_ids)
     install_error_handlers(app, retry_after=settings.redis_retry_after)
     # Provider callbacks come from a few provider IPs in bursts and are authenticated by their
@@ -127,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_prefix=API_PREFIX,
         unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,),
         self_metered_paths=(API_PREFIX + PURCHASE_PATH, API_PREFIX + INGEST_PATH),
+        edge=edge,
     )
     # Agora's own requests become log lines, queued in memory and flushed off the request path.
     app.add_middleware(RequestContextMiddleware, request_sink=request_log)
@@ -153,12 +161,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+_ALIVE = b'{"status":"ok"}'
+
+
 def _operations_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    # A liveness probe is polled often and its answer never changes: encoded once, and kept
+    # by the edge cache (core/edge.py) with no tag to invalidate it.
+    @router.get("/healthz", summary="The process is alive", response_model=dict[str, str])
+    async def healthz(request: Request) -> Response:
+        mark_public(request.scope.setdefault("state", {}), ())
+        return Response(_ALIVE, media_type="application/json")
 
     @router.get("/readyz", summary="PostgreSQL and Redis are reachable", response_model=None)
     async def readyz(services: ServicesDep) -> dict[str, str] | Response:

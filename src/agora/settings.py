@@ -191,17 +191,17 @@ class Settings(BaseSettings):
         return _split(self.cors_origins)
 
     @property
+    def crawler_user_agent(self) -> str:
+        """The User-Agent of every crawler request, naming who to contact about it."""
+        contact = self.crawler_contact_url or f"{self.public_base_url.rstrip('/')}/docs"
+        return f"AgoraPriceWatch/{__version__} (+{contact})"
+
+    @property
     def trusted_proxy_list(self) -> list[str]:
         """The networks whose ``X-Forwarded-For`` is believed (``AGORA_TRUSTED_PROXIES``)."""
         return [
             str(ipaddress.ip_network(part, strict=False)) for part in _split(self.trusted_proxies)
         ]
-
-    @property
-    def crawler_user_agent(self) -> str:
-        """The User-Agent of every crawler request, naming who to contact about it."""
-        contact = self.crawler_contact_url or f"{self.public_base_url.rstrip('/')}/docs"
-        return f"AgoraPriceWatch/{__version__} (+{contact})"
 
     @property
     def wants_json_logs(self) -> bool:

@@ -32,6 +32,7 @@ from agora.catalog.schemas import (
     VariantUpdate,
 )
 from agora.core.dependencies import AppServices, CacheDep, RedisDep, ServicesDep, SessionDep
+from agora.core.edge import mark_public
 from agora.core.security import MaybePrincipal, StaffPrincipal
 from agora.core.validation import NonNegativeBigInt
 
@@ -50,7 +51,9 @@ def _cached(request: Request, document: service.Document, cache_control: str) ->
 
 
 def _public(request: Request, services: AppServices, document: service.Document) -> Response:
-    """A buyer document, cacheable for as long as the shop's catalog cache control says."""
+    """A buyer document, cacheable for as long as the shop's catalog cache control says, and
+    kept by the edge cache until its tags are invalidated."""
+    mark_public(request.scope.setdefault("state", {}), document.tags)
     return _cached(request, document, services.settings.catalog_cache_control)
 
 

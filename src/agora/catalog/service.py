@@ -78,10 +78,11 @@ _FOREIGN_KEY_VIOLATION = "23503"
 
 @dataclass(frozen=True)
 class Document:
-    """A response body ready to send, and its entity tag."""
+    """A response body ready to send, its entity tag, and the cache tags it depends on."""
 
     body: bytes
     etag: str
+    tags: tuple[str, ...] = ()
 
 
 # --- seams for other domains ------------------------------------------------------------------
@@ -120,22 +121,23 @@ def _slug_tag(slug: str) -> str:
 async def product_document(cache: TwoLevelCache, database: Database, id_or_slug: str) -> Document:
     """A published product's detail by id or slug, from the cache; 404 otherwise."""
     product_id = _as_uuid(id_or_slug)
+    lookup_tags: tuple[str, ...] = ()
     if product_id is None:
         slug = id_or_slug.lower()
+        lookup_tags = (_slug_tag(slug),)
         found = await cache.get_or_load(
             _slug_tag(slug), [_slug_tag(slug)], lambda: _load_slug(database, slug)
         )
         if found is None:
             raise NotFound("No such product.", code="product_not_found")
         product_id = uuid.UUID(found)
+    tags = (_product_tag(product_id), CATEGORIES_TAG)
     entry = await cache.get_or_load(
-        _product_tag(product_id),
-        [_product_tag(product_id), CATEGORIES_TAG],
-        lambda: _load_product(database, product_id),
+        _product_tag(product_id), tags, lambda: _load_product(database, product_id)
     )
     if entry is None:
         raise NotFound("No such product.", code="product_not_found")
-    return _document(entry)
+    return _document(entry, (*tags, *lookup_tags))
 
 
 async def product_page_document(
@@ -149,7 +151,7 @@ async def product_page_document(
     entry = await cache.get_or_load(
         f"catalog:list:{digest}", [LISTS_TAG], lambda: _load_page(database, query, page)
     )
-    return _document(entry)
+    return _document(entry, (LISTS_TAG,))
 
 
 async def staff_product_page_document(database: Database, query: ProductQuery) -> Document:
@@ -175,7 +177,7 @@ async def categories_document(cache: TwoLevelCache, database: Database) -> Docum
     entry = await cache.get_or_load(
         "catalog:categories", [CATEGORIES_TAG], lambda: _load_categories(database)
     )
-    return _document(entry)
+    return _document(entry, (CATEGORIES_TAG,))
 
 
 async def category_document(cache: TwoLevelCache, database: Database, slug: str) -> Document:
@@ -185,7 +187,7 @@ async def category_document(cache: TwoLevelCache, database: Database, slug: str)
     )
     if entry is None:
         raise NotFound("No such category.", code="category_not_found")
-    return _document(entry)
+    return _document(entry, (CATEGORIES_TAG,))
 
 
 async def staff_product_document(database: Database, id_or_slug: str) -> Document:
@@ -268,8 +270,8 @@ def _entry(model: BaseModel) -> dict[str, str]:
     return {"body": body, "etag": etag}
 
 
-def _document(entry: dict[str, str]) -> Document:
-    return Document(body=entry["body"].encode(), etag=entry["etag"])
+def _document(entry: dict[str, str], tags: tuple[str, ...] = ()) -> Document:
+    return Document(body=entry["body"].encode(), etag=entry["etag"], tags=tags)
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:

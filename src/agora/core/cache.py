@@ -34,7 +34,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from redis.asyncio import Redis
@@ -72,6 +72,17 @@ Loader = Callable[[], Awaitable[Any]]
 _live_caches: weakref.WeakSet[TwoLevelCache] = weakref.WeakSet()
 
 
+class Follower(Protocol):
+    """Something holding data derived from cached values (``core/edge.EdgeCache``), dropped with
+    this process's local entries."""
+
+    def drop_local(self, tags: Iterable[str]) -> None:
+        """Forget what carries any of ``tags``."""
+
+    def clear_local(self) -> None:
+        """Forget everything."""
+
+
 @dataclass
 class _LocalEntry:
     value: Any
@@ -79,7 +90,70 @@ class _LocalEntry:
     tags: tuple[str, ...]
 
 
-class TwoLevelCache:
+class LocalEntries:
+    """A process's bounded LRU of short-lived values indexed by cache tag, dropped by tag.
+
+    ``epoch`` changes on every drop: a value produced while a drop happened may predate it, so
+    ``remember`` refuses it when given the epoch read before producing it.
+    """
+
+    def __init__(self, *, local_ttl: float, local_max_entries: int) -> None:
+        self.local_ttl = local_ttl
+        self.local_max_entries = local_max_entries
+        self._local: OrderedDict[str, _LocalEntry] = OrderedDict()
+        self._keys_by_tag: dict[str, set[str]] = {}
+        self._epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        """Changes whenever entries are dropped."""
+        return self._epoch
+
+    def fresh(self, key: str) -> _LocalEntry | None:
+        """The unexpired entry of ``key``, if any (marked recently used)."""
+        entry = self._local.get(key)
+        if entry is None or entry.expires_at <= time.monotonic():
+            return None
+        self._local.move_to_end(key)
+        return entry
+
+    def drop_local(self, tags: Iterable[str]) -> None:
+        """Forget the entries carrying any of ``tags``."""
+        self._epoch += 1
+        for tag in tags:
+            for key in self._keys_by_tag.pop(tag, ()):
+                self._forget(key)
+
+    def clear_local(self) -> None:
+        """Forget every entry (when invalidation messages may have been missed)."""
+        self._epoch += 1
+        self._local.clear()
+        self._keys_by_tag.clear()
+
+    def remember(self, key: str, tags: tuple[str, ...], value: Any, epoch: int) -> None:
+        """Keep ``value`` under ``key`` unless entries were dropped since ``epoch``."""
+        if epoch != self._epoch:
+            return  # an invalidation arrived while producing it: the value may predate it
+        self._forget(key)
+        self._local[key] = _LocalEntry(value, time.monotonic() + self.local_ttl, tags)
+        for tag in tags:
+            self._keys_by_tag.setdefault(tag, set()).add(key)
+        while len(self._local) > self.local_max_entries:
+            self._forget(next(iter(self._local)))
+
+    def _forget(self, key: str) -> None:
+        entry = self._local.pop(key, None)
+        if entry is None:
+            return
+        for tag in entry.tags:
+            keys = self._keys_by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._keys_by_tag[tag]
+
+
+class TwoLevelCache(LocalEntries):
     """One process's cache: a bounded local LRU in front of Redis, with single-flight loads."""
 
     def __init__(
@@ -95,15 +169,12 @@ class TwoLevelCache:
         self.redis = redis
         self.subscriber = subscriber or redis
         self.breaker = breaker or Breaker(cooldown=5.0)
-        self.local_ttl = local_ttl
-        self.local_max_entries = local_max_entries
+        super().__init__(local_ttl=local_ttl, local_max_entries=local_max_entries)
         self.redis_ttl = redis_ttl
-        self._local: OrderedDict[str, _LocalEntry] = OrderedDict()
-        self._keys_by_tag: dict[str, set[str]] = {}
         self._flights: dict[str, asyncio.Future[Any]] = {}
-        self._epoch = 0
         self._pubsub: PubSub = self.subscriber.pubsub(ignore_subscribe_messages=True)
         self._get_script = redis.register_script(_GET_WITH_GENERATIONS)
+        self._followers: list[Follower] = []
         _live_caches.add(self)
 
     @classmethod
@@ -123,9 +194,8 @@ class TwoLevelCache:
 
     async def get_or_load(self, key: str, tags: Sequence[str], loader: Loader) -> Any:
         """The value of ``key`` (JSON-ready), loaded by ``loader`` on a miss of both levels."""
-        entry = self._local.get(key)
-        if entry is not None and entry.expires_at > time.monotonic():
-            self._local.move_to_end(key)
+        entry = self.fresh(key)
+        if entry is not None:
             return entry.value
         flight = self._flights.get(key)
         if flight is None:
@@ -134,18 +204,22 @@ class TwoLevelCache:
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
         return await asyncio.shield(flight)
 
+    def follow(self, follower: Follower) -> None:
+        """Drop ``follower``'s data whenever this process's local entries are dropped."""
+        self._followers.append(follower)
+
     def drop_local(self, tags: Iterable[str]) -> None:
-        """Forget this process's entries carrying any of ``tags``."""
-        self._epoch += 1
-        for tag in tags:
-            for key in self._keys_by_tag.pop(tag, ()):
-                self._forget(key)
+        """Forget this process's entries carrying any of ``tags``, and its followers' too."""
+        tags = tuple(tags)
+        super().drop_local(tags)
+        for follower in self._followers:
+            follower.drop_local(tags)
 
     def clear_local(self) -> None:
         """Forget every local entry (when invalidation messages may have been missed)."""
-        self._epoch += 1
-        self._local.clear()
-        self._keys_by_tag.clear()
+        super().clear_local()
+        for follower in self._followers:
+            follower.clear_local()
 
     @contextlib.asynccontextmanager
     async def invalidation_subscriber(self) -> AsyncIterator[None]:
@@ -213,36 +287,15 @@ class TwoLevelCache:
         if stored is not None:
             stored_generations, value = loads(stored)
             if stored_generations == generations:
-                self._remember(key, tags, value, epoch)
+                self.remember(key, tags, value, epoch)
                 return value
         value = await loader()
         try:
             await self.redis.set(entry_key, dumps([generations, value]), ex=self.redis_ttl)
         except RedisError:
             self.breaker.trip()
-        self._remember(key, tags, value, epoch)
+        self.remember(key, tags, value, epoch)
         return value
-
-    def _remember(self, key: str, tags: tuple[str, ...], value: Any, epoch: int) -> None:
-        if epoch != self._epoch:
-            return  # an invalidation arrived while loading: the value may predate it
-        self._forget(key)
-        self._local[key] = _LocalEntry(value, time.monotonic() + self.local_ttl, tags)
-        for tag in tags:
-            self._keys_by_tag.setdefault(tag, set()).add(key)
-        while len(self._local) > self.local_max_entries:
-            self._forget(next(iter(self._local)))
-
-    def _forget(self, key: str) -> None:
-        entry = self._local.pop(key, None)
-        if entry is None:
-            return
-        for tag in entry.tags:
-            keys = self._keys_by_tag.get(tag)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._keys_by_tag[tag]
 
 
 async def invalidate(redis: Redis, tags: Iterable[str]) -> None:

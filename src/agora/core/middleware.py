@@ -20,8 +20,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from agora.core.batched_budget import BatchedBudget
+from agora.core.edge import EdgeCache, EdgeCacheMiddleware
 from agora.core.errors import PayloadTooLarge, error_response
-from agora.core.ratelimit import DefaultBudgetMiddleware
+from agora.core.ratelimit import DefaultBudgetMiddleware, default_budget
 from agora.settings import Settings
 
 JSON_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
@@ -41,10 +43,13 @@ def install_http_middleware(
     api_prefix: str,
     unmetered_prefixes: tuple[str, ...] = (),
     self_metered_paths: tuple[str, ...] = (),
+    edge: EdgeCache | None = None,
 ) -> None:
     """Add the hardening middleware; the last added runs first. Paths under
     ``unmetered_prefixes`` skip the default budget (callers authenticated another way); routes
-    whose template is in ``self_metered_paths`` spend it themselves with their own budgets."""
+    whose template is in ``self_metered_paths`` spend it themselves with their own budgets.
+    An ``edge`` cache answers its hits in front of the default budget, spending it in batches
+    (``core/edge.py``), behind every layer that adds headers."""
     app.add_middleware(
         DefaultBudgetMiddleware,
         settings=settings,
@@ -52,6 +57,9 @@ def install_http_middleware(
         unmetered_prefixes=unmetered_prefixes,
         self_metered_paths=self_metered_paths,
     )
+    if edge is not None:
+        budget = BatchedBudget(default_budget(settings))
+        app.add_middleware(EdgeCacheMiddleware, edge=edge, budget=budget, metered_prefix=api_prefix)
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size)
     if settings.cors_origin_list:
         app.add_middleware(

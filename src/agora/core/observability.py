@@ -97,6 +97,16 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
         logging.getLogger(name).propagate = True
 
 
+def redact_tokens(text: str) -> str:
+    """``text`` with the value of every ``token=`` parameter replaced by ``[redacted]``."""
+    return TOKEN_PARAMETER.sub(rf"\1{REDACTED}", text)
+
+
+def _redact_tokens(_: Any, __: str, rendered: Any) -> Any:
+    """The last step of every log line: redact what the renderer wrote."""
+    return redact_tokens(rendered) if isinstance(rendered, str) else rendered
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
     """What a request was, for a sink that keeps requests as data (the log platform)."""
@@ -115,16 +125,6 @@ class RequestRecord:
 
 RequestSink = Callable[[RequestRecord], None]
 """Takes a finished request's record; it must return at once (it runs on the request path)."""
-
-
-def redact_tokens(text: str) -> str:
-    """``text`` with the value of every ``token=`` parameter replaced by ``[redacted]``."""
-    return TOKEN_PARAMETER.sub(rf"\1{REDACTED}", text)
-
-
-def _redact_tokens(_: Any, __: str, rendered: Any) -> Any:
-    """The last step of every log line: redact what the renderer wrote."""
-    return redact_tokens(rendered) if isinstance(rendered, str) else rendered
 
 
 class RequestContextMiddleware:
@@ -173,7 +173,7 @@ class RequestContextMiddleware:
                 self.request_sink(_request_record(scope, status, elapsed, sent, request_id))
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
-        method, route = scope["method"], _route_template(scope)
+        method, route = scope["method"], route_template(scope)
         counter = self.counters.get((method, route, status))
         if counter is None:
             counter = HTTP_REQUESTS.labels(method, route, str(status))
@@ -207,7 +207,7 @@ def _request_record(
         at=time.time() - elapsed,
         method=scope["method"],
         path=scope["path"],
-        route=_route_template(scope),
+        route=route_template(scope),
         status=status,
         duration_ms=elapsed * 1000,
         response_bytes=sent,
@@ -226,7 +226,7 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     """The matched route's full path template (router prefixes included), so metrics and
     request logs are not labelled by ids. FastAPI keeps the full template in its effective
     route context; the route's own path (without its router's prefix) is the fallback."""

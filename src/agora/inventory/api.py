@@ -76,7 +76,11 @@ async def delete_pickup(
     return _warehouse_out(await pickup.stop_pickup_point(session, warehouse_id))
 
 
-@router.get("/pickup-points", summary="Pickup points near a place, nearest first")
+@router.get(
+    "/pickup-points",
+    summary="Pickup points near a place, nearest first",
+    responses={404: {"description": "No variant has the given variant_id"}},
+)
 async def list_pickup_points(
     session: SessionDep,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],

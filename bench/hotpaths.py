@@ -1,0 +1,216 @@
+"""Hot paths against the framework floor, measured from outside with ``wrk``, in one run.
+
+1. **Cached reads**: each path is first recorded from Agora (body, ETag, Cache-Control); a bare
+   Starlette app then serves exactly those bytes under the same server settings, and both are
+   loaded with ``wrk -t1 -c<clients>`` one after the other. The ratio is per path.
+2. **Server**: the same Agora app under uvicorn (uvloop, httptools) and under granian.
+3. **Memory**: the API process's RSS after ``--memory-seconds`` of mixed load (every path above).
+
+One API process, rate limits lifted (``AGORA_RATE_LIMIT_DEFAULT``), demo catalog loaded. The
+machine is shared: absolute figures are noisy, the ratios within one run are what count.
+
+    .venv/bin/python -m bench.hotpaths [--connections 32] [--duration 5] [--memory-seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from agora.migrations import upgrade
+from bench.harness import (
+    ROOT,
+    UVICORN_FLAGS,
+    LoadResult,
+    agora_env,
+    bench_services,
+    free_port,
+    server,
+    uvicorn_server,
+)
+from bench.wrk import measure_get
+
+AGORA = "agora.app:create_app"
+BARE = "bench.bare_bytes_app:create_app"
+
+
+def hot_paths(base_url: str) -> dict[str, str]:
+    """The paths measured, by name: liveness and the cached public catalog reads."""
+    page = httpx.get(f"{base_url}/api/v1/products?limit=24").json()
+    product_id = page["items"][0]["id"]
+    return {
+        "/healthz": "/healthz",
+        "product detail (cached)": f"/api/v1/products/{product_id}",
+        "product list (cached)": "/api/v1/products?limit=24",
+        "search hit (cached)": "/api/v1/products?q=phone",
+        "category tree (cached)": "/api/v1/categories",
+    }
+
+
+def record(base_url: str, paths: dict[str, str], into: Path) -> None:
+    """Write what Agora answers on each path, for the bare app to serve."""
+    recorded = {}
+    for path in paths.values():
+        response = httpx.get(base_url + path)
+        response.raise_for_status()
+        headers = response.headers
+        recorded[path] = [response.text, headers.get("etag", ""), headers.get("cache-control", "")]
+    into.write_text(json.dumps(recorded))
+
+
+def granian_server(
+    app: str, port: int, env: dict[str, str]
+) -> contextlib.AbstractContextManager[str]:
+    """An ASGI factory under granian (one worker, uvloop), the counterpart of ``uvicorn_server``."""
+    granian = str(Path(sys.executable).with_name("granian"))
+    command = [granian, "--interface", "asgi", "--factory", "--loop", "uvloop"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-ws", app]
+    return server(command, env, port)
+
+
+def server_process(port: int) -> psutil.Process:
+    """The process serving ``port`` (the one that listens on it)."""
+    for connection in psutil.net_connections("tcp"):
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
+            assert connection.pid is not None
+            return psutil.Process(connection.pid)
+    raise RuntimeError(f"nobody listens on {port}")
+
+
+def measure_pairs(
+    first_url: str,
+    second_url: str,
+    paths: dict[str, str],
+    names: tuple[str, str],
+    load: dict[str, int],
+) -> tuple[list[LoadResult], list[LoadResult]]:
+    """Each path under wrk on the first server, then right away on the second."""
+    first, second = [], []
+    for name, path in paths.items():
+        first.append(asyncio.run(measure_get(f"{names[0]} {name}", first_url, path, **load)))
+        second.append(asyncio.run(measure_get(f"{names[1]} {name}", second_url, path, **load)))
+    return first, second
+
+
+def print_pairs(title: str, pairs: list[tuple[LoadResult, LoadResult]], *, target: float) -> None:
+    """One row per (baseline, measured) pair: both throughputs, latencies and the ratio."""
+    table = Table(title=title)
+    columns = (
+        "scenario",
+        "baseline req/s",
+        "req/s",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "ratio",
+        "target",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for baseline, result in pairs:
+        ratio = result.throughput / baseline.throughput if baseline.throughput else float("nan")
+        table.add_row(
+            result.name,
+            f"{baseline.throughput:,.0f}",
+            f"{result.throughput:,.0f}",
+            str(result.errors),
+            f"{result.median:.2f}",
+            f"{result.percentile(0.99):.2f}",
+            f"{ratio:.2f}x",
+            f"≥ {target}x {'met' if ratio >= target else 'NOT met'}",
+        )
+    Console(width=140).print(table)
+
+
+@contextlib.contextmanager
+def mixed_load_script(paths: dict[str, str]) -> Iterator[Path]:
+    """A wrk script that GETs the paths in turn."""
+    quoted = ", ".join(json.dumps(path) for path in paths.values())
+    script = f"""
+local paths = {{{quoted}}}
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
+        file.write(script)
+        file.flush()
+        yield Path(file.name)
+
+
+def rss_after_mixed_load(base_url: str, port: int, paths: dict[str, str], seconds: int) -> float:
+    """The API process's resident memory (MB) after ``seconds`` of wrk on every path."""
+    if shutil.which("wrk") is None:
+        return float("nan")
+    with mixed_load_script(paths) as script:
+        command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), base_url]
+        subprocess.run(command, capture_output=True, check=True)
+    return server_process(port).memory_info().rss / 2**20
+
+
+def load_demo(env: dict[str, str]) -> None:
+    """The demo catalog (idempotent)."""
+    subprocess.run([sys.executable, "-m", "agora", "demo"], env=env, cwd=ROOT, check=True)
+
+
+def main() -> None:
+    """Record, measure the bare app, Agora under uvicorn, Agora under granian; print tables."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--memory-seconds", type=int, default=60)
+    args = parser.parse_args()
+    load = {"connections": args.connections, "duration": args.duration}
+    urls = bench_services()
+    upgrade(urls.database_url)
+    env = agora_env(urls)
+    load_demo(env)
+    with tempfile.TemporaryDirectory() as folder:
+        recording = Path(folder) / "bytes.json"
+        port = free_port()
+        with uvicorn_server(AGORA, port, env=env) as url:
+            paths = hot_paths(url)
+            record(url, paths, recording)
+            bare_env = {**env, "BENCH_BYTES_FILE": str(recording)}
+            # Both servers stay up and each path is measured on one, then on the other: the
+            # two sides of a ratio are seconds apart, not minutes, on a machine whose load drifts.
+            with uvicorn_server(BARE, free_port(), env=bare_env) as bare_url:
+                bare, agora = measure_pairs(bare_url, url, paths, ("bare", "agora"), load)
+            with granian_server(AGORA, free_port(), env) as granian_url:
+                uvicorn, granian = measure_pairs(
+                    url, granian_url, paths, ("agora on uvicorn", "agora on granian"), load
+                )
+            rss = rss_after_mixed_load(url, port, paths, args.memory_seconds)
+    flags = " ".join(UVICORN_FLAGS)
+    print_pairs(
+        f"Hot paths: Agora vs bare Starlette serving the same bytes (uvicorn {flags}, 1 process, "
+        f"wrk -t1 -c{args.connections}, {args.duration}s each)",
+        list(zip(bare, agora, strict=True)),
+        target=0.6,
+    )
+    print_pairs(
+        "Server: Agora on granian (uvloop, 1 worker) vs Agora on uvicorn",
+        list(zip(uvicorn, granian, strict=True)),
+        target=1.0,
+    )
+    seconds = args.memory_seconds
+    print(f"API process RSS after {seconds}s of mixed load: {rss:.0f} MB (target ≤ 150 MB)")
+
+
+if __name__ == "__main__":
+    main()
