@@ -113,7 +113,11 @@ async def test_flushall_mid_race_is_rebuilt_from_postgresql_and_the_race_goes_on
 ) -> None:
     buyer_headers = await buyers(database, settings, BUYERS)
     variant_id = await published_variant(database, redis, stock=STOCK)
-    with api_server(service_env, rate_limit_flash_sale_ip="1000000/second") as base_url:
+    with api_server(
+        service_env,
+        rate_limit_flash_sale_ip="1000000/second",
+        rate_limit_flash_sale_buyer="1000000/second",
+    ) as base_url:
         connector = aiohttp.TCPConnector(limit=BUYERS)
         async with aiohttp.ClientSession(base_url, connector=connector) as http:
             async with http.post(
