@@ -66,6 +66,18 @@ async def test_nearest_near_a_pole(
     assert items[0]["distance_m"] < 12_000
 
 
+async def test_subnormal_coordinates_and_radius_are_answered(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    await create_pickup_point(client, staff, "origin", 0.0001, 0.0001)
+    # PostgreSQL's geometry raises an underflow error on products of such tiny floats.
+    items = await nearest(client, lat=1e-200, lon=-1e-300, radius_km=5e-324, limit=1)
+    assert items == []
+    items = await nearest(client, lat=1e-200, lon=-1e-300, limit=1)
+    assert [item["code"] for item in items] == ["origin"]
+
+
 async def test_search_is_exact_against_a_brute_force(
     client: httpx.AsyncClient, database: Database, settings: Settings
 ) -> None:

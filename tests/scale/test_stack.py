@@ -169,11 +169,11 @@ async def test_a_catalog_write_on_one_process_is_read_fresh_on_the_other(stack: 
 
 
 async def test_prometheus_sums_the_replicas(stack: Stack) -> None:
-    route = "/categories"  # the metrics label: the route's template
+    route = f"{API}/categories"  # the metrics label: the route's template
     for index, url in enumerate(stack.api_urls):
         async with httpx.AsyncClient(base_url=url) as client:
             for _ in range(3 + 4 * index):
-                assert (await client.get(API + route)).status_code == 200
+                assert (await client.get(route)).status_code == 200
     per_replica = [await _served(url, route) for url in stack.api_urls]
     assert all(count >= 3 for count in per_replica), per_replica
     query = f'sum(agora_http_requests_total{{job="agora-api",route="{route}"}})'

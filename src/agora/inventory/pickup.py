@@ -90,6 +90,10 @@ async def pickup_point(session: AsyncSession, warehouse_id: uuid.UUID) -> Wareho
     return warehouse
 
 
+COORDINATE_DECIMALS = 7  # about a centimetre of latitude
+MIN_RADIUS_M = 0.01
+
+
 async def nearest_pickup_points(
     session: AsyncSession,
     lat: float,
@@ -105,6 +109,11 @@ async def nearest_pickup_points(
     ``radius_m`` when given; 404 ``variant_not_found`` for an unknown variant."""
     if variant_id is not None and not await repository.variant_exists(session, variant_id):
         raise NotFound("No such variant.", code="variant_not_found")
+    # Centimetre precision is all a pickup search needs, and it keeps subnormal floats out of
+    # PostgreSQL's geometry, whose products of them raise an underflow error.
+    lat, lon = round(lat, COORDINATE_DECIMALS), round(lon, COORDINATE_DECIMALS)
+    if radius_m is not None:
+        radius_m = max(round(radius_m, 2), MIN_RADIUS_M)
     candidates = await repository.planar_nearest_pickup_points(session, lat, lon, limit)
     if not candidates:
         return []
