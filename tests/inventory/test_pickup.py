@@ -71,11 +71,12 @@ async def test_subnormal_coordinates_and_radius_are_answered(
 ) -> None:
     staff = await create_user(database, settings, Role.STAFF)
     await create_pickup_point(client, staff, "origin", 0.0001, 0.0001)
+    await create_pickup_point(client, staff, "tiny", 1e-300, -1e-200)
     # PostgreSQL's geometry raises an underflow error on products of such tiny floats.
-    items = await nearest(client, lat=1e-200, lon=-1e-300, radius_km=5e-324, limit=1)
-    assert items == []
-    items = await nearest(client, lat=1e-200, lon=-1e-300, limit=1)
-    assert [item["code"] for item in items] == ["origin"]
+    items = await nearest(client, lat=1e-200, lon=-1e-300, radius_km=5e-324, limit=2)
+    assert [item["code"] for item in items] == ["tiny"]
+    items = await nearest(client, lat=1e-200, lon=-1e-300, limit=2)
+    assert [item["code"] for item in items] == ["tiny", "origin"]
 
 
 async def test_search_is_exact_against_a_brute_force(

@@ -54,11 +54,12 @@ async def make_pickup_point(
 ) -> Warehouse:
     """Make a warehouse a pickup point (or update its details); 404 if it does not exist."""
     await get_warehouse(session, warehouse_id)
+    lat, lon = _centimetres(details.latitude), _centimetres(details.longitude)
     values = {
         "is_pickup_point": True,
-        "latitude": details.latitude,
-        "longitude": details.longitude,
-        "location": (details.longitude, details.latitude),
+        "latitude": lat,
+        "longitude": lon,
+        "location": (lon, lat),
         "address": details.address,
         "opening_hours": details.opening_hours,
         "time_zone": details.time_zone,
@@ -94,6 +95,12 @@ COORDINATE_DECIMALS = 7  # about a centimetre of latitude
 MIN_RADIUS_M = 0.01
 
 
+def _centimetres(degrees: float) -> float:
+    """A coordinate to centimetre precision: all a pickup search needs, and it keeps subnormal
+    floats out of PostgreSQL's geometry, whose products of them raise an underflow error."""
+    return round(degrees, COORDINATE_DECIMALS)
+
+
 async def nearest_pickup_points(
     session: AsyncSession,
     lat: float,
@@ -109,9 +116,7 @@ async def nearest_pickup_points(
     ``radius_m`` when given; 404 ``variant_not_found`` for an unknown variant."""
     if variant_id is not None and not await repository.variant_exists(session, variant_id):
         raise NotFound("No such variant.", code="variant_not_found")
-    # Centimetre precision is all a pickup search needs, and it keeps subnormal floats out of
-    # PostgreSQL's geometry, whose products of them raise an underflow error.
-    lat, lon = round(lat, COORDINATE_DECIMALS), round(lon, COORDINATE_DECIMALS)
+    lat, lon = _centimetres(lat), _centimetres(lon)
     if radius_m is not None:
         radius_m = max(round(radius_m, 2), MIN_RADIUS_M)
     candidates = await repository.planar_nearest_pickup_points(session, lat, lon, limit)
