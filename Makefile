@@ -21,11 +21,13 @@ $(INSTALLED): pyproject.toml hatch_build.py $(PROTOS)
 up: $(INSTALLED)  ## Run everything: embedded PostgreSQL and Redis, demo data, API, worker, beat
 	$(BIN)/agora up
 
-# The production shape on this machine: nginx, 2 API processes, 2 workers and beat on the
-# machine's PostgreSQL, Redis and RabbitMQ (override any of these URLs in the environment).
+# The production shape on this machine: nginx, 2 API processes, 2 workers, beat, a log loader and
+# a crawler on the machine's PostgreSQL, Redis and RabbitMQ (override any of these in the
+# environment).
 SCALE_ENV := AGORA_DATABASE_URL=$${AGORA_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/agora_scale} \
 	AGORA_REDIS_URL=$${AGORA_REDIS_URL:-redis://127.0.0.1:6379/2} \
 	AGORA_BROKER_URL=$${AGORA_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//} \
+	AGORA_TASK_QUEUE=$${AGORA_TASK_QUEUE:-agora-scale} \
 	AGORA_DATA_DIR=$${AGORA_DATA_DIR:-.agora-scale}
 
 scale-up: $(INSTALLED)  ## Run the production shape behind nginx on 127.0.0.1:8080 (Ctrl-C stops)
