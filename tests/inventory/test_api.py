@@ -80,3 +80,18 @@ async def test_stock_endpoints_refuse_bad_input_and_non_staff(
         url, json={"quantity": 1, "warehouse_id": str(uuid.uuid4())}, headers=staff.headers
     )
     assert nowhere.status_code == 404
+
+
+async def test_a_reservation_summing_past_the_column_is_refused(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    variant_id = await create_variant(database, stock=5)
+    line = {"variant_id": str(variant_id), "quantity": 1_000_000_000}
+    response = await client.post(
+        "/api/v1/stock-reservations",
+        json={"reference_id": str(uuid.uuid4()), "lines": [line, line, line]},
+        headers=staff.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "quantity_too_large"

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import service as catalog
 from agora.core.db import pending
-from agora.core.errors import Conflict, NotFound
+from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
 from agora.inventory import repository
 from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, Warehouse
@@ -41,6 +41,7 @@ from agora.inventory.repository import StockChange, WarehouseUnits
 AVAILABILITY_TOPIC = "stock.availability_changed"
 LOW_STOCK_TOPIC = "stock.low"
 LOW_STOCK_THRESHOLD = 5  # a warehouse's available units at or below this are "low"
+MAX_HELD_UNITS = 1_000_000_000  # units of one variant one reservation may hold (an int4 column)
 STOCK_CHANGES_CHANNEL = "agora:stock:changes"
 log = structlog.get_logger(__name__)
 _HELD = ReservationStatus.HELD
@@ -175,6 +176,13 @@ async def reserve(
     409 ``out_of_stock`` (naming the variant) when a line cannot be held; the caller's transaction
     must then roll back, which releases the lines already held.
     """
+    too_many = [variant for variant, units in quantities.items() if units > MAX_HELD_UNITS]
+    if too_many:
+        raise ValidationFailed(
+            f"At most {MAX_HELD_UNITS} units of a variant can be held at once.",
+            code="quantity_too_large",
+            variant_id=str(too_many[0]),
+        )
     if warehouse_id is not None:
         await get_warehouse(session, warehouse_id)
     held = []
