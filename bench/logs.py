@@ -4,7 +4,8 @@ One run prints three tables:
 
 1. Ingest: lines per second from HTTP clients posting 1,000-line bodies (nginx ``combined`` and
    NDJSON) to ``agora api`` until every line is stored by ``agora logs worker`` processes,
-   against a baseline that only COPYs pre-parsed rows into ``log_lines`` (same indexes).
+   against a baseline that only COPYs pre-parsed rows into ``log_lines`` (same indexes; the best
+   of three runs). Ingest rate limits are lifted: the pipeline, not the budget, is measured.
 2. Search over 1,000,000 stored lines (one day): p50/p99 of ``GET /api/v1/logs/search`` for a
    selective query (``status:500 AND path:/api/v1/orders*``) and a broad one, against
    ``/healthz`` in the same run.
@@ -122,7 +123,8 @@ def records(rows: list[tuple[object, ...]], first_id: int) -> list[tuple[object,
 
 
 async def copy_baseline(dsn: str, total: int) -> LoadResult:
-    """COPY pre-parsed nginx rows in 10,000-row transactions; one 'request' per transaction."""
+    """COPY pre-parsed nginx rows into empty tables in 10,000-row transactions; one 'request' per
+    transaction."""
     now = time.time()
     defaults = Defaults(now=now, oldest=now - 86400, newest=now + 86400)
     randomness = random.Random(1)
@@ -130,6 +132,7 @@ async def copy_baseline(dsn: str, total: int) -> LoadResult:
         records(parse_body(nginx_body(randomness, 10_000), "nginx", defaults).rows, n * 10_000)
         for n in range(total // 10_000)
     ]
+    await truncate(dsn)
     connection = await asyncpg.connect(dsn)
     result = LoadResult("COPY pre-parsed rows (baseline)")
     started = time.perf_counter()
@@ -270,7 +273,9 @@ def main() -> None:
     urls = bench_services()
     upgrade(urls.database_url)
     dsn = plain_dsn(urls.database_url)
-    env = agora_env(urls, AGORA_LOG_BUFFER_MAX_BATCHES="100000")
+    env = agora_env(
+        urls, AGORA_LOG_BUFFER_MAX_BATCHES="100000", AGORA_RATE_LIMIT_LOG_INGEST="100000000/second"
+    )
     settings = Settings(_env_file=None)
     staff = {"Authorization": f"Bearer {issue_access_token(settings, uuid.uuid4(), Role.STAFF)}"}
     randomness = random.Random(3)
@@ -278,8 +283,11 @@ def main() -> None:
     ndjson = [ndjson_body(randomness, BODY_LINES) for _ in range(20)]
 
     asyncio.run(make_partitions(urls.database_url, settings))
-    asyncio.run(truncate(dsn))
-    baseline = asyncio.run(copy_baseline(dsn, 200_000))
+    # The best of three runs, so that a noisy moment never flatters the ratios below.
+    baseline = min(
+        (asyncio.run(copy_baseline(dsn, 200_000)) for _ in range(3)),
+        key=lambda result: result.elapsed,
+    )
     baseline_rate = 200_000 / baseline.elapsed
     ingest_rows = []
     with agora_server(env, free_port()) as url, loaders(env, args.loaders):

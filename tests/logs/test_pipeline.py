@@ -52,10 +52,10 @@ async def counts(database: Database) -> tuple[int, int]:
     return int(total), int(distinct)
 
 
-def start_loader(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_loader(env: dict[str, str], batch: int = 10) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "agora", "logs", "worker"],
-        env={**env, "AGORA_LOG_WORKER_BATCH": "10", "AGORA_LOG_WORKER_CLAIM_IDLE": "1"},
+        env={**env, "AGORA_LOG_WORKER_BATCH": str(batch), "AGORA_LOG_WORKER_CLAIM_IDLE": "1"},
         cwd=ROOT,
     )
 
@@ -66,13 +66,18 @@ async def test_every_line_is_stored_exactly_once_when_a_loader_is_killed_mid_loa
 ) -> None:
     await ensure_group(redis)
     total = await buffer_numbered_lines(redis, ENTRIES, LINES_PER_ENTRY)
-    first = start_loader(service_env)
+    first = start_loader(service_env, batch=1)
     try:
-        await wait_for(lambda: _loading(database, redis), timeout=60, interval=0.01)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
+        await wait_for(lambda: _stored_some(database), timeout=60, interval=0.01)
+        async with database.engine.connect() as blocker, blocker.begin():
+            # The loader's next transaction COPYs its lines, then waits on the rollups: killed
+            # there, it dies holding an entry it read and lines it wrote but never committed.
+            await blocker.execute(text("LOCK TABLE log_rollups IN SHARE MODE"))
+            await wait_for(lambda: _waiting_on_rollups(database), timeout=60, interval=0.01)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
         pending = await redis.xpending(INGEST_STREAM, LOADER_GROUP)
-        assert pending["pending"] > 0  # it died holding batches it had read
+        assert pending["pending"] > 0
         stored_before = (await counts(database))[0]
         assert 0 < stored_before < total
         second = start_loader(service_env)
@@ -87,10 +92,19 @@ async def test_every_line_is_stored_exactly_once_when_a_loader_is_killed_mid_loa
     assert await counts(database) == (total, total)
 
 
-async def _loading(database: Database, redis: Redis) -> bool:
-    """Some lines are stored and the loader holds more it has read but not acknowledged."""
-    pending = await redis.xpending(INGEST_STREAM, LOADER_GROUP)
-    return pending["pending"] > 0 and (await counts(database))[0] > 0
+async def _stored_some(database: Database) -> bool:
+    return (await counts(database))[0] > 0
+
+
+async def _waiting_on_rollups(database: Database) -> bool:
+    async with database.engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks "
+                "WHERE relation = 'log_rollups'::regclass AND NOT granted"
+            )
+        )
+    return bool(waiting)
 
 
 async def _all_loaded(redis: Redis) -> bool:
@@ -104,7 +118,8 @@ async def test_a_batch_redelivered_after_its_commit_is_not_stored_twice(
     total = await buffer_numbered_lines(redis, 3, 10)
     answer = await redis.xreadgroup(LOADER_GROUP, "dies-after-commit", {INGEST_STREAM: ">"})
     entries = answer[0][1]
-    assert len(await load(database, entries)) == total  # committed, never acknowledged
+    stored = await load(database, entries)  # committed, never acknowledged
+    assert sum(len(batch.ids) for batch in stored) == total
     survivor = Loader(database, redis, claim_idle_s=0.0)
     assert await survivor.run_once(block_ms=10) == 0  # claimed, recognised, acknowledged
     assert await backlog(redis) == 0

@@ -5,14 +5,16 @@ through a consumer group, and acknowledge and delete each entry only once its ro
 committed, so the stream's length is the backlog. When the backlog reaches
 ``AGORA_LOG_BUFFER_MAX_BATCHES``, ingest answers 503 with ``Retry-After`` rather than lose lines.
 
-After a commit, the loader appends the stored rows (with their ids) to the tail stream, which
-live tails read; it keeps the last ``TAIL_KEEP_ENTRIES`` batches.
+After a commit, the loader appends each stored entry to the tail stream, which live tails read:
+the new line ids and the rows exactly as buffered. The tail stream keeps the last
+``TAIL_KEEP_ENTRIES`` entries (an entry holds at most ``ENTRY_MAX_ROWS`` lines, so the stream holds
+at most 2.5 M lines, and a few hundred MB at worst); a tail resuming from a position trimmed
+away is told so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -24,8 +26,9 @@ INGEST_STREAM = "agora:logs:ingest"
 TAIL_STREAM = "agora:logs:tail"
 LOADER_GROUP = "loaders"
 ROWS_FIELD = b"r"
+IDS_FIELD = b"i"
 ENTRY_MAX_ROWS = 5000
-TAIL_KEEP_ENTRIES = 2000
+TAIL_KEEP_ENTRIES = 500
 RETRY_AFTER_S = 2
 
 
@@ -55,9 +58,3 @@ async def enqueue(redis: Redis, rows: Sequence[Row], *, max_batches: int) -> Non
 async def backlog(redis: Redis) -> int:
     """How many batches wait in the buffer (read or not, not yet stored)."""
     return int(await redis.xlen(INGEST_STREAM))
-
-
-def decode_rows(fields: dict[bytes, bytes]) -> list[list[Any]]:
-    """The rows of one ingest stream entry."""
-    rows: list[list[Any]] = orjson.loads(fields[ROWS_FIELD])
-    return rows

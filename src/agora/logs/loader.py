@@ -33,12 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agora.core.db import Database
 from agora.logs import partitions
 from agora.logs.buffer import (
+    IDS_FIELD,
     INGEST_STREAM,
     LOADER_GROUP,
     ROWS_FIELD,
     TAIL_KEEP_ENTRIES,
     TAIL_STREAM,
-    decode_rows,
 )
 from agora.logs.models import LINE_ID_SEQUENCE
 from agora.logs.parsing import ROW_COLUMNS, is_error
@@ -75,6 +75,10 @@ ON CONFLICT (minute, service, route, status_class) DO UPDATE SET
         ) AS merged
     )
 """
+
+# One array, not a row per id: decoding thousands of one-column rows costs more than the COPY.
+_NEXT_IDS = "SELECT array_agg(nextval($1::regclass)) FROM generate_series(1, $2)"
+_DAY_ZERO = dt.date(1970, 1, 1)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -130,19 +134,19 @@ class Loader:
         if not entries:
             return 0
         stored = await load(self.database, entries)
-        ids = [entry_id for entry_id, _ in entries]
+        entry_ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=False) as pipeline:
-            pipeline.xack(INGEST_STREAM, LOADER_GROUP, *ids)
-            pipeline.xdel(INGEST_STREAM, *ids)
-            if stored:
+            pipeline.xack(INGEST_STREAM, LOADER_GROUP, *entry_ids)
+            pipeline.xdel(INGEST_STREAM, *entry_ids)
+            for batch in stored:
                 pipeline.xadd(
                     TAIL_STREAM,
-                    {ROWS_FIELD: orjson.dumps(stored)},
+                    {IDS_FIELD: orjson.dumps(batch.ids), ROWS_FIELD: batch.rows_json},
                     maxlen=TAIL_KEEP_ENTRIES,
                     approximate=True,
                 )
             await pipeline.execute()
-        return len(stored)
+        return sum(len(batch.ids) for batch in stored)
 
     async def _claim_stale(self) -> list[Entry]:
         """Entries another loader read but never acknowledged (it died), once idle enough."""
@@ -165,33 +169,41 @@ class Loader:
         return claimed
 
 
-async def load(database: Database, entries: Sequence[Entry]) -> list[list[Any]]:
-    """Store the rows of the entries not stored before, in one transaction; returns the stored
-    rows, each led by its new line id."""
+@dataclass(frozen=True)
+class Stored:
+    """The lines one buffer entry gave: their new ids, and the entry's rows as buffered (JSON),
+    passed on to live tails as they are rather than encoded again."""
+
+    ids: list[int]
+    rows_json: bytes
+
+
+async def load(database: Database, entries: Sequence[Entry]) -> list[Stored]:
+    """Store the rows of the entries not stored before, in one transaction."""
     async with database.engine.begin() as connection:
         fresh = await _claim_entry_ids(connection, [entry_id.decode() for entry_id, _ in entries])
         skipped = len(entries) - len(fresh)
         if skipped:
             BATCHES_SKIPPED.inc(skipped)
-        rows = [row for entry_id, fields in entries if entry_id.decode() in fresh
-                for row in decode_rows(fields)]  # fmt: skip
+        buffered = [fields[ROWS_FIELD] for entry_id, fields in entries
+                    if entry_id.decode() in fresh]  # fmt: skip
+        per_entry = [orjson.loads(rows_json) for rows_json in buffered]
+        rows: list[list[Any]] = [row for entry_rows in per_entry for row in entry_rows]
         if not rows:
             return []
         await _ensure_partitions(connection, rows)
-        ids = (
-            await connection.execute(
-                text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
-                {"sequence": LINE_ID_SEQUENCE, "n": len(rows)},
-            )
-        ).scalars()
-        stored = [[line_id, *row] for line_id, row in zip(ids, rows, strict=True)]
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
+        ids: list[int] = await driver.fetchval(_NEXT_IDS, LINE_ID_SEQUENCE, len(rows))
         await driver.copy_records_to_table(
-            "log_lines", records=(_record(row) for row in stored), columns=_COLUMNS
+            "log_lines", records=map(_record, ids, rows), columns=_COLUMNS
         )
         await driver.execute(_UPSERT_ROLLUPS, *_rollup_columns(rows))
-    LINES_LOADED.inc(len(stored))
+    LINES_LOADED.inc(len(rows))
+    stored, start = [], 0
+    for rows_json, entry_rows in zip(buffered, per_entry, strict=True):
+        stored.append(Stored(ids[start : start + len(entry_rows)], rows_json))
+        start += len(entry_rows)
     return stored
 
 
@@ -207,7 +219,7 @@ async def _claim_entry_ids(connection: AsyncConnection, entry_ids: list[str]) ->
 
 
 async def _ensure_partitions(connection: AsyncConnection, rows: list[list[Any]]) -> None:
-    days = {_utc(row[_TS]).date() for row in rows}
+    days = {_DAY_ZERO + dt.timedelta(days=day) for day in {int(row[_TS] // 86400) for row in rows}}
     if days - await partitions.existing_days(connection):
         await partitions.ensure_days(connection, days)
 
@@ -216,10 +228,9 @@ def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
-def _record(row: list[Any]) -> tuple[Any, ...]:
-    record = list(row)
-    record[1 + _TS] = _utc(row[1 + _TS])
-    return tuple(record)
+def _record(line_id: int, row: list[Any]) -> tuple[Any, ...]:
+    """A row as COPY takes it: led by its id, then its time (which leads every row)."""
+    return (line_id, _utc(row[_TS]), *row[_TS + 1 :])
 
 
 @dataclass

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, AnyStr, Literal
 
 import orjson
 
@@ -39,10 +39,12 @@ NGINX_JSON_ALIASES = {
 }  # fmt: skip
 _NGINX_SECONDS = ("request_time", "upstream_response_time")
 
+# A quoted nginx field: runs of plain characters between escapes (the unrolled form of
+# ``(?:[^"\\]|\\.)*``, which backtracks per character and costs twice as much).
+_QUOTED = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 _COMBINED = re.compile(
-    r'(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>(?:[^"\\]|\\.)*)" '
-    r'(?P<status>\d{3}) (?P<bytes>\d+|-) "(?P<referer>(?:[^"\\]|\\.)*)" '
-    r'"(?P<agent>(?:[^"\\]|\\.)*)"(?: (?P<seconds>\d+(?:\.\d+)?|-))?\s*'
+    rf"(\S+) \S+ (\S+) \[([^\]]+)\] {_QUOTED} (\d{{3}}) (\d+|-) {_QUOTED} {_QUOTED}"
+    r"(?: (\d+(?:\.\d+)?|-))?\s*"
 )
 _ID_SEGMENT = re.compile(
     r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -75,19 +77,27 @@ class Defaults:
 
 def parse_body(body: bytes, fmt: Format, defaults: Defaults) -> Parsed:
     """Parse every non-empty line of ``body``; a bad line is recorded and skipped."""
-    parse_line = _nginx_line if fmt == "nginx" else _json_line
-    aliases = NGINX_JSON_ALIASES if fmt == "json" else None
     parsed = Parsed()
-    for number, line in _lines(body):
+    if fmt == "nginx":
+        # nginx lines are text: the body is decoded once, not line by line.
+        lines = _lines(body.decode("utf-8", "replace").split("\n"))
+        for number, line in lines:
+            try:
+                parsed.rows.append(_nginx_line(line, defaults))
+            except BadLine as error:
+                parsed.rejected.append((number, str(error)))
+        return parsed
+    aliases = NGINX_JSON_ALIASES if fmt == "json" else None
+    for number, raw in _lines(body.split(b"\n")):
         try:
-            parsed.rows.append(parse_line(line, defaults, aliases))
+            parsed.rows.append(_json_line(raw, defaults, aliases))
         except BadLine as error:
             parsed.rejected.append((number, str(error)))
     return parsed
 
 
-def _lines(body: bytes) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(body.split(b"\n"), start=1):
+def _lines(lines: list[AnyStr]) -> Iterator[tuple[int, AnyStr]]:
+    for number, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped:
             yield number, stripped
@@ -158,35 +168,33 @@ def build_row(document: dict[str, Any], defaults: Defaults) -> Row:
 _KNOWN = frozenset(ROW_COLUMNS) | {"msg"}
 
 
-def _nginx_line(line: bytes, defaults: Defaults, _: object) -> Row:
-    match = _COMBINED.fullmatch(line.decode("utf-8", "replace"))
+def _nginx_line(line: str, defaults: Defaults) -> Row:
+    match = _COMBINED.fullmatch(line)
     if match is None:
         raise BadLine("not an nginx combined line")
-    request = match["request"]
+    ip, user, time_local, request, status_text, size, referer, agent, seconds = match.groups()
     method, _, rest = request.partition(" ")
-    path = rest.rsplit(" ", 1)[0] if " " in rest else rest
-    status = int(match["status"])
-    seconds = match["seconds"]
-    attrs = {
-        key: value
-        for key, value in (("referer", match["referer"]), ("remote_user", match["user"]))
-        if value not in ("", "-")
-    }
-    ts = _within(_nginx_time(match["time"]), defaults)
+    path = rest.rpartition(" ")[0] if " " in rest else rest
+    status = int(status_text)
+    attrs = {}
+    if referer and referer != "-":
+        attrs["referer"] = referer
+    if user != "-":
+        attrs["remote_user"] = user
     return (
-        ts,
+        _within(_nginx_time(time_local), defaults),
         defaults.service or "nginx",
         defaults.host,
-        _level(None, status),
+        "error" if status >= 500 else "warn" if status >= 400 else "info",
         request,
         method or None,
         path or None,
         route_of(path),
         status,
         float(seconds) * 1000.0 if seconds and seconds != "-" else None,
-        int(match["bytes"]) if match["bytes"] != "-" else None,
-        match["ip"],
-        match["agent"] or None,
+        int(size) if size != "-" else None,
+        ip,
+        agent or None,
         None,
         None,
         orjson.dumps(attrs).decode() if attrs else "{}",
@@ -206,8 +214,17 @@ def route_of(path: str | None) -> str | None:
     replaced by ``:id``, so rollups and ``by=route`` are per endpoint, not per object."""
     if not path:
         return None
-    bare = path.split("?", 1)[0].split("#", 1)[0]
-    return "/".join(":id" if _ID_SEGMENT.match(part) else part for part in bare.split("/"))
+    bare = path.partition("?")[0].partition("#")[0]
+    return "/".join(map(_route_segment, bare.split("/")))
+
+
+def _route_segment(part: str) -> str:
+    # Cheap tests first: every id-like form but a number is at least 16 characters long.
+    if part.isdecimal():
+        return ":id"
+    if len(part) < 16:
+        return part
+    return ":id" if _ID_SEGMENT.match(part) else part
 
 
 def _timestamp(value: Any, defaults: Defaults) -> float:

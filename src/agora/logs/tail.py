@@ -27,12 +27,11 @@ import orjson
 from redis.asyncio import Redis
 
 from agora.core.errors import ValidationFailed
-from agora.logs.buffer import ROWS_FIELD, TAIL_STREAM
+from agora.logs.buffer import IDS_FIELD, ROWS_FIELD, TAIL_STREAM
 from agora.logs.parsing import ROW_COLUMNS
 from agora.logs.query import Predicate, matcher, parse
 
 _POSITION = re.compile(r"^(\d+-\d+)\.(\d+)$")
-_FIELDS = ("id", *ROW_COLUMNS)
 Message = dict[str, Any]
 
 
@@ -128,10 +127,11 @@ class TailSubscription:
 
     def _lines(self, entry_id: str, fields: dict[bytes, bytes], skip_through: int) -> list[Message]:
         messages: list[Message] = []
-        for index, row in enumerate(orjson.loads(fields[ROWS_FIELD])):
+        ids, rows = orjson.loads(fields[IDS_FIELD]), orjson.loads(fields[ROWS_FIELD])
+        for index, (line_id, row) in enumerate(zip(ids, rows, strict=True)):
             if index <= skip_through:
                 continue
-            line = _line(row)
+            line = _line(line_id, row)
             if not self.matches(line):
                 continue
             if self.cap.take():
@@ -146,8 +146,8 @@ class TailSubscription:
         return messages
 
 
-def _line(row: list[Any]) -> dict[str, Any]:
-    line = dict(zip(_FIELDS, row, strict=True))
+def _line(line_id: int, row: list[Any]) -> dict[str, Any]:
+    line = {"id": line_id, **dict(zip(ROW_COLUMNS, row, strict=True))}
     line["attrs"] = orjson.loads(line["attrs"]) if line["attrs"] else {}
     return line
 
