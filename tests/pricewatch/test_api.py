@@ -109,3 +109,17 @@ async def test_discover_reads_sitemaps_and_adds_matching_pages(
         assert again.json() == {"listed": 7, "matched": 5, "added": 0}
         bad = await client.post(path, json={"pattern": "("}, headers=staff.headers)
         assert bad.status_code == 422
+
+
+async def test_discovery_adds_a_sitemap_of_more_pages_than_one_statement_may_bind(
+    tmp_path: Path, client: httpx.AsyncClient, staff: Account
+) -> None:
+    pages = 9_000  # four parameters a page: 36,000, past PostgreSQL's 32,767 per statement
+    with local_sites(tmp_path, {"robots": "", "pages": pages}) as sites:
+        created = await client.post(
+            "/api/v1/pricewatch/sites", json={"base_url": sites.base(0)}, headers=staff.headers
+        )
+        path = f"/api/v1/pricewatch/sites/{created.json()['id']}/discover"
+        found = await client.post(path, json={"pattern": r"/p/\d+$"}, headers=staff.headers)
+        assert found.status_code == 200, found.text[:500]
+        assert found.json() == {"listed": pages + 2, "matched": pages, "added": pages}

@@ -13,6 +13,8 @@ from sqlalchemy import (
     Row,
     String,
     Uuid,
+    any_,
+    bindparam,
     column,
     func,
     insert,
@@ -21,11 +23,15 @@ from sqlalchemy import (
     update,
     values,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from agora.catalog.models import ProductVariant
 from agora.pricewatch.models import PriceChange, Site, Target
+
+_ROWS_PER_INSERT = 1000
 
 
 async def site(session: AsyncSession, site_id: uuid.UUID) -> Site | None:
@@ -64,22 +70,29 @@ async def insert_site(session: AsyncSession, values: dict[str, Any]) -> Site | N
 
 
 async def insert_targets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Watch these pages; a URL watched already keeps its row (its variant is set if given)."""
-    if not rows:
-        return
-    statement = pg_insert(Target).values(rows)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Target.url],
-            set_={"variant_id": statement.excluded.variant_id},
-            where=statement.excluded.variant_id.is_not(None),
+    """Watch these pages; a URL watched already keeps its row (its variant is set if given).
+
+    A sitemap may list tens of thousands of pages: they are inserted ``_ROWS_PER_INSERT`` at a
+    time, as one statement may bind no more than 32,767 parameters."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        statement = pg_insert(Target).values(rows[start : start + _ROWS_PER_INSERT])
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Target.url],
+                set_={"variant_id": statement.excluded.variant_id},
+                where=statement.excluded.variant_id.is_not(None),
+            )
         )
-    )
+
+
+def _url_among(urls: Sequence[str]) -> ColumnElement[bool]:
+    """``url = ANY($1)``: any number of URLs in one array parameter."""
+    return Target.url == any_(bindparam("urls", list(urls), type_=ARRAY(String)))
 
 
 async def targets_by_url(session: AsyncSession, urls: Sequence[str]) -> dict[str, Target]:
     """The targets of these URLs, by URL."""
-    found = await session.scalars(select(Target).where(Target.url.in_(urls)))
+    found = await session.scalars(select(Target).where(_url_among(urls)))
     return {row.url: row for row in found}
 
 
@@ -108,7 +121,7 @@ async def watched_pages(session: AsyncSession, urls: Sequence[str]) -> dict[str,
             Target.price_amount,
             Target.currency,
             Target.in_stock,
-        ).where(Target.url.in_(urls))
+        ).where(_url_among(urls))
     )
     return {row.url: WatchedPage(*row) for row in rows}
 
