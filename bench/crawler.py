@@ -25,6 +25,7 @@ import time
 
 import aiohttp
 import httpx
+import psutil
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
@@ -43,9 +44,12 @@ from agora.migrations import upgrade
 from agora.pricewatch import service
 from bench.harness import LoadResult, agora_env, bench_services, free_port, server
 
-TARGETS = 5_000
+TARGETS = 20_000
 _TABLES = "pricewatch_sites, pricewatch_targets, pricewatch_price_changes"
 BATCH = 100
+# CPU seconds per page of the loop and of the crawler process: what each page costs, whatever
+# else the machine is doing at the time.
+CPU_PER_PAGE: dict[str, float] = {}
 _FRONTIER_CONFIG = FrontierConfig(
     lease_ttl_ms=60_000,
     start_margin_ms=0,
@@ -75,9 +79,10 @@ async def plain_loop(base_url: str, concurrency: int, duration: float) -> LoadRe
         warm = time.perf_counter() + 1
         await asyncio.gather(*(client(warm) for _ in range(concurrency)))
         result.latencies.clear()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(started + duration) for _ in range(concurrency)))
         result.elapsed = time.perf_counter() - started
+        CPU_PER_PAGE[result.name] = (time.process_time() - cpu) / max(1, len(result.latencies))
     return result
 
 
@@ -103,6 +108,11 @@ def served(base_url: str) -> int:
     return int(httpx.get(f"{base_url}/count").json()["served"])
 
 
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def crawl_rate(env: dict[str, str], base_url: str, concurrency: int, duration: float) -> LoadResult:
     """Pages/s of one ``agora crawl`` process, counted by the shop after a warm-up."""
     result = LoadResult("agora crawl (lease, fetch, read, record, ack)")
@@ -114,9 +124,11 @@ def crawl_rate(env: dict[str, str], base_url: str, concurrency: int, duration: f
         while served(base_url) - before < TARGETS and time.monotonic() < deadline:
             time.sleep(0.5)  # the first pass records every price; measure the steady state
         start, started = served(base_url), time.perf_counter()
+        cpu = _cpu_seconds(process.pid)
         time.sleep(duration)
         result.elapsed = time.perf_counter() - started
         pages = served(base_url) - start
+        CPU_PER_PAGE[result.name] = (_cpu_seconds(process.pid) - cpu) / max(1, pages)
     finally:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -180,7 +192,8 @@ def main() -> None:
         crawl = crawl_rate(env, base_url, args.concurrency, args.duration)
     per_url, leases = asyncio.run(scheduler(urls.redis_url, args.urls, 4, args.duration))
     table = Table(title=f"Crawler (concurrency {args.concurrency}, 20 KB pages)")
-    for column in ("scenario", "count", "errors", "per second", "p50 ms", "p99 ms", "result"):
+    columns = ("scenario", "count", "errors", "per second", "p50 ms", "p99 ms", "CPU µs/page")
+    for column in (*columns, "result"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
     ratio = crawl.throughput / baseline.throughput if baseline.throughput else float("nan")
     rows = [
@@ -197,15 +210,12 @@ def main() -> None:
             f"{result.throughput:,.0f}",
             f"{result.median:.2f}" if latency else "-",
             f"{result.percentile(0.99):.2f}" if latency else "-",
+            f"{CPU_PER_PAGE[result.name] * 1e6:,.0f}" if result.name in CPU_PER_PAGE else "",
             verdict,
         )
     table.add_row(
         f"Redis bytes per queued URL ({args.urls:,} URLs)",
-        "",
-        "",
-        "",
-        "",
-        "",
+        *[""] * 6,
         f"{per_url:.0f} B (goal <= 256)",
     )
     Console(width=140).print(table)

@@ -249,7 +249,9 @@ def crawl(
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.wants_json_logs)
-    asyncio.run(run(settings, concurrency or settings.crawler_concurrency))
+    import uvloop
+
+    uvloop.run(run(settings, concurrency or settings.crawler_concurrency))
 
 
 @app.command()

@@ -157,16 +157,16 @@ class Fetcher:
 async def _result(url: str, response: aiohttp.ClientResponse, max_bytes: int) -> FetchResult:
     body = b""
     if response.status == 200:
-        if (response.content_length or 0) > max_bytes:
+        declared = response.content_length
+        if (declared or 0) > max_bytes:
             return FetchResult(url, 0, error="too large")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
+        if declared is not None and "Content-Encoding" not in response.headers:
+            body = await response.read()  # no more than the length declared, which fits
+        else:
+            bounded = await _read_bounded(response, max_bytes)
+            if bounded is None:
                 return FetchResult(url, 0, error="too large")
-            chunks.append(chunk)
-        body = b"".join(chunks)
+            body = bounded
     return FetchResult(
         url=url,
         status=response.status,
@@ -176,6 +176,19 @@ async def _result(url: str, response: aiohttp.ClientResponse, max_bytes: int) ->
         last_modified=response.headers.get("Last-Modified"),
         retry_after_s=retry_after(response.headers.get("Retry-After")),
     )
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
+    """A body of undeclared (or compressed) length, read no further than ``max_bytes`` once
+    decoded (None past it)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def retry_after(value: str | None) -> float | None:

@@ -22,7 +22,7 @@ from agora.crawler.frontier import Ack, Frontier, Lease, Outcome
 from agora.crawler.robots import RobotsBook, allows
 
 IDLE_POLL_S = 0.05
-COALESCE_S = 0.002
+COALESCE_S = 0.005
 STOP_GRACE_S = 10.0
 log = structlog.get_logger(__name__)
 
@@ -91,16 +91,23 @@ class Crawler:
     async def run(self, stop: asyncio.Event) -> None:
         """Crawl until ``stop`` is set, then finish the fetches under way and acknowledge."""
         flusher = asyncio.create_task(self._flush_loop(stop))
+        waker = asyncio.create_task(self._wake_on(stop))
         try:
             while not stop.is_set():
                 await self._lease_more(stop)
             if self._active:
                 await asyncio.wait(self._active, timeout=STOP_GRACE_S)
         finally:
+            waker.cancel()
             for task in self._active:
                 task.cancel()
             self._flush_now.set()
             await flusher
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        """Wake the leasing loop when ``stop`` is set (so it waits on one event, not two)."""
+        await stop.wait()
+        self._wake.set()
 
     async def _lease_more(self, stop: asyncio.Event) -> None:
         free = self.concurrency - len(self._active)
@@ -117,15 +124,12 @@ class Crawler:
         if free - len(leases) > 0 and wait_s == 0:
             return
         self._wake.clear()
+        if stop.is_set():
+            return
         timeout = IDLE_POLL_S if wait_s is None else min(wait_s, IDLE_POLL_S)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                waits = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for waiter in waits:
-                        waiter.cancel()
+                await self._wake.wait()
 
     async def _crawl(self, lease: Lease) -> None:
         try:
