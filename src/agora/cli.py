@@ -241,7 +241,7 @@ def crawl(
     ] = None,
 ) -> None:
     """Run a crawler process (price watch); run as many as you like on any machines."""
-    import asyncio
+    import uvloop
 
     _export_service_urls()
     from agora.core.observability import configure_logging
@@ -249,8 +249,6 @@ def crawl(
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.wants_json_logs)
-    import uvloop
-
     uvloop.run(run(settings, concurrency or settings.crawler_concurrency))
 
 
