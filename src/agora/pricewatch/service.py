@@ -186,6 +186,11 @@ async def undercuts(session: AsyncSession, limit: int) -> list[Undercut]:
     return [Undercut(target, ours, ours - (target.price_amount or 0)) for target, ours, _ in rows]
 
 
+async def recent_changes(session: AsyncSession, limit: int) -> list[repository.RecentChange]:
+    """The newest recorded changes of any page, newest first, each with the price it replaced."""
+    return await repository.recent_changes(session, limit)
+
+
 async def sync_frontier(session: AsyncSession, frontier: Frontier) -> int:
     """Give the frontier every site's policy and every target (it keeps what it has); a crawler
     does this on start, so nothing committed is missed if an after-commit step failed."""
