@@ -239,13 +239,19 @@ def crawl(
     concurrency: Annotated[
         int | None, typer.Option(help="Fetches in flight at most (AGORA_CRAWLER_CONCURRENCY).")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve the crawler's Prometheus metrics on this port.")
+    ] = None,
 ) -> None:
     """Run a crawler process (price watch); run as many as you like on any machines."""
     import uvloop
 
     _export_service_urls()
-    from agora.core.observability import configure_logging
+    from agora.core.observability import configure_logging, serve_metrics
     from agora.pricewatch.crawl import run
+
+    if metrics_port is not None:
+        serve_metrics(metrics_port)
 
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.wants_json_logs)

@@ -83,12 +83,15 @@ async def running_crawler(
 def crawler_process(
     service_env: dict[str, str],
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start real ``agora crawl`` processes: ``crawler_process(concurrency=4)``."""
+    """Start real ``agora crawl`` processes: ``crawler_process(concurrency=4)``, with more
+    command-line options in ``options``."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(concurrency: int = 4, **env: str) -> subprocess.Popen[bytes]:
+    def start(
+        concurrency: int = 4, options: Sequence[str] = (), **env: str
+    ) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "agora", "crawl", "--concurrency", str(concurrency)],
+            [sys.executable, "-m", "agora", "crawl", "--concurrency", str(concurrency), *options],
             env={**service_env, **CRAWL_ENV, **env},
             cwd=ROOT,
         )

@@ -1,4 +1,5 @@
-"""The crawler against local test sites: robots.txt, conditional requests, back-off, slow hosts.
+"""The crawler against local test sites: robots.txt, conditional requests, back-off, slow hosts,
+redirects to another host.
 
 Every site is a real HTTP server in its own process with its own access log (``testsite.py``);
 the crawler runs in this process on the real Redis.
@@ -12,10 +13,11 @@ from pathlib import Path
 from agora.crawler.frontier import Frontier, HostPolicy, canonical_url, host_of
 from agora.settings import Settings
 from tests.crawler.conftest import PageLog, running_crawler
-from tests.crawler.sites import LocalSites, local_sites, min_gap
+from tests.crawler.sites import LocalSites, local_sites, max_in_flight, min_gap
 from tests.support import wait_for
 
 ROBOTS = "User-agent: *\nDisallow: /private/\nCrawl-delay: 0.2\n"
+ROBOTS_SLOW = "User-agent: *\nDisallow: /private/\nCrawl-delay: 0.3\n"
 
 
 async def _watch(frontier: Frontier, base: str, paths: list[str], policy: HostPolicy) -> None:
@@ -46,6 +48,29 @@ async def test_robots_txt_is_read_first_and_obeyed(
 
 async def _count(handler: PageLog, count: int) -> bool:
     return len(handler.pages) >= count
+
+
+async def test_a_redirect_to_another_host_passes_its_robots_txt_and_gate(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    origin = {"robots": "", "redirect_to": 1}
+    target = {"robots": ROBOTS_SLOW, "pages": 12}
+    with local_sites(tmp_path, origin, target) as sites:
+        hops = [f"/go/p/{n}" for n in range(8)] + ["/go/private/1", "/go/private/2"]
+        await _watch(frontier, sites.base(0), hops, HostPolicy(0, 4, 3600, 3600))
+        await _watch(frontier, sites.base(1), ["/p/8", "/p/9"], HostPolicy(0, 2, 3600, 3600))
+        handler = PageLog()
+        async with running_crawler(frontier, crawl_settings, handler):
+            await wait_for(lambda: _count(handler, 10), timeout=40)
+            await asyncio.sleep(0.5)
+        redirected = {page.url.rsplit("/go", 1)[-1] for page in handler.pages if "/go/" in page.url}
+        assert redirected == {f"/p/{n}" for n in range(8)}
+        assert {"/go/private/1", "/go/private/2"} <= set(_paths(sites, 0))
+        landed = sites.hits(1)
+        assert not [hit for hit in landed if hit.path.startswith("/private/")]
+        assert [hit.path for hit in landed].count("/robots.txt") == 1
+        assert min_gap(landed) >= 0.3 - 0.005
+        assert max_in_flight(landed) <= 2
 
 
 async def test_an_unchanged_page_is_recrawled_with_a_304(

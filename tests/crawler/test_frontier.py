@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 from redis.asyncio import Redis
@@ -116,6 +117,31 @@ async def test_repeated_errors_open_the_hosts_circuit(frontier: Frontier) -> Non
     assert len(leases) == threshold
     await frontier.ack([Ack(lease, Outcome.ERROR) for lease in leases])
     assert (await frontier.lease(5))[0] == []
+
+
+async def test_requests_no_lease_covers_share_the_gate_with_leases(frontier: Frontier) -> None:
+    [url] = await _urls_ready(frontier, HOST, 1, HostPolicy(200, 1, 60, 60))
+    step = 200 + frontier.config.start_margin_ms
+    await asyncio.sleep(step / 1000)  # storing robots.txt counted as a start
+    assert await frontier.enter_gate(HOST, "hop-1") == 0
+    assert (await frontier.lease(5))[0] == []  # the hop took the start and the only slot
+    assert 0 < await frontier.enter_gate(HOST, "hop-2") <= step
+    await asyncio.sleep(step / 1000)
+    assert await frontier.enter_gate(HOST, "hop-2") == -1  # the delay passed, not the slot
+    assert await frontier.enter_gate(HOST, "") == 0  # the hop's own redirect back: a start only
+    await asyncio.sleep(step / 1000)
+    await frontier.leave_gate(HOST, "hop-1")
+    [lease] = await _lease_all(frontier, 1)
+    assert lease.held_ms > 0  # due since it was added, it waited for the gate
+
+    await frontier.ack([Ack(lease, Outcome.LATER, wait_ms=30_000)])
+    status = await frontier.status(url)
+    assert status.state is UrlState.QUEUED
+    assert status.next_due_at is not None
+    assert status.next_due_at > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20)
+    assert await frontier.enter_gate("elsewhere.test", "hop-3") == 0  # first met: default policy
+    assert await frontier.redis.sismember(frontier.key("known"), "elsewhere.test")
+    assert await frontier.enter_gate("elsewhere.test", "hop-4") > 0
 
 
 async def test_recrawl_interval_shrinks_on_change_and_grows_without(frontier: Frontier) -> None:

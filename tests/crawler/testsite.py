@@ -10,7 +10,9 @@ page's price. A site is a dict:
 - ``markup``: ``jsonld`` (default), ``microdata``, ``opengraph`` or ``plain`` (for CSS rules);
 - ``sleep_ms``: time to answer a page; ``hang``: never answer anything;
 - ``throttle``: answer the first N page requests with 429 and ``Retry-After: <retry_after>``;
-- ``padding``: bytes of filler text per page (a realistic page weight).
+- ``padding``: bytes of filler text per page (a realistic page weight);
+- ``redirect_to``: the index of another site (in the config's order): ``/go/<path>`` answers a
+  302 to ``<path>`` on that site.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ def product_page(markup: str, name: str, price: int, padding: int) -> str:
 class Site:
     """One site's behaviour and state."""
 
-    def __init__(self, config: dict[str, Any], log: Any) -> None:
+    def __init__(self, config: dict[str, Any], log: Any, ports: list[int]) -> None:
         self.config = config
         self.log = log
+        self.ports = ports
         self.prices: dict[str, int] = {}
         self.throttled = 0
 
@@ -111,6 +114,10 @@ class Site:
             return web.Response(text=robots)
         if request.path.startswith("/sitemap"):
             return self._sitemap(request)
+        if request.path.startswith("/go/") and "redirect_to" in config:
+            port = self.ports[config["redirect_to"]]
+            location = f"http://127.0.0.1:{port}/{request.path_qs.removeprefix('/go/')}"
+            return web.Response(status=302, headers={"Location": location})
         if config.get("sleep_ms"):
             await asyncio.sleep(config["sleep_ms"] / 1000)
         if self.throttled < config.get("throttle", 0):
@@ -148,8 +155,9 @@ class Site:
 async def serve(config: dict[str, Any], log: Any) -> None:
     """Serve every site until killed."""
     runners = []
+    ports = [site_config["port"] for site_config in config["sites"]]
     for site_config in config["sites"]:
-        site = Site(site_config, log)
+        site = Site(site_config, log, ports)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", site.handle)
         runner = web.AppRunner(app, access_log=None)

@@ -1,5 +1,6 @@
-"""Fixtures of the dashboard tests: a real ``agora api`` server for the module and a headless
-Chromium driven by Playwright, skipped with the reason when either is not installed here."""
+"""Fixtures of the dashboard tests: a real ``agora api`` server for the module, a headless
+Chromium driven by Playwright, skipped with the reason when either is not installed here, and
+the crawler's fixtures for the crawl panels."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.dashboard.support import LogLoaderProcess
+from tests.crawler.conftest import crawl_settings, frontier
+from tests.dashboard.support import LogLoaderProcess, PageRecorder
 from tests.support import ApiProcess
 
+__all__ = ["crawl_settings", "frontier"]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -54,3 +57,16 @@ async def browser() -> AsyncIterator[Any]:
         )
         yield chromium
         await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Any, server: ApiProcess) -> AsyncIterator[tuple[Any, PageRecorder]]:
+    """A fresh page at 1280×800 with its recorder; the recorder is checked after the test."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+    tab = await context.new_page()
+    recorder = PageRecorder(origin=server.base_url)
+    recorder.attach(tab)
+    yield tab, recorder
+    await context.close()
+    assert recorder.errors == []
+    assert recorder.foreign_requests() == []

@@ -37,19 +37,6 @@ LOG_TIMEOUT_MS = 30_000
 expect = pytest.importorskip("playwright.async_api", reason="Playwright is not installed").expect
 
 
-@pytest.fixture
-async def page(browser: Any, server: ApiProcess) -> AsyncIterator[tuple[Any, PageRecorder]]:
-    """A fresh page at 1280×800 with its recorder; the recorder is checked after the test."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
-    tab = await context.new_page()
-    recorder = PageRecorder(origin=server.base_url)
-    recorder.attach(tab)
-    yield tab, recorder
-    await context.close()
-    assert recorder.errors == []
-    assert recorder.foreign_requests() == []
-
-
 def metric(page: Any, name: str) -> Any:
     """The element of a headline number."""
     return page.locator(f'[data-metric="{name}"]')

@@ -1,21 +1,30 @@
 """The snapshot feed on a real server: staff only, whole snapshots within the size budget, a
-range switch answered at once, an expired token closed with 4401."""
+range switch answered at once, an expired token closed with 4401; the crawl and price-watch
+parts capped whatever the frontier and the tables hold."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agora.core.db import Database
 from agora.core.security import Role, issue_access_token
+from agora.core.serialization import dumps
+from agora.crawler.frontier import Frontier, HostPolicy, canonical_url
+from agora.dashboard import crawl_panels
 from agora.dashboard.feed import TOKEN_EXPIRED
+from agora.dashboard.ranges import DEFAULT_RANGE
 from agora.dashboard.snapshot import MAX_SNAPSHOT_BYTES, SNAPSHOT_INTERVAL_S, encode
+from agora.pricewatch import repository
+from agora.pricewatch import service as pricewatch
 from agora.settings import Settings
 from tests.dashboard.support import LogLoaderProcess, ship
 from tests.factories import create_user, create_variant
@@ -114,6 +123,43 @@ def test_an_oversized_snapshot_is_trimmed_to_the_budget() -> None:
     assert decoded["truncated"] is True
     assert decoded["series"] == list(range(60))
     assert 0 < len(decoded["logs"]["routes"]) < 2000
+
+
+async def test_crawl_and_price_watch_parts_stay_small_whatever_they_hold(
+    app: FastAPI, database: Database, frontier: Frontier
+) -> None:
+    long = "a-rather-long-label-" * 10
+    for n in range(3 * crawl_panels.MAX_HOSTS):
+        host = f"{long}{n}.example"
+        await frontier.configure_host(host, HostPolicy())
+        await frontier.add([canonical_url(f"http://{host}/p")])
+    variant_id = await create_variant(database, price=100_000)
+    pages = [(f"http://shop.example/{long * 8}/{n}", variant_id) for n in range(30)]
+    async with database.unit_of_work() as session:
+        terms = pricewatch.SiteTerms("http://shop.example/", 0, 1, 60, 60)
+        await pricewatch.create_site(session, frontier, terms)
+        targets = await pricewatch.add_targets(session, frontier, pages)
+        for price in (900, 800):
+            await repository.record_changes(
+                session,
+                [
+                    repository.NewReading(t.id, price + n, "EUR", True)
+                    for n, t in enumerate(targets)
+                ],
+            )
+    services = app.state.services
+    now = dt.datetime.now(dt.UTC)
+
+    crawl = await crawl_panels.crawl_section(services, now, DEFAULT_RANGE)
+    watch = await crawl_panels.pricewatch_section(services, now, DEFAULT_RANGE)
+
+    assert len(crawl["crawl"]["hosts"]) == crawl_panels.MAX_HOSTS
+    assert crawl["crawl"]["hosts_total"] == 3 * crawl_panels.MAX_HOSTS + 1  # and shop.example
+    assert len(watch["pricewatch"]["undercuts"]) == crawl_panels.MAX_UNDERCUTS
+    changes = watch["pricewatch"]["changes"]
+    assert len(changes) == crawl_panels.MAX_CHANGES
+    assert (changes[0]["previous"], changes[0]["price"]) == (900 + 29, 800 + 29)
+    assert len(dumps(crawl)) + len(dumps(watch)) <= MAX_SNAPSHOT_BYTES // 2
 
 
 async def test_log_figures_come_from_the_log_platform(

@@ -20,7 +20,7 @@ PANELS = {
 }  # fmt: skip
 METRICS = {
     "requests_per_second", "error_rate", "p95_ms", "orders_per_minute", "revenue_per_minute",
-    "flash_sale_remaining",
+    "flash_sale_remaining", "crawl_pages_per_second",
 }  # fmt: skip
 
 

@@ -10,7 +10,7 @@ import httpx
 from agora.core.db import Database
 from agora.crawler.frontier import Frontier, UrlState
 from agora.settings import Settings
-from tests.crawler.sites import local_sites
+from tests.crawler.sites import local_sites, min_gap
 from tests.factories import Account, create_user, create_variant
 
 SITE = {"base_url": "http://127.0.0.1:9/", "delay_ms": 200, "max_concurrency": 2}
@@ -97,9 +97,8 @@ async def test_discover_reads_sitemaps_and_adds_matching_pages(
 ) -> None:
     with local_sites(tmp_path, {"robots": "", "pages": 5}) as sites:
         base = sites.base(0)
-        created = await client.post(
-            "/api/v1/pricewatch/sites", json={"base_url": base}, headers=staff.headers
-        )
+        site = {"base_url": base, "delay_ms": 0}
+        created = await client.post("/api/v1/pricewatch/sites", json=site, headers=staff.headers)
         site_id = created.json()["id"]
         path = f"/api/v1/pricewatch/sites/{site_id}/discover"
         found = await client.post(path, json={"pattern": r"/p/\d+$"}, headers=staff.headers)
@@ -111,13 +110,55 @@ async def test_discover_reads_sitemaps_and_adds_matching_pages(
         assert bad.status_code == 422
 
 
+async def test_discover_obeys_robots_txt_and_the_hosts_delay(
+    tmp_path: Path, client: httpx.AsyncClient, staff: Account
+) -> None:
+    robots = "User-agent: *\nDisallow: /sitemap-pages\nCrawl-delay: 0.3\n"
+    with local_sites(tmp_path, {"robots": robots, "pages": 3}) as sites:
+        created = await client.post(
+            "/api/v1/pricewatch/sites",
+            json={"base_url": sites.base(0), "delay_ms": 0},
+            headers=staff.headers,
+        )
+        site_id = created.json()["id"]
+        path = f"/api/v1/pricewatch/sites/{site_id}/discover"
+        for added in (3, 0):
+            found = await client.post(path, json={"pattern": "/p/"}, headers=staff.headers)
+            assert found.json() == {"listed": 3, "matched": 3, "added": added}
+        hits = sites.hits(0)
+    assert [hit.path for hit in hits] == [
+        "/robots.txt",
+        *["/sitemap.xml", "/sitemap-products.xml"] * 2,
+    ]
+    assert min_gap(hits) >= 0.3 - 0.005
+
+
+async def test_discover_of_a_site_whose_robots_txt_fails_is_a_503(
+    tmp_path: Path, client: httpx.AsyncClient, staff: Account
+) -> None:
+    with local_sites(tmp_path, {"robots": 503, "pages": 3}) as sites:
+        site = {"base_url": sites.base(0), "delay_ms": 0}
+        created = await client.post("/api/v1/pricewatch/sites", json=site, headers=staff.headers)
+        path = f"/api/v1/pricewatch/sites/{created.json()['id']}/discover"
+        for _ in range(2):
+            refused = await client.post(path, json={"pattern": "/p/"}, headers=staff.headers)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["code"] == "site_unavailable"
+        hits = sites.hits(0)
+    # the second call finds the host paused: it asks nothing, and says when to come back
+    assert [hit.path for hit in hits] == ["/robots.txt"]
+    assert int(refused.headers["Retry-After"]) > 0
+
+
 async def test_discovery_adds_a_sitemap_of_more_pages_than_one_statement_may_bind(
     tmp_path: Path, client: httpx.AsyncClient, staff: Account
 ) -> None:
     pages = 9_000  # four parameters a page: 36,000, past PostgreSQL's 32,767 per statement
     with local_sites(tmp_path, {"robots": "", "pages": pages}) as sites:
         created = await client.post(
-            "/api/v1/pricewatch/sites", json={"base_url": sites.base(0)}, headers=staff.headers
+            "/api/v1/pricewatch/sites",
+            json={"base_url": sites.base(0), "delay_ms": 0},
+            headers=staff.headers,
         )
         path = f"/api/v1/pricewatch/sites/{created.json()['id']}/discover"
         found = await client.post(path, json={"pattern": r"/p/\d+$"}, headers=staff.headers)

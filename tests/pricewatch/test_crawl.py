@@ -9,40 +9,13 @@ import httpx
 
 from agora.core.db import Database
 from agora.crawler.frontier import Frontier
-from agora.pricewatch import service
 from agora.pricewatch.crawl import PriceWatchHandler
 from agora.settings import Settings
 from tests.crawler.conftest import running_crawler
 from tests.crawler.sites import LocalSites, local_sites
 from tests.factories import Account, create_variant
-from tests.pricewatch.support import history, undercut_events
+from tests.pricewatch.support import history, undercut_events, watch
 from tests.support import wait_for
-
-
-async def watch(
-    database: Database,
-    frontier: Frontier,
-    base_url: str,
-    paths: list[str],
-    variant_id: uuid.UUID | None = None,
-    rules: dict[str, str] | None = None,
-    **policy: int,
-) -> list[uuid.UUID]:
-    """A site and its pages, watched through the service, queued once committed."""
-    terms = service.SiteTerms(
-        base_url=base_url,
-        delay_ms=policy.get("delay_ms", 0),
-        max_concurrency=policy.get("max_concurrency", 4),
-        recrawl_min_s=policy.get("recrawl_min_s", 1),
-        recrawl_max_s=policy.get("recrawl_max_s", 1),
-        rules=rules or {},
-    )
-    async with database.unit_of_work() as session:
-        await service.create_site(session, frontier, terms)
-        targets = await service.add_targets(
-            session, frontier, [(base_url + path, variant_id) for path in paths]
-        )
-        return [target.id for target in targets]
 
 
 async def test_each_change_is_recorded_once_and_each_undercut_raised_once(

@@ -13,8 +13,7 @@ from agora.core.db import Database
 from agora.crawler.frontier import Frontier
 from tests.crawler.conftest import CRAWL_ENV
 from tests.crawler.sites import LocalSites, local_sites
-from tests.pricewatch.support import changes_per_target
-from tests.pricewatch.test_crawl import watch
+from tests.pricewatch.support import changes_per_target, watch
 from tests.support import wait_for
 
 LEASE_TTL_S = float(CRAWL_ENV["AGORA_CRAWLER_LEASE_TTL"])

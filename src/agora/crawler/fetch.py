@@ -4,8 +4,9 @@ One ``aiohttp`` session is shared by every fetch of a crawler process. Every add
 connects to is checked by ``agora.core.netguard`` after DNS resolution (the resolver below
 refuses non-public answers, and each URL of a redirect chain is checked before it is requested),
 unless ``AGORA_CRAWLER_ALLOW_PRIVATE`` is set. Redirects are followed by hand so that each hop is
-checked and counted. A recrawl sends the page's ``ETag`` and ``Last-Modified`` back, so an
-unchanged page costs a 304 and no body.
+checked and counted, and, when the caller gives ``Hops``, let through by the hop's host (its
+robots.txt and its politeness gate: see ``gate.py``). A recrawl sends the page's ``ETag`` and
+``Last-Modified`` back, so an unchanged page costs a 304 and no body.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import datetime as dt
 import email.utils
 import socket
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agora.core.netguard import UnsafeTarget, resolve_allowed
+from agora.crawler.metrics import FETCH_SECONDS
 from agora.settings import Settings
 
 _CHUNK = 65_536
@@ -63,6 +67,28 @@ class FetchResult:
     last_modified: str | None = None
     retry_after_s: float | None = None
     error: str | None = None
+
+
+class HopRefused(Exception):
+    """A request that may not be made (now): robots.txt disallows it, or its host's gate stays
+    closed past the fetch's time; ``retry_after_s`` says when it might open."""
+
+    def __init__(self, url: str, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.url = url
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class Hops(Protocol):
+    """What lets each redirect hop of a fetch through to its host."""
+
+    def passage(
+        self, url: str, *, origin: str, deadline: float
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the way to ``url`` for one request of the fetch that began at ``origin``,
+        waiting at most until ``deadline`` (event loop time); raise ``HopRefused`` if not."""
+        ...
 
 
 class GuardedResolver(AbstractResolver):
@@ -118,31 +144,60 @@ class Fetcher:
         await self.session.close()
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        hops: Hops | None = None,
     ) -> FetchResult:
-        """GET ``url`` within the limits; never raises for what the remote side does."""
+        """GET ``url`` within the limits, each redirect hop let through by ``hops`` when given
+        (the caller holds the way to ``url`` itself); never raises for what the remote side
+        does."""
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        deadline = asyncio.get_running_loop().time() + self.limits.timeout_s
         try:
-            async with asyncio.timeout(self.limits.timeout_s):
-                return await self._follow(url, headers)
+            async with asyncio.timeout_at(deadline):
+                return await self._follow(url, headers, hops, deadline)
+        except HopRefused as refused:
+            return FetchResult(
+                refused.url, 0, error=refused.reason, retry_after_s=refused.retry_after_s
+            )
         except UnsafeTarget as error:
             return FetchResult(url, 0, error=f"refused: {error.detail}")
         except (aiohttp.ClientError, TimeoutError, OSError, UnicodeError) as error:
             return FetchResult(url, 0, error=type(error).__name__ or "error")
 
-    async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
-        for _ in range(self.limits.max_redirects + 1):
-            await self._check(url)
+    async def _follow(
+        self, url: str, headers: dict[str, str], hops: Hops | None, deadline: float
+    ) -> FetchResult:
+        origin = url
+        for hop in range(self.limits.max_redirects + 1):
+            if hop and hops is not None:
+                async with hops.passage(url, origin=origin, deadline=deadline):
+                    answer = await self._request(url, headers)
+            else:
+                answer = await self._request(url, headers)
+            if isinstance(answer, FetchResult):
+                return answer
+            url = answer
+        return FetchResult(url, 0, error="too many redirects")
+
+    async def _request(self, url: str, headers: dict[str, str]) -> FetchResult | str:
+        """One request: its result, or the URL it redirects to."""
+        await self._check(url)
+        started = time.perf_counter()
+        try:
             async with self.session.get(url, headers=headers, allow_redirects=False) as response:
                 if response.status in _REDIRECTS and "Location" in response.headers:
-                    url = urljoin(url, response.headers["Location"])
-                    continue
+                    return urljoin(url, response.headers["Location"])
                 return await _result(url, response, self.limits.max_bytes)
-        return FetchResult(url, 0, error="too many redirects")
+        finally:
+            FETCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _check(self, url: str) -> None:
         """Refuse a URL whose host is not public (aiohttp skips the resolver for an address

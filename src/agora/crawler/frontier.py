@@ -10,7 +10,8 @@ Politeness is enforced in the same scripts, for every crawler process at once: a
 a URL only while it has fewer fetches in flight than its limit and its next allowed start is
 reached; each start pushes the next one ``delay + margin`` later, where ``delay`` is the
 larger of the host's setting and its robots.txt Crawl-delay, and the margin absorbs the time
-between the grant (Redis time) and the request leaving the crawler.
+between the grant (Redis time) and the request leaving the crawler. A request no lease covers (a
+redirect hop, a sitemap read) passes the same gate through ``enter_gate`` and ``leave_gate``.
 
 Memory per URL is kept small: a URL is known by the first 8 bytes of the SHA-1 of its canonical
 form (a collision among a million URLs has odds of about 3e-8), its text is stored once, and the
@@ -83,6 +84,7 @@ class Outcome(enum.StrEnum):
     ERROR = "error"
     SKIP = "skip"
     DEFER = "defer"
+    LATER = "later"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Lease:
     etag: str | None = None
     last_modified: str | None = None
     last_fetched_ms: int | None = None
+    held_ms: int = 0
 
     @property
     def host(self) -> str:
@@ -175,7 +178,7 @@ class Frontier:
         common = _lua("common")
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(common + _lua(name))
-            for name in ("add", "lease", "ack", "robots")
+            for name in ("add", "lease", "ack", "robots", "enter", "leave")
         }
 
     def key(self, *parts: str) -> str:
@@ -206,13 +209,7 @@ class Frontier:
 
         ``urgency`` (0-100) puts them that many milliseconds ahead of others due at once.
         """
-        policy = self.config.default_policy
-        args: list[Any] = [
-            policy.delay_ms,
-            policy.max_concurrency,
-            policy.recrawl_min_s,
-            policy.recrawl_max_s,
-        ]
+        args = self._default_policy()
         added = 0
         batch: list[Any] = []
         for url in urls:
@@ -224,6 +221,11 @@ class Frontier:
             added += int(await self._run("add", *args, *batch))
         return added
 
+    def _default_policy(self) -> list[int]:
+        """The policy a host seen for the first time gets, as the scripts take it."""
+        policy = self.config.default_policy
+        return [policy.delay_ms, policy.max_concurrency, policy.recrawl_min_s, policy.recrawl_max_s]
+
     async def lease(
         self, count: int, ended: Sequence[Lease] = ()
     ) -> tuple[list[Lease], float | None]:
@@ -233,11 +235,37 @@ class Frontier:
         config = self.config
         reply = await self._run("lease", count, config.lease_ttl_ms, config.start_margin_ms, *freed)
         wait_ms = int(reply[0])
-        leases = [
-            _lease(reply[i], reply[i + 1], reply[i + 2], reply[i + 3])
-            for i in range(1, len(reply), 4)
-        ]
+        leases = [_lease(*reply[i : i + 5]) for i in range(1, len(reply), 5)]
         return leases, (wait_ms / 1000 if wait_ms >= 0 else None)
+
+    async def enter_gate(self, host: str, token: str) -> int:
+        """Let one request that no lease covers through ``host``'s gate, holding a slot under
+        ``token`` (``""``: a start without a slot); 0 when let through, else milliseconds until
+        the gate may open (-1: when a slot is freed). A host not known yet gets the default
+        policy."""
+        config = self.config
+        return int(
+            await self._run(
+                "enter",
+                host,
+                token,
+                config.lease_ttl_ms,
+                config.start_margin_ms,
+                *self._default_policy(),
+            )
+        )
+
+    async def leave_gate(self, host: str, token: str) -> None:
+        """Free the slot ``token`` holds at ``host``'s gate."""
+        await self._run("leave", host, token)
+
+    async def sizes(self) -> tuple[int, int]:
+        """How many URLs are queued and how many leased (two O(1) reads)."""
+        async with self.redis.pipeline(transaction=False) as pipeline:
+            pipeline.hlen(self.key("url"))
+            pipeline.zcard(self.key("leases"))
+            known, leased = await pipeline.execute()
+        return max(int(known) - int(leased), 0), int(leased)
 
     async def ack(self, acks: Sequence[Ack]) -> int:
         """Acknowledge leases with their outcomes; returns how many were still current."""
@@ -303,10 +331,10 @@ def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
     return parts[2] or None, parts[3] or None, int(parts[1])
 
 
-def _lease(identifier: bytes, url: bytes, token: bytes | int, meta: bytes) -> Lease:
+def _lease(identifier: bytes, url: bytes, token: bytes | int, meta: bytes, held: int) -> Lease:
     token_text = str(token) if isinstance(token, int) else as_text(token)
     etag, last_modified, fetched_ms = _parse_meta(meta)
-    return Lease(identifier, as_text(url), token_text, etag, last_modified, fetched_ms)
+    return Lease(identifier, as_text(url), token_text, etag, last_modified, fetched_ms, int(held))
 
 
 @functools.cache

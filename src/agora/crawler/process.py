@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 
 from agora.crawler.fetch import Fetcher, FetchLimits
 from agora.crawler.frontier import Frontier, FrontierConfig
+from agora.crawler.gate import HostGate
 from agora.crawler.robots import RobotsBook
 from agora.crawler.worker import Crawler, PageHandler
 from agora.settings import Settings
@@ -49,9 +52,29 @@ def build_crawler(
     return Crawler(
         frontier,
         fetcher,
-        RobotsBook(frontier, fetcher, retry_s=settings.crawler_robots_retry),
+        host_gate(frontier, fetcher, settings),
         handler,
         concurrency=concurrency,
         batch_size=settings.crawler_batch_size,
         flush_interval=settings.crawler_flush_interval,
     )
+
+
+def host_gate(frontier: Frontier, fetcher: Fetcher, settings: Settings) -> HostGate:
+    """The gate letting ``fetcher``'s requests that no lease covers through to their hosts."""
+    return HostGate(
+        frontier, fetcher, RobotsBook(frontier, fetcher, retry_s=settings.crawler_robots_retry)
+    )
+
+
+@asynccontextmanager
+async def polite_fetcher(
+    frontier: Frontier, settings: Settings, connections: int
+) -> AsyncIterator[HostGate]:
+    """Fetches made outside a crawl (a sitemap read for staff), through robots.txt and the
+    hosts' gates, on a session of their own that is closed when the block ends."""
+    fetcher = Fetcher(FetchLimits.from_settings(settings), connections=connections)
+    try:
+        yield host_gate(frontier, fetcher, settings)
+    finally:
+        await fetcher.close()

@@ -1,7 +1,8 @@
 """robots.txt: read once per host and TTL for every crawler process, obeyed on every fetch.
 
-A host's robots.txt is fetched with a lease of one of its URLs, so the fetch passes the host's
-gate like any page; while a host's robots.txt is unknown its gate lets one fetch through at a
+A host's robots.txt is fetched with a lease of one of its URLs, or, for a host reached by a
+redirect or a sitemap read, through the host's gate (``gate.py``), so the fetch passes the gate
+like any page; while a host's robots.txt is unknown its gate lets one fetch through at a
 time, so the Crawl-delay it names is known before a second start. As RFC 9309 says: a 4xx
 answer means everything is allowed, a 5xx or no answer means nothing is, and the host is paused
 for ``AGORA_CRAWLER_ROBOTS_RETRY`` seconds before robots.txt is tried again. The text is kept in
@@ -15,7 +16,7 @@ import time
 from protego import Protego
 
 from agora.crawler.fetch import Fetcher
-from agora.crawler.frontier import Frontier, Lease
+from agora.crawler.frontier import Frontier, host_of
 
 USER_AGENT_PRODUCT = "AgoraPriceWatch"
 
@@ -41,22 +42,22 @@ class RobotsBook:
         self._parsed[host] = (time.monotonic() + ttl_ms / 1000, rules)
         return rules
 
-    async def learn(self, lease: Lease) -> None:
-        """Fetch the robots.txt of the lease's host in place of its page, and keep it."""
-        scheme = lease.url.split("://", 1)[0]
-        result = await self.fetcher.fetch(f"{scheme}://{lease.host}/robots.txt")
+    async def learn(self, url: str) -> None:
+        """Fetch the robots.txt of the host of ``url`` (canonical), and keep it; the caller
+        holds the way through the host's gate."""
+        host = host_of(url)
+        scheme = url.split("://", 1)[0]
+        result = await self.fetcher.fetch(f"{scheme}://{host}/robots.txt")
         if result.status == 200:
             body = result.body.decode("utf-8", errors="replace")
             delay = Protego.parse(body).crawl_delay(USER_AGENT_PRODUCT) or 0
             await self.frontier.store_robots(
-                lease.host, body, crawl_delay_ms=int(delay * 1000), pause_ms=0
+                host, body, crawl_delay_ms=int(delay * 1000), pause_ms=0
             )
         elif 400 <= result.status < 500:
-            await self.frontier.store_robots(lease.host, "", crawl_delay_ms=0, pause_ms=0)
+            await self.frontier.store_robots(host, "", crawl_delay_ms=0, pause_ms=0)
         else:
-            await self.frontier.store_robots(
-                lease.host, None, crawl_delay_ms=0, pause_ms=self.retry_ms
-            )
+            await self.frontier.store_robots(host, None, crawl_delay_ms=0, pause_ms=self.retry_ms)
 
 
 def allows(rules: Protego, url: str) -> bool:

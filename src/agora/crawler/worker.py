@@ -5,12 +5,15 @@ ends, its host's slot is freed in the same Redis call that leases the next URLs.
 are handed to the ``PageHandler`` in batches (price watch writes a batch in one transaction),
 and only once the handler returned are their leases acknowledged: a process killed before that
 leaves the leases to expire, and the URLs are fetched again, by whichever process comes next.
+Redirect hops pass their host's robots.txt and gate (``gate.py``). What became of each lease is
+counted, and the frontier's sizes published, for ``/metrics`` (``metrics.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,11 +22,19 @@ import structlog
 
 from agora.crawler.fetch import Fetcher, FetchResult
 from agora.crawler.frontier import Ack, Frontier, Lease, Outcome
-from agora.crawler.robots import RobotsBook, allows
+from agora.crawler.gate import HELD_BACK, ROBOTS_DISALLOWED, HostGate
+from agora.crawler.metrics import (
+    FETCHES,
+    POLITENESS_WAIT_SECONDS,
+    FetchOutcome,
+    set_frontier_sizes,
+)
+from agora.crawler.robots import allows
 
 IDLE_POLL_S = 0.05
 COALESCE_S = 0.005
 STOP_GRACE_S = 10.0
+SIZES_INTERVAL_S = 1.0
 log = structlog.get_logger(__name__)
 
 
@@ -53,10 +64,23 @@ class PageHandler(Protocol):
         ...
 
 
+# How a lease that gave the handler nothing is acknowledged, by what became of it.
+_ACKED_AS = {
+    FetchOutcome.NOT_MODIFIED: Outcome.NOT_MODIFIED,
+    FetchOutcome.THROTTLED: Outcome.RETRY,
+    FetchOutcome.ERROR: Outcome.ERROR,
+    FetchOutcome.SKIPPED: Outcome.SKIP,
+    FetchOutcome.REFUSED: Outcome.SKIP,
+    FetchOutcome.ROBOTS_DISALLOWED: Outcome.SKIP,
+    FetchOutcome.ROBOTS_TXT: Outcome.DEFER,
+    FetchOutcome.HELD_BACK: Outcome.LATER,
+}
+
+
 @dataclass(frozen=True)
 class _Done:
     lease: Lease
-    outcome: Outcome | None = None
+    outcome: FetchOutcome
     result: FetchResult | None = None
     wait_ms: int = 0
 
@@ -68,7 +92,7 @@ class Crawler:
         self,
         frontier: Frontier,
         fetcher: Fetcher,
-        robots: RobotsBook,
+        gate: HostGate,
         handler: PageHandler,
         *,
         concurrency: int,
@@ -77,7 +101,8 @@ class Crawler:
     ) -> None:
         self.frontier = frontier
         self.fetcher = fetcher
-        self.robots = robots
+        self.gate = gate
+        self.robots = gate.robots
         self.handler = handler
         self.concurrency = concurrency
         self.batch_size = batch_size
@@ -87,6 +112,7 @@ class Crawler:
         self._done: list[_Done] = []
         self._wake = asyncio.Event()
         self._flush_now = asyncio.Event()
+        self._sizes_due = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Crawl until ``stop`` is set, then finish the fetches under way and acknowledge."""
@@ -136,7 +162,8 @@ class Crawler:
             done = await self._visit(lease)
         except Exception:
             log.exception("crawl failed", url=lease.url)
-            done = _Done(lease, Outcome.ERROR)
+            done = _Done(lease, FetchOutcome.ERROR)
+        FETCHES.labels(done.outcome).inc()
         if done.result is None:
             # Nothing for the handler: acknowledged at once, so that a 429 or an error weighs
             # on the host's gate before its slot can be given to another fetch.
@@ -149,14 +176,16 @@ class Crawler:
         self._wake.set()
 
     async def _visit(self, lease: Lease) -> _Done:
+        if lease.held_ms > 0:
+            POLITENESS_WAIT_SECONDS.observe(lease.held_ms / 1000)
         rules = await self.robots.rules(lease.host)
         if rules is None:
-            await self.robots.learn(lease)
-            return _Done(lease, Outcome.DEFER)
+            await self.robots.learn(lease.url)
+            return _Done(lease, FetchOutcome.ROBOTS_TXT)
         if not allows(rules, lease.url):
-            return _Done(lease, Outcome.SKIP)
+            return _Done(lease, FetchOutcome.ROBOTS_DISALLOWED)
         result = await self.fetcher.fetch(
-            lease.url, etag=lease.etag, last_modified=lease.last_modified
+            lease.url, etag=lease.etag, last_modified=lease.last_modified, hops=self.gate
         )
         return _classify(lease, result, self.frontier.config.breaker_cooldown_ms)
 
@@ -168,6 +197,7 @@ class Crawler:
             self._flush_now.clear()
             try:
                 await self.flush()
+                await self._publish_sizes()
             except Exception:
                 log.exception("flush failed; the leases will expire and be crawled again")
             if stop.is_set() and not self._active:
@@ -200,27 +230,38 @@ class Crawler:
             )
         await self.frontier.ack(acks)
 
+    async def _publish_sizes(self) -> None:
+        """Set the frontier's size gauges, at most once per ``SIZES_INTERVAL_S``."""
+        if time.monotonic() < self._sizes_due:
+            return
+        self._sizes_due = time.monotonic() + SIZES_INTERVAL_S
+        set_frontier_sizes(*await self.frontier.sizes())
+
 
 def _ack(done: _Done) -> Ack:
     """The acknowledgement of a lease that gave the handler nothing (validators kept)."""
     lease = done.lease
-    outcome = done.outcome or Outcome.ERROR
+    outcome = _ACKED_AS[done.outcome]
     return Ack(lease, outcome, done.wait_ms, 0, lease.etag, lease.last_modified)
 
 
 def _classify(lease: Lease, result: FetchResult, default_wait_ms: int) -> _Done:
     """What a fetch result means for the URL's next crawl (pages with a 200 go to the handler)."""
+    error = result.error or ""
     if result.status == 200:
-        return _Done(lease, result=result)
+        return _Done(lease, FetchOutcome.OK, result=result)
     if result.status == 304:
-        return _Done(lease, Outcome.NOT_MODIFIED)
+        return _Done(lease, FetchOutcome.NOT_MODIFIED)
     if result.status in (429, 503):
         wait = result.retry_after_s
-        return _Done(
-            lease, Outcome.RETRY, wait_ms=default_wait_ms if wait is None else int(wait * 1000)
-        )
-    if result.status == 0 and not (result.error or "").startswith("refused"):
-        return _Done(lease, Outcome.ERROR)
-    if result.status >= 500:
-        return _Done(lease, Outcome.ERROR)
-    return _Done(lease, Outcome.SKIP)
+        wait_ms = default_wait_ms if wait is None else int(wait * 1000)
+        return _Done(lease, FetchOutcome.THROTTLED, wait_ms=wait_ms)
+    if error == ROBOTS_DISALLOWED:
+        return _Done(lease, FetchOutcome.ROBOTS_DISALLOWED)
+    if error == HELD_BACK:
+        return _Done(lease, FetchOutcome.HELD_BACK, wait_ms=int((result.retry_after_s or 0) * 1000))
+    if error.startswith("refused"):
+        return _Done(lease, FetchOutcome.REFUSED)
+    if result.status == 0 or result.status >= 500:
+        return _Done(lease, FetchOutcome.ERROR)
+    return _Done(lease, FetchOutcome.SKIPPED)

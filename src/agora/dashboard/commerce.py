@@ -33,7 +33,7 @@ async def commerce_section(
         queues = await queue_depths(
             session, services.redis, services.settings.task_queue, commerce["flash_sales"]
         )
-    return {"commerce": commerce, "queues": queues, "crawl": None}
+    return {"commerce": commerce, "queues": queues}
 
 
 async def _commerce(

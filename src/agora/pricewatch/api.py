@@ -11,7 +11,6 @@ from agora.core.dependencies import ServicesDep, SessionDep
 from agora.core.money import Money
 from agora.core.security import StaffPrincipal
 from agora.crawler.api import FrontierDep
-from agora.crawler.fetch import FetchLimits
 from agora.pricewatch import service
 from agora.pricewatch.models import Target
 from agora.pricewatch.schemas import (
@@ -70,8 +69,7 @@ async def discover(
     frontier: FrontierDep,
     services: ServicesDep,
 ) -> DiscoverResponse:
-    limits = FetchLimits.from_settings(services.settings)
-    found = await service.discover(session, frontier, limits, site_id, body.pattern)
+    found = await service.discover(session, frontier, services.settings, site_id, body.pattern)
     return DiscoverResponse(listed=found.listed, matched=found.matched, added=found.added)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from agora.catalog.models import ProductVariant
@@ -233,3 +235,42 @@ async def undercuts(session: AsyncSession, limit: int) -> Sequence[Row[Target, i
         .limit(limit)
     )
     return (await session.execute(query)).all()
+
+
+@dataclass(frozen=True)
+class RecentChange:
+    """A recorded change, the page it was read on and the price it replaced."""
+
+    observed_at: dt.datetime
+    url: str
+    price_amount: int | None
+    previous_amount: int | None
+    currency: str | None
+    in_stock: bool | None
+
+
+async def recent_changes(session: AsyncSession, limit: int) -> list[RecentChange]:
+    """The newest changes, newest first: the primary key's order, then one lookup of the
+    previous change per row on the (target, id) index."""
+    previous = aliased(PriceChange)
+    before = (
+        select(previous.price_amount)
+        .where(previous.target_id == PriceChange.target_id, previous.id < PriceChange.id)
+        .order_by(previous.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(
+            PriceChange.observed_at,
+            Target.url,
+            PriceChange.price_amount,
+            before,
+            PriceChange.currency,
+            PriceChange.in_stock,
+        )
+        .join(Target, Target.id == PriceChange.target_id)
+        .order_by(PriceChange.id.desc())
+        .limit(limit)
+    )
+    return [RecentChange(*row) for row in rows]

@@ -10,6 +10,7 @@ it, so there is one per change, never one per fetch.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -19,13 +20,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import call_after_commit
-from agora.core.errors import Conflict, NotFound, ValidationFailed
+from agora.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from agora.core.outbox import record_event
-from agora.crawler.fetch import Fetcher, FetchLimits
+from agora.crawler.fetch import HopRefused
 from agora.crawler.frontier import Frontier, HostPolicy, UrlStatus, canonical_url, host_of
+from agora.crawler.process import polite_fetcher
 from agora.pricewatch import repository, sitemaps
 from agora.pricewatch.extract import Reading, read_page
 from agora.pricewatch.models import PriceChange, Site, Target
+from agora.settings import Settings
 
 UNDERCUT_TOPIC = "pricewatch.undercut"
 NEAR_PRICE_FRACTION = 0.10
@@ -135,11 +138,13 @@ async def _queue(frontier: Frontier, urls: list[str]) -> None:
 async def discover(
     session: AsyncSession,
     frontier: Frontier,
-    limits: FetchLimits,
+    settings: Settings,
     site_id: uuid.UUID,
     pattern: str,
 ) -> Discovery:
-    """Read a site's sitemaps and watch the pages whose URL matches ``pattern``."""
+    """Read a site's sitemaps (politely: see ``sitemaps``) and watch the pages whose URL
+    matches ``pattern``; 503 ``site_unavailable`` when its robots.txt cannot be read or its
+    gate stays closed (paused, circuit open) past the fetch timeout."""
     try:
         re.compile(pattern)
     except re.error as error:
@@ -147,11 +152,16 @@ async def discover(
     site = await repository.site(session, site_id)
     if site is None:
         raise NotFound("No such site.", code="site_not_found")
-    fetcher = Fetcher(limits, connections=4)
     try:
-        listed = await sitemaps.sitemap_urls(fetcher, site.base_url)
-    finally:
-        await fetcher.close()
+        async with polite_fetcher(frontier, settings, connections=4) as gate:
+            listed = await sitemaps.sitemap_urls(gate, site.base_url)
+    except HopRefused as refused:
+        wait = refused.retry_after_s
+        raise ServiceUnavailable(
+            f"{site.host} cannot be read now: {refused.reason}.",
+            code="site_unavailable",
+            headers={"Retry-After": str(math.ceil(wait))} if wait else None,
+        ) from refused
     matched = sitemaps.matching(listed, pattern, site.host)
     known = await repository.targets_by_url(session, [canonical_url(url) for url in matched])
     targets = await add_targets(session, frontier, [(url, None) for url in matched])
@@ -174,6 +184,11 @@ async def undercuts(session: AsyncSession, limit: int) -> list[Undercut]:
     """Targets priced below our variant's price, widest gap first."""
     rows = await repository.undercuts(session, limit)
     return [Undercut(target, ours, ours - (target.price_amount or 0)) for target, ours, _ in rows]
+
+
+async def recent_changes(session: AsyncSession, limit: int) -> list[repository.RecentChange]:
+    """The newest recorded changes of any page, newest first, each with the price it replaced."""
+    return await repository.recent_changes(session, limit)
 
 
 async def sync_frontier(session: AsyncSession, frontier: Frontier) -> int:

@@ -1,5 +1,11 @@
 """Finding product pages in a site's sitemaps (``robots.txt`` ``Sitemap:`` lines, then
-``/sitemap.xml``), following sitemap indexes, gzip included, within fixed bounds."""
+``/sitemap.xml``), following sitemap indexes, gzip included, within fixed bounds.
+
+Every fetch goes through the crawler's ``HostGate``: robots.txt is read through the host's gate
+(and kept for the crawlers), a sitemap robots.txt disallows is not read, and each request waits
+for its host's next allowed start like any crawl. A site whose robots.txt cannot be read, or
+whose gate stays closed, is refused with ``HopRefused``: nothing of it may be read now.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +15,25 @@ import re
 from collections.abc import Iterable
 
 from parsel import Selector
-from protego import Protego
 
 from agora.core.netguard import UnsafeTarget
-from agora.crawler.fetch import Fetcher
+from agora.crawler.fetch import HopRefused
 from agora.crawler.frontier import canonical_url, host_of
+from agora.crawler.gate import HostGate
 
 MAX_SITEMAPS = 50
 MAX_URLS = 50_000
 _GZIP_MAGIC = b"\x1f\x8b"
+ROBOTS_UNREADABLE = "robots.txt cannot be read"
 
 
-async def sitemap_urls(fetcher: Fetcher, base_url: str) -> list[str]:
+async def sitemap_urls(gate: HostGate, base_url: str) -> list[str]:
     """Every page URL the site's sitemaps list (at most ``MAX_URLS``)."""
     root = base_url.rstrip("/")
-    robots = await fetcher.fetch(f"{root}/robots.txt")
-    listed = []
-    if robots.status == 200:
-        listed = list(Protego.parse(robots.body.decode("utf-8", errors="replace")).sitemaps)
-    to_read = listed or [f"{root}/sitemap.xml"]
+    rules = await gate.rules(canonical_url(root))
+    if rules is None:
+        raise HopRefused(f"{root}/robots.txt", ROBOTS_UNREADABLE)
+    to_read = list(rules.sitemaps) or [f"{root}/sitemap.xml"]
     seen: set[str] = set()
     pages: list[str] = []
     while to_read and len(seen) < MAX_SITEMAPS and len(pages) < MAX_URLS:
@@ -35,10 +41,10 @@ async def sitemap_urls(fetcher: Fetcher, base_url: str) -> list[str]:
         if sitemap in seen:
             continue
         seen.add(sitemap)
-        result = await fetcher.fetch(sitemap)
+        result = await gate.fetch(sitemap)
         if result.status != 200:
             continue
-        is_index, locations = _read(result.body, fetcher.limits.max_bytes)
+        is_index, locations = _read(result.body, gate.fetcher.limits.max_bytes)
         (to_read if is_index else pages).extend(locations)
     return pages[:MAX_URLS]
 

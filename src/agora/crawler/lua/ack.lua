@@ -7,6 +7,8 @@
 --   error    timeout, connection or 5xx: counts towards the host's circuit breaker
 --   skip     not to fetch now (robots.txt disallows it, 4xx): due again after the longest interval
 --   defer    the lease was spent on robots.txt: the URL is due again at once
+--   later    a redirect's target host kept its gate closed for longer than the fetch could
+--            wait: the URL is due again after wait ms, and its own host is not blamed
 -- An ack whose token is not the URL's current lease (it expired and was handed out again) is
 -- ignored. Returns how many acks were applied.
 local now = now_ms()
@@ -81,6 +83,8 @@ for i = 4, #ARGV, 6 do
       due = failed(hkey)
     elseif outcome == 'skip' then
       due = now + state.max * 1000
+    elseif outcome == 'later' then
+      due = now + wait
     end
     redis.call('ZADD', P .. 'q:' .. host, due, id)
     applied = applied + 1

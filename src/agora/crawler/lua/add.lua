@@ -8,11 +8,7 @@ local touched = {}
 for i = 7, #ARGV, 4 do
   local id, url, host = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('HSETNX', P .. 'url', id, url) == 1 then
-    local hkey = P .. 'host:' .. host
-    if redis.call('EXISTS', hkey) == 0 then
-      redis.call('HSET', hkey, 'delay', ARGV[3], 'maxc', ARGV[4], 'min', ARGV[5], 'max', ARGV[6])
-      redis.call('SADD', P .. 'known', host)
-    end
+    ensure_host(host, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
     redis.call('ZADD', P .. 'q:' .. host, now - tonumber(ARGV[i + 3]), id)
     touched[host] = true
     added = added + 1

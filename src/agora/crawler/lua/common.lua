@@ -3,7 +3,8 @@
 --   url           hash   id -> URL text (the only place a URL's text is kept)
 --   q:<host>      zset   id -> due time (ms), for URLs not leased
 --   leases        zset   id -> lease expiry (ms), the lease's token
---   hold:<host>   zset   id -> lease expiry (ms), fetches of the host in flight
+--   hold:<host>   zset   id -> lease expiry (ms), fetches of the host in flight (a request no
+--                        lease covers holds a slot under a token of its own: see enter.lua)
 --   host:<host>   hash   policy (delay, rdelay, maxc, min, max) and state (next, pause, open,
 --                        fails, leased) and counters (fetched, notmod, errors)
 --   hosts         zset   host -> the time it may next give a URL (absent: nothing to give)
@@ -25,6 +26,15 @@ local function num(value, default)
     return tonumber(value)
   end
   return default
+end
+
+-- Give a host seen for the first time the default policy, and list it among the known hosts.
+local function ensure_host(host, delay, maxc, min, max)
+  local hkey = P .. 'host:' .. host
+  if redis.call('EXISTS', hkey) == 0 then
+    redis.call('HSET', hkey, 'delay', delay, 'maxc', maxc, 'min', min, 'max', max)
+    redis.call('SADD', P .. 'known', host)
+  end
 end
 
 -- How many fetches the host may have in flight: one while its robots.txt is unknown or its

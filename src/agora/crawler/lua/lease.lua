@@ -4,8 +4,9 @@
 -- a URL only when its gate is open: fewer fetches in flight than its limit, its next allowed
 -- start reached, not paused (Retry-After, robots.txt unreachable) and its circuit not open.
 -- Hosts are served round-robin, in passes, until enough URLs are granted.
--- Returns {wait_ms, id1, url1, token1, meta1, id2, ...}; wait_ms is when a host is next ready
--- (-1: none is).
+-- Returns {wait_ms, id1, url1, token1, meta1, held1, id2, ...}; wait_ms is when a host is next
+-- ready (-1: none is); held is how long (ms) the URL, due, waited for its host's gate to open
+-- (next allowed start, pause, open circuit): the politeness wait.
 local now = now_ms()
 local threshold = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
@@ -38,7 +39,8 @@ local granted = 0
 local function grant(host)
   local hkey = P .. 'host:' .. host
   local h = redis.call('HMGET', hkey, 'delay', 'rdelay', 'next', 'pause', 'open', 'maxc', 'fails')
-  if now < num(h[3], 0) or now < num(h[4], 0) or now < num(h[5], 0) then
+  local opened = math.max(num(h[3], 0), num(h[4], 0), num(h[5], 0))
+  if now < opened then
     return false
   end
   local holders = redis.call('ZCOUNT', P .. 'hold:' .. host, now, '+inf')
@@ -51,15 +53,20 @@ local function grant(host)
   if free <= 0 then
     return false
   end
-  local ids = redis.call('ZRANGEBYSCORE', P .. 'q:' .. host, '-inf', now, 'LIMIT', 0, free)
-  if #ids == 0 then
+  local due = redis.call('ZRANGEBYSCORE', P .. 'q:' .. host, '-inf', now, 'WITHSCORES', 'LIMIT', 0, free)
+  if #due == 0 then
     return false
   end
   local expiry = now + ttl
-  local scored = {}
-  for i, id in ipairs(ids) do
-    scored[2 * i - 1] = expiry
-    scored[2 * i] = id
+  local ids, held, scored = {}, {}, {}
+  for i = 1, #due, 2 do
+    local n = (i + 1) / 2
+    ids[n] = due[i]
+    -- an expired lease is back at score 0: it waited for its crawler, not for the gate
+    local since = tonumber(due[i + 1])
+    held[n] = since > 0 and math.max(0, opened - since) or 0
+    scored[2 * n - 1] = expiry
+    scored[2 * n] = due[i]
   end
   redis.call('ZREM', P .. 'q:' .. host, unpack(ids))
   redis.call('ZADD', P .. 'leases', unpack(scored))
@@ -75,6 +82,7 @@ local function grant(host)
     out[#out + 1] = urls[i]
     out[#out + 1] = tostring(expiry)
     out[#out + 1] = metas[i] or ''
+    out[#out + 1] = held[i]
   end
   granted = granted + #ids
   return delay == 0 and #ids == free

@@ -3,11 +3,13 @@ import { Session } from "./auth.js";
 import { t } from "./dom.js";
 import { Feed } from "./feed.js";
 import * as alerts from "./panels/alerts.js";
+import * as crawl from "./panels/crawl.js";
 import * as errors from "./panels/errors.js";
 import * as flashSales from "./panels/flash_sales.js";
 import * as latency from "./panels/latency.js";
 import * as orders from "./panels/orders.js";
 import * as payments from "./panels/payments.js";
+import * as pricewatch from "./panels/pricewatch.js";
 import * as queues from "./panels/queues.js";
 import * as requests from "./panels/requests.js";
 import * as revenue from "./panels/revenue.js";
@@ -30,6 +32,8 @@ const renderers = {
   payments: payments.render,
   queues: queues.render,
   alerts: alerts.render,
+  crawl: crawl.render,
+  pricewatch: pricewatch.render,
 };
 // Panels with their own life besides the snapshot (sockets, controls).
 const extensions = [new Tail(document.querySelector('[data-panel="tail"]'))];
