@@ -2,8 +2,8 @@
 
 ``python -m tests.crawler.testsite CONFIG.json`` serves every site the JSON file describes and
 prints ``ready`` once all listen. Each request is written to the access log (JSON lines: site,
-path, start, end, status; wall-clock seconds) as it ends; ``/_control`` (not logged) sets a
-page's price. A site is a dict:
+path, start, end, status; wall-clock seconds) as it ends, with status 499 when its client went
+away first; ``/_control`` (not logged) sets a page's price. A site is a dict:
 
 - ``port``; ``robots``: the robots.txt text, or an HTTP status to answer it with;
 - ``pages``: how many product pages (``/p/0`` ...), priced ``1000 + n`` minor units of EUR;
@@ -82,26 +82,30 @@ class Site:
         return self.prices.get(path, 1000 + int(path.rsplit("/", 1)[-1]))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer a request, and log it once answered."""
+        """Answer a request, and log it once answered (or abandoned by its client)."""
         if request.path == "/_control":
             self.prices.update((await request.json())["prices"])
             return web.json_response({"ok": True})
         start = time.time()
-        response = await self._answer(request)
-        self.log.write(
-            json.dumps(
-                {
-                    "site": self.config["port"],
-                    "path": request.path_qs,
-                    "start": start,
-                    "end": time.time(),
-                    "status": response.status,
-                }
+        status = 499  # as nginx logs a request whose client went away before the answer
+        try:
+            response = await self._answer(request)
+            status = response.status
+            return response
+        finally:
+            self.log.write(
+                json.dumps(
+                    {
+                        "site": self.config["port"],
+                        "path": request.path_qs,
+                        "start": start,
+                        "end": time.time(),
+                        "status": status,
+                    }
+                )
+                + "\n"
             )
-            + "\n"
-        )
-        self.log.flush()
-        return response
+            self.log.flush()
 
     async def _answer(self, request: web.Request) -> web.Response:
         config = self.config

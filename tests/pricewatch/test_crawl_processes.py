@@ -17,8 +17,11 @@ from tests.pricewatch.support import changes_per_target, watch
 from tests.support import wait_for
 
 LEASE_TTL_S = float(CRAWL_ENV["AGORA_CRAWLER_LEASE_TTL"])
-PAGES = 60
-SLOW = {"robots": "", "pages": PAGES, "sleep_ms": 1000}
+# Pages take 0.3 s: a URL back in its queue at its lease's expiry waits at most that long for a
+# slot of its host (8, all busy), well within the second allowed. 200 pages a host, 8 at a time,
+# keep both processes crawling for about 7.5 s, past the kill at about 4 s.
+PAGES = 200
+SLOW = {"robots": "", "pages": PAGES, "sleep_ms": 300}
 
 
 async def test_sigkill_mid_crawl_loses_nothing_and_records_each_change_once(
