@@ -11,7 +11,7 @@ from agora.core.outbox import OutboxEvent
 from agora.crawler.frontier import Frontier
 from agora.pricewatch import service
 from agora.pricewatch.models import PriceChange
-from agora.pricewatch.service import UNDERCUT_TOPIC
+from agora.pricewatch.readings import UNDERCUT_TOPIC
 
 
 async def history(database: Database, target_id: uuid.UUID) -> list[int | None]:

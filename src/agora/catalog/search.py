@@ -7,8 +7,8 @@ the English words of the text under the ``english`` configuration (stemmed: "pho
 uses jieba's search mode, which adds the short words inside long ones (智能手机 also yields 智能
 and 手机), and queries use its precise mode; so 手机 finds 华为智能手机.
 
-jieba loads its dictionary (about a second) on first use; ``ensure_segmenter`` does it once per
-process in a thread, off the event loop.
+jieba loads its dictionary (about a second and 60 MB) on first use; ``ensure_segmenter`` does it
+once per process in a thread, off the event loop, and only once some text has Chinese in it.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ class SearchText:
         return not (_WORD.search(self.english) or self.chinese)
 
 
-async def ensure_segmenter() -> None:
-    """Load jieba's dictionary once per process, in a thread."""
-    if not jieba.dt.initialized:
+async def ensure_segmenter(*texts: str) -> None:
+    """Load jieba's dictionary once per process, in a thread, the first time one of ``texts``
+    has Chinese to split: the dictionary takes about 60 MB, which a process that only ever sees
+    other scripts never spends."""
+    if not jieba.dt.initialized and any(_CHINESE.search(text) for text in texts):
         await asyncio.to_thread(jieba.initialize)
 
 

@@ -221,7 +221,7 @@ async def _load_product(database: Database, product_id: uuid.UUID) -> dict[str, 
 async def _load_page(database: Database, query: ProductQuery, page: PageRequest) -> dict[str, str]:
     search = None
     if query.q:
-        await ensure_segmenter()
+        await ensure_segmenter(query.q)
         search = for_query(query.q)
         if search.is_empty:
             return _entry(ProductPage(items=[], next_cursor=None))
@@ -511,13 +511,11 @@ async def _refresh_derived_columns(session: AsyncSession, product_id: uuid.UUID)
     cheapest price from its current rows."""
     product = await repository.product_detail(session, product_id, published_only=False)
     assert product is not None
-    await ensure_segmenter()
+    category = product.category.name if product.category is not None else ""
+    attributes = [value for variant in product.variants for value in variant.attributes.values()]
+    await ensure_segmenter(product.name, category, product.description, attribute_text(attributes))
     document = await asyncio.to_thread(
-        _search_document,
-        product.name,
-        product.category.name if product.category is not None else "",
-        product.description,
-        [value for variant in product.variants for value in variant.attributes.values()],
+        _search_document, product.name, category, product.description, attributes
     )
     await repository.refresh_derived_columns(session, product_id, document)
 

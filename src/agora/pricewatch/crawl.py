@@ -8,7 +8,7 @@ from agora.core.db import Database
 from agora.core.redis import create_redis
 from agora.crawler.process import frontier_for, run_crawler
 from agora.crawler.worker import Page, Verdict
-from agora.pricewatch import service
+from agora.pricewatch import readings, service
 from agora.settings import Settings
 
 
@@ -21,7 +21,7 @@ class PriceWatchHandler:
     async def handle(self, pages: Sequence[Page]) -> Sequence[Verdict]:
         """Record the batch's readings, changes and undercut events in one transaction."""
         async with self.database.unit_of_work() as session:
-            verdicts = await service.record_pages(
+            verdicts = await readings.record_pages(
                 session, [(p.url, p.body, p.content_type) for p in pages]
             )
         return [Verdict(changed, urgency) for changed, urgency in verdicts]
