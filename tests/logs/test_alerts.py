@@ -120,6 +120,30 @@ async def test_rules_can_be_created_read_changed_and_deleted(
     assert (await client.get(location, headers=headers)).status_code == 404
 
 
+async def test_an_error_rate_threshold_past_one_is_refused_on_create_and_on_change(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    headers = staff_headers(settings)
+    hook = "https://93.184.215.14/hook"
+    refused = await client.post(
+        "/api/v1/alerts/rules",
+        json=rule_body(hook, metric="error_rate", threshold=2),
+        headers=headers,
+    )
+    created = await client.post(
+        "/api/v1/alerts/rules", json=rule_body(hook, threshold=2), headers=headers
+    )
+    changed = await client.patch(
+        created.headers["Location"], json={"metric": "error_rate"}, headers=headers
+    )
+    kept = await client.get(created.headers["Location"], headers=headers)
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "bad_threshold")
+    assert created.status_code == 201
+    assert (changed.status_code, changed.json()["code"]) == (422, "bad_threshold")
+    assert (kept.json()["metric"], kept.json()["threshold"]) == ("count", 2)
+
+
 async def test_an_alert_fires_once_holds_through_hysteresis_and_resolves(
     app: Any,
     client: httpx.AsyncClient,
