@@ -19,7 +19,6 @@ from contextlib import AbstractContextManager
 import aiohttp
 import httpx
 
-from agora.migrations import upgrade
 from bench.harness import (
     UVICORN_FLAGS,
     LoadResult,
@@ -91,7 +90,6 @@ def main() -> None:
     args = parser.parse_args()
 
     urls = bench_services()
-    upgrade(urls.database_url)
     unlimited = "1000000/second"
     env = agora_env(
         urls,

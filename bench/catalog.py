@@ -12,7 +12,6 @@ its own cache key while matching what the plain search matches.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import random
@@ -27,16 +26,18 @@ from agora.catalog.search import for_index
 from agora.catalog.service import CATEGORIES_TAG, LISTS_TAG
 from agora.core.cache import invalidate
 from agora.core.redis import create_redis
-from agora.migrations import upgrade
 from agora.settings import get_settings
 from bench.harness import (
     LoadResult,
     Request,
     agora_env,
     agora_server,
+    asyncpg_dsn,
     bench_services,
     free_port,
     get,
+    load_arguments,
+    load_options,
     print_table,
     run_load,
 )
@@ -189,14 +190,10 @@ async def drop_lists(redis_url: str) -> None:
 
 def main() -> None:
     """Build the catalog in two sizes and measure each; print one table per size."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
-    load = {"concurrency": args.concurrency, "duration": args.duration}
+    args = load_arguments(__doc__).parse_args()
+    load = load_options(args)
     urls = bench_services()
-    upgrade(urls.database_url)
-    dsn = urls.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    dsn = asyncpg_dsn(urls)
     asyncio.run(reset(dsn, urls.redis_url))
     env = agora_env(urls)
     size = 0

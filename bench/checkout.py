@@ -12,32 +12,30 @@ on the same server in the same run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import uuid
 
 import aiohttp
-from pydantic import SecretStr
 
 from agora.accounts.models import User
-from agora.core.db import Database
 from agora.core.embedded import ServiceUrls
-from agora.core.redis import create_redis
-from agora.core.security import Role, issue_access_token
-from agora.migrations import upgrade
-from agora.settings import DEFAULT_SECRET_KEY, Settings, get_settings
+from agora.core.security import Role
 from bench.harness import (
     LoadResult,
     Request,
+    access_token,
     agora_env,
     agora_server,
+    bearer,
     bench_services,
     free_port,
     get,
+    load_arguments,
+    load_options,
     print_table,
     run_load,
 )
-from bench.seeding import published_variant
+from bench.seeding import connected, published_variant
 
 ADDRESS = {
     "name": "Bench Buyer",
@@ -51,24 +49,14 @@ STOCK = 1_000_000_000
 
 async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, list[dict[str, str]]]:
     """A published variant with plenty of stock, and ``buyers`` users; their auth headers."""
-    database, redis = (
-        Database(urls.database_url, pool_size=1),
-        create_redis(urls.redis_url, get_settings()),
-    )
     user_ids = [uuid.uuid4() for _ in range(buyers)]
-    try:
-        async with database.unit_of_work() as session:
-            session.add_all(
-                User(id=user_id, email=f"{user_id.hex}@bench.example", password_hash="-")  # noqa: S106
-                for user_id in user_ids
-            )
-            variant_id = await published_variant(session, redis, "Bench tee", STOCK)
-    finally:
-        await redis.aclose()
-        await database.dispose()
-    settings = Settings(secret_key=SecretStr(DEFAULT_SECRET_KEY))  # what the server signs with
-    tokens = [issue_access_token(settings, user_id, Role.CUSTOMER) for user_id in user_ids]
-    return variant_id, [{"Authorization": f"Bearer {token}"} for token in tokens]
+    async with connected(urls) as (database, redis), database.unit_of_work() as session:
+        session.add_all(
+            User(id=user_id, email=f"{user_id.hex}@bench.example", password_hash="-")  # noqa: S106
+            for user_id in user_ids
+        )
+        variant_id = await published_variant(session, redis, "Bench tee", STOCK)
+    return variant_id, [bearer(access_token(Role.CUSTOMER, user_id)) for user_id in user_ids]
 
 
 async def _place(
@@ -141,15 +129,12 @@ async def completed_checkouts(
 
 def main() -> None:
     """Seed buyers, measure the baseline, checkouts and replays on one server, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser = load_arguments(__doc__)
     parser.add_argument("--workers", type=int, default=1, help="API worker processes")
     args = parser.parse_args()
-    load = {"concurrency": args.concurrency, "duration": args.duration}
+    load = load_options(args)
 
     urls = bench_services()
-    upgrade(urls.database_url)
     variant_id, buyer_headers = asyncio.run(seed(urls, args.concurrency))
     env = agora_env(urls)
     with agora_server(env, free_port(), workers=args.workers) as url:

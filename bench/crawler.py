@@ -40,7 +40,6 @@ from agora.crawler.frontier import (
     Outcome,
     canonical_url,
 )
-from agora.migrations import upgrade
 from agora.pricewatch import service
 from bench.harness import LoadResult, agora_env, bench_services, free_port, server
 
@@ -182,7 +181,6 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=100_000)
     args = parser.parse_args()
     urls = bench_services()
-    upgrade(urls.database_url)
     port = free_port()
     shop = [sys.executable, "-m", "bench.crawl_pages", str(port)]
     with server(shop, agora_env(urls), port) as base_url:

@@ -31,33 +31,33 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import make_url
 
 from agora.accounts.models import User
 from agora.core.db import Database
 from agora.core.embedded import ServiceUrls
-from agora.core.security import Role, issue_access_token
+from agora.core.security import Role
 from agora.flashsale.models import FlashSaleTicket, TicketStatus
-from agora.migrations import upgrade
-from agora.settings import Settings
 from bench import flashsale_baseline_app
 from bench.harness import (
     BENCH_DATA_DIR,
     ROOT,
     LoadResult,
+    access_token,
     agora_env,
     agora_server,
+    asyncpg_dsn,
     bench_services,
     free_port,
+    load_arguments,
+    load_options,
     print_table,
     run_load,
     uvicorn_server,
 )
-from bench.seeding import published_variant
+from bench.seeding import connected, published_variant
 
 ANSWERS = frozenset({202, 409})
 API = "/api/v1"
@@ -66,24 +66,18 @@ ROWLOCK_IN_AGORA_APP = "bench.flashsale_rowlock_in_agora:create_app"
 
 async def _seed(urls: ServiceUrls, buyers: int, units: int) -> tuple[uuid.UUID, list[str], str]:
     """A published variant with twice the sale's units in stock, buyers, and a staff token."""
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    database, redis = Database(urls.database_url, pool_size=2), Redis.from_url(urls.redis_url)
     staff_id = uuid.uuid4()
     buyer_ids = [uuid.uuid4() for _ in range(buyers)]
-    try:
-        async with database.unit_of_work() as session:
-            variant_id = await published_variant(session, redis, "Bench sneaker", units * 2)
-            rows = [{"id": staff_id, "email": f"{staff_id.hex}@bench.test", "password_hash": "-"}]
-            rows += [
-                {"id": buyer_id, "email": f"{buyer_id.hex}@bench.test", "password_hash": "-"}
-                for buyer_id in buyer_ids
-            ]
-            await session.execute(insert(User), rows)
-    finally:
-        await database.dispose()
-        await redis.aclose()
-    tokens = [issue_access_token(settings, buyer_id, Role.CUSTOMER) for buyer_id in buyer_ids]
-    return variant_id, tokens, issue_access_token(settings, staff_id, Role.STAFF)
+    async with connected(urls) as (database, redis), database.unit_of_work() as session:
+        variant_id = await published_variant(session, redis, "Bench sneaker", units * 2)
+        rows = [{"id": staff_id, "email": f"{staff_id.hex}@bench.test", "password_hash": "-"}]
+        rows += [
+            {"id": buyer_id, "email": f"{buyer_id.hex}@bench.test", "password_hash": "-"}
+            for buyer_id in buyer_ids
+        ]
+        await session.execute(insert(User), rows)
+    tokens = [access_token(Role.CUSTOMER, buyer_id) for buyer_id in buyer_ids]
+    return variant_id, tokens, access_token(Role.STAFF, staff_id)
 
 
 async def _create_sale(base_url: str, staff_token: str, variant_id: uuid.UUID, units: int) -> str:
@@ -167,26 +161,19 @@ def _worker(env: dict[str, str]) -> Iterator[None]:
         process.wait(timeout=30)
 
 
-def _asyncpg_dsn(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def main() -> None:
     """Run the stampede on both servers and print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = load_arguments(__doc__, concurrency=64)
     parser.add_argument("--units", type=int, default=1000)
     parser.add_argument("--buyers", type=int, default=20000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument(
         "--processes", type=int, default=1, help="API processes of each server (same for both)"
     )
     args = parser.parse_args()
-    load = {"concurrency": args.concurrency, "duration": args.duration, "warmup": 0.0}
+    load = {**load_options(args), "warmup": 0.0}
 
     urls = bench_services()
-    upgrade(urls.database_url)
-    dsn = _asyncpg_dsn(urls.database_url)
+    dsn = asyncpg_dsn(urls)
 
     asyncio.run(_reset_baseline(dsn, args.units))
     os.environ["BASELINE_DATABASE_URL"] = dsn

@@ -19,14 +19,9 @@ from agora.app import API_PREFIX
 from agora.app import create_app as create_agora_app
 from agora.core.dependencies import ServicesDep, SessionDep
 from agora.core.errors import Conflict
-from agora.core.ratelimit import (
-    DefaultBudgetMiddleware,
-    client_identity,
-    client_ip,
-    default_budget,
-    rate_limit,
-)
+from agora.core.ratelimit import DefaultBudgetMiddleware
 from agora.core.security import CurrentPrincipal
+from agora.flashsale.api import spend_purchase_budgets
 from agora.flashsale.schemas import PurchaseRequest
 from bench.flashsale_baseline_app import ALREADY_BOUGHT, LOCK_STOCK, RECORD_PURCHASE, TAKE_ONE
 
@@ -44,19 +39,7 @@ async def rowlock_purchase(
     session: SessionDep,
 ) -> dict[str, str]:
     """One unit for the caller, decided under the stock row's lock."""
-    settings = services.settings
-    # The same spends as ``agora.flashsale.api.purchase``, in one Redis call.
-    await services.rate_limiter.enforce_all(
-        [
-            (default_budget(settings), client_identity(request, principal)),
-            (rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)),
-            (
-                rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
-                str(principal.user_id),
-            ),
-        ],
-        principal=principal,
-    )
+    await spend_purchase_budgets(services, request, principal)
     buyer = str(principal.user_id)
     if body.quantity > PER_BUYER_LIMIT:
         raise Conflict("More units than a buyer may buy.", code="limit_reached")

@@ -12,7 +12,6 @@ billion, under a new reference, so none is refused.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -27,41 +26,36 @@ from typing import Any
 import aiohttp
 import grpc
 
-from agora.core.db import Database
-from agora.core.redis import create_redis
-from agora.core.security import Role, issue_access_token
-from agora.migrations import upgrade
+from agora.core.embedded import ServiceUrls
+from agora.core.security import Role
 from agora.rpc.inventory.v1 import inventory_pb2 as pb
 from agora.rpc.inventory.v1 import inventory_pb2_grpc
-from agora.settings import Settings, get_settings
 from bench.harness import (
     ROOT,
     LoadResult,
     Request,
+    access_token,
     agora_env,
     agora_server,
+    bearer,
     bench_services,
     free_port,
     get,
+    load_arguments,
+    load_options,
     print_table,
     run_load,
 )
-from bench.seeding import published_variant
+from bench.seeding import connected, published_variant
 
 SERVICE_KEY = "bench-service-key"
 Call = Callable[[int], Awaitable[Any]]
 
 
-async def seed(database_url: str, redis_url: str) -> uuid.UUID:
+async def seed(urls: ServiceUrls) -> uuid.UUID:
     """A variant with a billion units in stock."""
-    redis = create_redis(redis_url, get_settings())
-    database = Database(database_url, pool_size=1)
-    try:
-        async with database.unit_of_work() as session:
-            return await published_variant(session, redis, "gRPC bench", 1_000_000_000)
-    finally:
-        await redis.aclose()
-        await database.dispose()
+    async with connected(urls) as (database, redis), database.unit_of_work() as session:
+        return await published_variant(session, redis, "gRPC bench", 1_000_000_000)
 
 
 @contextlib.contextmanager
@@ -146,17 +140,12 @@ async def grpc_results(
 
 def main() -> None:
     """Measure both transports on both calls; print one table per call."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
-    load = {"concurrency": args.concurrency, "duration": args.duration}
+    args = load_arguments(__doc__).parse_args()
+    load = load_options(args)
     urls = bench_services()
-    upgrade(urls.database_url)
-    variant_id = asyncio.run(seed(urls.database_url, urls.redis_url))
+    variant_id = asyncio.run(seed(urls))
     env = agora_env(urls, AGORA_SERVICE_KEYS=SERVICE_KEY)
-    token = issue_access_token(Settings(_env_file=None), uuid.uuid4(), Role.STAFF)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(access_token(Role.STAFF))
     with agora_server(env, free_port()) as url, grpc_server(env, free_port()) as target:
         stock_path = f"/api/v1/variants/{variant_id}/stock"
         http_get = asyncio.run(run_load("HTTP GET stock", url, get(stock_path, headers), **load))

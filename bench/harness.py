@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: start servers, drive a closed-loop load, print a table.
+"""Shared pieces of the benchmarks: their command line and services, tokens their servers accept,
+start servers, drive a closed-loop load, print a table.
 
 Every benchmark measures its baseline in the same run, on the same machine and server settings,
 so the table compares like with like. The load generator is a closed loop: ``concurrency``
@@ -9,6 +10,7 @@ A request is a coroutine ``(session, sequence_number) -> HTTP status``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -18,16 +20,23 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import make_url
 
 from agora.core.embedded import ServiceUrls, resolve_service_urls
+from agora.core.security import Role, issue_access_token
+from agora.migrations import upgrade
+from agora.settings import DEFAULT_SECRET_KEY, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATA_DIR = Path(os.environ.get("AGORA_BENCH_DATA_DIR", ROOT / ".agora" / "bench"))
@@ -84,9 +93,46 @@ def free_port() -> int:
         return port
 
 
+def load_arguments(
+    description: str | None, *, concurrency: int = 32, duration: float = 5.0
+) -> argparse.ArgumentParser:
+    """The command line of a closed-loop benchmark, ``--concurrency`` clients for ``--duration``
+    seconds each; the benchmark adds its own options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--concurrency", type=int, default=concurrency)
+    parser.add_argument("--duration", type=float, default=duration)
+    return parser
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``run_load``'s ``concurrency`` and ``duration``, as given on the command line."""
+    return {"concurrency": args.concurrency, "duration": args.duration}
+
+
 def bench_services() -> ServiceUrls:
-    """Embedded PostgreSQL and Redis for benchmarks, apart from development and test data."""
-    return resolve_service_urls(BENCH_DATA_DIR, None, None, None, database="agora_bench")
+    """Embedded PostgreSQL and Redis for benchmarks, apart from development and test data, the
+    schema migrated to the current version."""
+    urls = resolve_service_urls(BENCH_DATA_DIR, None, None, None, database="agora_bench")
+    upgrade(urls.database_url)
+    return urls
+
+
+def asyncpg_dsn(urls: ServiceUrls) -> str:
+    """The database's URL as asyncpg takes it (without SQLAlchemy's driver name)."""
+    url = make_url(urls.database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def access_token(role: Role, user_id: uuid.UUID | None = None) -> str:
+    """An access token the benchmark servers accept: ``agora_env`` passes them no secret key, so
+    they sign with the default one (whatever this process's environment says)."""
+    settings = Settings(secret_key=SecretStr(DEFAULT_SECRET_KEY))
+    return issue_access_token(settings, user_id or uuid.uuid4(), role)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header of ``token``."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def agora_env(urls: ServiceUrls, **extra: str) -> dict[str, str]:

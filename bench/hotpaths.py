@@ -30,7 +30,6 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from agora.migrations import upgrade
 from bench.harness import (
     ROOT,
     UVICORN_FLAGS,
@@ -177,7 +176,6 @@ def main() -> None:
     args = parser.parse_args()
     load = {"connections": args.connections, "duration": args.duration}
     urls = bench_services()
-    upgrade(urls.database_url)
     env = agora_env(urls)
     load_demo(env)
     with tempfile.TemporaryDirectory() as folder:

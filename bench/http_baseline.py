@@ -8,7 +8,6 @@ serialisation cost over the framework floor.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 from bench.harness import (
@@ -17,6 +16,8 @@ from bench.harness import (
     bench_services,
     free_port,
     get,
+    load_arguments,
+    load_options,
     print_table,
     run_load,
     uvicorn_server,
@@ -25,11 +26,8 @@ from bench.harness import (
 
 def main() -> None:
     """Measure both servers one after the other and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
-    load = {"concurrency": args.concurrency, "duration": args.duration}
+    args = load_arguments(__doc__).parse_args()
+    load = load_options(args)
 
     with uvicorn_server("bench.baseline_app:create_app", free_port()) as url:
         baseline = asyncio.run(

@@ -36,17 +36,19 @@ from rich.console import Console
 from rich.table import Table
 
 from agora.core.db import Database
-from agora.core.security import Role, issue_access_token
+from agora.core.security import Role
 from agora.logs.parsing import ROW_COLUMNS, Defaults, parse_body
 from agora.logs.service import keep_storage
-from agora.migrations import upgrade
 from agora.settings import Settings
 from bench.harness import (
     ROOT,
     LoadResult,
     Request,
+    access_token,
     agora_env,
     agora_server,
+    asyncpg_dsn,
+    bearer,
     bench_services,
     free_port,
     get,
@@ -92,10 +94,6 @@ def ndjson_body(randomness: random.Random, lines: int) -> bytes:
         )
         for _ in range(lines)
     )
-
-
-def plain_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 async def make_partitions(database_url: str, settings: Settings) -> None:
@@ -271,13 +269,12 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=50)
     args = parser.parse_args()
     urls = bench_services()
-    upgrade(urls.database_url)
-    dsn = plain_dsn(urls.database_url)
+    dsn = asyncpg_dsn(urls)
     env = agora_env(
         urls, AGORA_LOG_BUFFER_MAX_BATCHES="100000", AGORA_RATE_LIMIT_LOG_INGEST="100000000/second"
     )
     settings = Settings(_env_file=None)
-    staff = {"Authorization": f"Bearer {issue_access_token(settings, uuid.uuid4(), Role.STAFF)}"}
+    staff = bearer(access_token(Role.STAFF))
     randomness = random.Random(3)
     nginx = [nginx_body(randomness, BODY_LINES) for _ in range(20)]
     ndjson = [ndjson_body(randomness, BODY_LINES) for _ in range(20)]

@@ -11,7 +11,6 @@ and take the duplicate path (verify, lock, inbox conflict).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import uuid
@@ -25,7 +24,6 @@ from tests.payments.standin import ProviderStandIn
 from tests.payments.support import place_orders
 
 from agora.core.db import Database
-from agora.migrations import upgrade
 from agora.payments import service
 from agora.settings import Settings
 from bench.harness import (
@@ -35,6 +33,8 @@ from bench.harness import (
     bench_services,
     free_port,
     get,
+    load_arguments,
+    load_options,
     print_table,
     run_load,
 )
@@ -105,15 +105,12 @@ async def open_payments(
 
 def main() -> None:
     """Prepare payments, start the API, drive each provider's webhook, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser = load_arguments(__doc__)
     parser.add_argument("--payments", type=int, default=200)
     args = parser.parse_args()
-    load = {"concurrency": args.concurrency, "duration": args.duration}
+    load = load_options(args)
 
     urls = bench_services()
-    upgrade(urls.database_url)
     keys = RunKeys.generate()
     standin_port = free_port()
     payment_env = payment_environment(keys, f"http://127.0.0.1:{standin_port}")

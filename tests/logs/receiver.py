@@ -16,12 +16,14 @@ from tests.support import free_port
 
 @dataclass
 class AlertReceiver:
-    """Records each notification whose ``X-Agora-Signature`` is valid for ``secret``;
-    answers 500 to the first ``failures`` requests, 401 to a bad signature."""
+    """Records each notification whose ``X-Agora-Signature`` is valid for ``secret`` (and the
+    ``Host`` it was sent to); answers 500 to the first ``failures`` requests, 401 to a bad
+    signature."""
 
     secret: str
     failures: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
     refused: int = 0
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -48,6 +50,7 @@ class AlertReceiver:
             self.failures -= 1
             return web.Response(status=500)
         self.received.append(orjson.loads(body))
+        self.hosts.append(request.host)
         return web.Response(status=204)
 
     def _signed(self, header: str, body: bytes) -> bool:

@@ -1,5 +1,6 @@
 """Alerts: rules CRUD, an episode pending → firing → resolved with hysteresis, one signed
-notification per change to a real receiver, retries, and beat + worker end to end."""
+notification per change to a real receiver, retries, the SSRF guard on the address connected to,
+and beat + worker end to end."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from agora.logs.models import AlertDelivery, AlertState
 from agora.settings import Settings
 from tests.logs.receiver import AlertReceiver
 from tests.logs.support import NDJSON, load_all, ndjson, staff_headers
+from tests.rebinding import RebindingName
 from tests.support import BeatProcess, WorkerProcess, wait_for
 
 SECRET = "whsec_test_secret_of_the_receiver"
@@ -75,6 +77,20 @@ async def deliver(
     return outcomes
 
 
+async def firing(
+    client: httpx.AsyncClient, settings: Settings, database: Database, redis: Redis, url: str
+) -> list[alerts.Notification]:
+    """The notification of a new rule notifying ``url`` (accepted even if private), fired by
+    the line just shipped."""
+    marker = str(uuid.uuid4())
+    fields = rule_body(url, for_s=0, threshold=0, q=f"request_id:{marker}")
+    async with database.unit_of_work() as session:
+        await alerts.create_rule(session, fields, allow_private=True)
+    await send(client, settings, T0, 1, request_id=marker)
+    await load_all(database, redis)
+    return await evaluate(database, T0 + dt.timedelta(seconds=1))
+
+
 async def test_rules_can_be_created_read_changed_and_deleted(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
@@ -102,6 +118,30 @@ async def test_rules_can_be_created_read_changed_and_deleted(
     assert [rule["id"] for rule in listed.json()] == [fetched["id"]]
     assert (await client.delete(location, headers=headers)).status_code == 204
     assert (await client.get(location, headers=headers)).status_code == 404
+
+
+async def test_an_error_rate_threshold_past_one_is_refused_on_create_and_on_change(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    headers = staff_headers(settings)
+    hook = "https://93.184.215.14/hook"
+    refused = await client.post(
+        "/api/v1/alerts/rules",
+        json=rule_body(hook, metric="error_rate", threshold=2),
+        headers=headers,
+    )
+    created = await client.post(
+        "/api/v1/alerts/rules", json=rule_body(hook, threshold=2), headers=headers
+    )
+    changed = await client.patch(
+        created.headers["Location"], json={"metric": "error_rate"}, headers=headers
+    )
+    kept = await client.get(created.headers["Location"], headers=headers)
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "bad_threshold")
+    assert created.status_code == 201
+    assert (changed.status_code, changed.json()["code"]) == (422, "bad_threshold")
+    assert (kept.json()["metric"], kept.json()["threshold"]) == ("count", 2)
 
 
 async def test_an_alert_fires_once_holds_through_hysteresis_and_resolves(
@@ -180,6 +220,53 @@ async def test_a_failed_notification_is_retried_with_backoff_and_logged(
         log = (await session.scalars(select(AlertDelivery).order_by(AlertDelivery.id))).all()
     assert [(entry.attempt, entry.status_code) for entry in log] == [(1, 500), (2, 500), (3, 204)]
     assert log[0].error == "answered 500"
+
+
+async def test_a_target_resolving_to_loopback_is_refused_unless_private_targets_are_allowed(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    redis: Redis,
+    receiver: AlertReceiver,
+) -> None:
+    assert not settings.webhook_allow_private
+    fired = await firing(
+        client, settings, database, redis, receiver.url.replace("127.0.0.1", "localhost")
+    )
+
+    [refused] = await deliver(database, settings, fired)
+    [allowed] = await deliver(
+        database, settings.model_copy(update={"webhook_allow_private": True}), fired, attempt=2
+    )
+
+    assert (refused.delivered, refused.retry_in_s) == (False, 2)
+    assert allowed.delivered
+    assert len(receiver.received) == 1
+    async with database.sessionmaker() as session:
+        log = (await session.scalars(select(AlertDelivery).order_by(AlertDelivery.id))).all()
+    assert log[0].status_code is None
+    assert log[0].error is not None
+    assert "'localhost' resolves to a non-public address" in log[0].error
+
+
+async def test_a_notification_goes_to_the_address_checked_under_the_targets_name(
+    client: httpx.AsyncClient,
+    allow_private: Settings,
+    database: Database,
+    redis: Redis,
+    receiver: AlertReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = RebindingName("alerts.rebinding.test").install(monkeypatch)
+    url = receiver.url.replace("127.0.0.1", target.name)
+    fired = await firing(client, allow_private, database, redis, url)
+    target.rearm(answers=1)  # the name resolves once more, then no longer
+
+    [outcome] = await deliver(database, allow_private, fired)
+
+    assert outcome.delivered
+    assert target.lookups == 1
+    assert receiver.hosts == [url.removeprefix("http://").removesuffix("/hook")]
 
 
 @pytest.mark.worker

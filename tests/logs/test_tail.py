@@ -1,8 +1,10 @@
-"""Live tail over a real server: matching lines pushed, resumed without gaps, rate capped."""
+"""Live tail over a real server: matching lines pushed, resumed without gaps, rate capped; the
+token offered in the subprotocol header, never read from the URL."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -15,15 +17,19 @@ from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
 from agora.core.db import Database
+from agora.core.security import Role, issue_access_token
 from agora.settings import Settings
 from tests.logs.support import NDJSON, load_all, ndjson, staff_headers
 from tests.support import ApiProcess
 
 
-def tail_url(server: ApiProcess, settings: Settings, **params: str) -> str:
-    token = staff_headers(settings)["Authorization"].removeprefix("Bearer ")
-    query = urlencode({"token": token, **params})
-    return f"ws://127.0.0.1:{server.port}/ws/logs?{query}"
+def staff_token(settings: Settings) -> str:
+    return staff_headers(settings)["Authorization"].removeprefix("Bearer ")
+
+
+def open_tail(server: ApiProcess, settings: Settings, **params: str) -> Any:
+    """A staff tail, the token offered as a subprotocol."""
+    return server.socket(f"/ws/logs?{urlencode(params)}", staff_token(settings))
 
 
 async def receive(socket: Any, count: int) -> list[dict[str, Any]]:
@@ -57,7 +63,8 @@ def server(service_env: dict[str, str]) -> Iterator[ApiProcess]:
 async def test_the_tail_pushes_matching_lines_and_resumes_without_gaps(
     server: ApiProcess, settings: Settings, database: Database, redis: Redis
 ) -> None:
-    async with websockets.connect(tail_url(server, settings, q="level:error")) as socket:
+    async with open_tail(server, settings, q="level:error") as socket:
+        assert socket.subprotocol == "agora"
         await asyncio.sleep(0.3)  # the tail starts reading from now
         await ship(
             server, settings, database, redis,
@@ -71,8 +78,7 @@ async def test_the_tail_pushes_matching_lines_and_resumes_without_gaps(
         server, settings, database, redis,
         {"level": "error", "message": "three"}, {"level": "error", "message": "four"},
     )  # fmt: skip
-    resumed_url = tail_url(server, settings, q="level:error", after=first[0]["id"])
-    async with websockets.connect(resumed_url) as socket:
+    async with open_tail(server, settings, q="level:error", after=first[0]["id"]) as socket:
         resumed = await receive(socket, 3)
     assert [m["line"]["message"] for m in resumed] == ["two", "three", "four"]
 
@@ -80,7 +86,7 @@ async def test_the_tail_pushes_matching_lines_and_resumes_without_gaps(
 async def test_the_rate_cap_says_how_many_lines_it_dropped(
     server: ApiProcess, settings: Settings, database: Database, redis: Redis
 ) -> None:
-    async with websockets.connect(tail_url(server, settings)) as socket:
+    async with open_tail(server, settings) as socket:
         await asyncio.sleep(0.3)
         await ship(server, settings, database, redis, *({"message": f"m{n}"} for n in range(50)))
         messages = await receive(socket, 21)
@@ -89,14 +95,27 @@ async def test_the_rate_cap_says_how_many_lines_it_dropped(
     assert messages[-1]["limit_per_second"] == 20
 
 
-async def test_a_bad_query_or_a_customer_gets_no_socket(
+async def test_a_bad_query_or_a_bad_token_gets_no_socket(
     server: ApiProcess, settings: Settings
 ) -> None:
-    for url in (
-        tail_url(server, settings, q="status:[1 TO"),
-        tail_url(server, settings, after="nonsense"),
-        f"ws://127.0.0.1:{server.port}/ws/logs?token=invalid",
+    customer = issue_access_token(settings, uuid.uuid4(), Role.CUSTOMER)
+    for refused in (
+        open_tail(server, settings, q="status:[1 TO"),
+        open_tail(server, settings, after="nonsense"),
+        server.socket("/ws/logs", "invalid"),
+        server.socket("/ws/logs", customer),
     ):
-        with pytest.raises(InvalidStatus):
-            async with websockets.connect(url):
+        with pytest.raises(InvalidStatus) as answer:
+            async with refused:
                 pass
+        assert answer.value.response.status_code == 403
+
+
+async def test_a_token_in_the_url_does_not_authenticate(
+    server: ApiProcess, settings: Settings
+) -> None:
+    url = f"ws://127.0.0.1:{server.port}/ws/logs?{urlencode({'token': staff_token(settings)})}"
+    with pytest.raises(InvalidStatus) as answer:
+        async with websockets.connect(url):
+            pass
+    assert answer.value.response.status_code == 403

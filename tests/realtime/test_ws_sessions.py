@@ -115,6 +115,17 @@ async def test_a_bad_first_message_closes_the_socket(api_server: Callable[..., A
         assert await _closed(socket) == (1008, "authentication failed")
 
 
+async def test_a_token_in_the_url_does_not_authenticate(
+    api_server: Callable[..., ApiProcess], database: Database, settings: Settings
+) -> None:
+    server = await asyncio.to_thread(api_server)
+    buyer = await create_user(database, settings)
+
+    socket = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws?token={token_of(buyer)}")
+    await socket.send("{}")  # a first message without a token: the URL's is not read either
+    assert await _closed(socket) == (1008, "authentication failed")
+
+
 async def test_tokens_in_urls_are_redacted_from_the_servers_log(
     api_server: Callable[..., ApiProcess], database: Database, settings: Settings, tmp_path: Path
 ) -> None:

@@ -109,11 +109,14 @@ async def test_a_live_tail_on_one_process_sees_lines_ingested_through_either(
 ) -> None:
     headers = await staff(stack.database, stack.settings)
     service = f"scale{uuid.uuid4().hex[:12]}"
-    query = urlencode({"token": headers["Authorization"].removeprefix("Bearer "),
-                       "q": f"service:{service}"})  # fmt: skip
+    query = urlencode({"q": f"service:{service}"})
     tail_url = stack.api_urls[0].replace("http://", "ws://") + f"/ws/logs?{query}"
+    protocols = ("agora", f"bearer.{headers['Authorization'].removeprefix('Bearer ')}")
     seen: set[str] = set()
-    async with aiohttp.ClientSession() as session, session.ws_connect(tail_url) as socket:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(tail_url, protocols=protocols) as socket,
+    ):
         await asyncio.sleep(0.5)  # the tail starts from now
         for index, api_url in enumerate(stack.api_urls):
             async with httpx.AsyncClient(base_url=api_url) as client:

@@ -40,6 +40,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 # ``token=``, ``access_token=``, ``refresh_token=``… up to the end of the value.
 TOKEN_PARAMETER = re.compile(r"(?i)(token=)[^&\s\"'\\]+")
 REDACTED = "[redacted]"
+_QUIET_ROUTES = frozenset({"/healthz", "/metrics"})
 
 HTTP_REQUESTS = Counter(
     "agora_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -192,9 +193,6 @@ class RequestContextMiddleware:
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
             )
-
-
-_QUIET_ROUTES = frozenset({"/healthz", "/metrics"})
 
 
 def _request_record(

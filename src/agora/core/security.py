@@ -11,6 +11,13 @@ Access tokens are short-lived JWTs signed with HS256 only (an explicit allowlist
 ``iss`` and their ``typ``. They carry the user's id and role, so authorising a request needs no
 database round trip, and the user's token epoch, so that logging out, a password or role change
 or disabling the account revokes them before they expire (``core/sessions.py``).
+
+A WebSocket carries its access token in the ``Sec-WebSocket-Protocol`` header, never in the URL
+(which proxies, servers and browsers write to their logs and history): the client offers the
+subprotocols ``agora`` and ``bearer.<access token>`` (a browser:
+``new WebSocket(url, ["agora", "bearer." + token])``) and the server selects ``agora``, never
+echoing the token. Every socket reads it with ``websocket_token`` and accepts with
+``accept_websocket``.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Annotated, Any
 import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 
 from agora.core.errors import Forbidden, Unauthorized
@@ -41,6 +48,8 @@ ALGORITHM = "HS256"
 ISSUER = "agora"
 AUDIENCE = "agora-api"
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a token type name, not a secret
+WEBSOCKET_PROTOCOL = "agora"
+WEBSOCKET_TOKEN_PREFIX = "bearer."  # noqa: S105 - a subprotocol prefix, not a secret
 
 REFRESH_TOKEN_BYTES = 32
 VERIFIED_TOKEN_CACHE_SIZE = 10_000
@@ -209,6 +218,24 @@ def _verify_access_token(secret: str, token: str) -> tuple[Principal, float]:
             code="invalid_token",
             headers={"WWW-Authenticate": "Bearer"},
         ) from exc
+
+
+def websocket_token(websocket: WebSocket) -> str | None:
+    """The access token a WebSocket client offered as the subprotocol ``bearer.<token>``; None
+    when it offered none (a ``token`` in the query string is never read)."""
+    offered: list[str] = websocket.scope.get("subprotocols", [])
+    for protocol in offered:
+        if protocol.startswith(WEBSOCKET_TOKEN_PREFIX):
+            return protocol.removeprefix(WEBSOCKET_TOKEN_PREFIX)
+    return None
+
+
+async def accept_websocket(websocket: WebSocket) -> None:
+    """Complete the handshake, selecting ``agora`` when the client offered it (a browser that
+    offered subprotocols fails a handshake that selects none); the token is never echoed."""
+    offered: list[str] = websocket.scope.get("subprotocols", [])
+    selected = WEBSOCKET_PROTOCOL if WEBSOCKET_PROTOCOL in offered else None
+    await websocket.accept(subprotocol=selected)
 
 
 def _settings(request: Request) -> Settings:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.staticfiles import StaticFiles
 
+from agora.core.security import accept_websocket, websocket_token
 from agora.dashboard import assets
 from agora.dashboard.feed import POLICY_VIOLATION, Feed
 from agora.dashboard.i18n import LANGUAGE_COOKIE, LANGUAGES, MESSAGES, choose_language
@@ -67,17 +68,16 @@ async def chart_library(version: str) -> FileResponse:
 @router.websocket("/ws/dashboard")
 async def feed(
     websocket: WebSocket,
-    token: Annotated[str, Query(max_length=4096)],
     range: Annotated[str, Query(max_length=8)] = "15m",
 ) -> None:
     """Snapshots for staff, newest wins; anyone else is refused before the handshake."""
     board: SnapshotBoard = websocket.app.state.dashboard_board
-    session = Feed(websocket, board, token)
+    session = Feed(websocket, board, websocket_token(websocket))
     if not session.is_authorised():
         await websocket.close(code=POLICY_VIOLATION)
         return
     session.time_range = RANGES.get(range, session.time_range)
-    await websocket.accept()
+    await accept_websocket(websocket)
     await session.serve()
 
 

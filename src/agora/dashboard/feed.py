@@ -1,6 +1,7 @@
-"""``WS /ws/dashboard?token=…&range=15m``: the page's snapshot feed.
+"""``WS /ws/dashboard?range=15m``: the page's snapshot feed.
 
-Staff only, checked before the handshake like ``/ws``. Every ``SNAPSHOT_INTERVAL_S`` the newest
+Staff only, the access token offered in the ``Sec-WebSocket-Protocol`` header like every socket's
+(``core/security.py``) and checked before the handshake. Every ``SNAPSHOT_INTERVAL_S`` the newest
 snapshot of the socket's range goes into a one-slot mailbox, and the sender takes whatever is in
 it: a browser slower than the feed skips snapshots instead of building a backlog (newest wins).
 
@@ -52,7 +53,7 @@ class Mailbox:
 class Feed:
     """One page's socket: its token, its range and the loops that serve it."""
 
-    def __init__(self, websocket: WebSocket, board: SnapshotBoard, token: str) -> None:
+    def __init__(self, websocket: WebSocket, board: SnapshotBoard, token: str | None) -> None:
         self.websocket = websocket
         self.board = board
         self.token = token
@@ -62,6 +63,8 @@ class Feed:
 
     def is_authorised(self) -> bool:
         """Whether the token in hand is a valid, unexpired staff token."""
+        if self.token is None:
+            return False
         try:
             principal = decode_access_token(self.websocket.app.state.services.settings, self.token)
         except Unauthorized:

@@ -10,11 +10,11 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from agora.core.dependencies import RedisDep, ServicesDep, SessionDep
+from agora.core.dependencies import AppServices, RedisDep, ServicesDep, SessionDep
 from agora.core.idempotency import REPLAYED_HEADER, IdempotencyDep
 from agora.core.money import Money
 from agora.core.ratelimit import client_identity, client_ip, default_budget, rate_limit
-from agora.core.security import CurrentPrincipal, StaffPrincipal
+from agora.core.security import CurrentPrincipal, Principal, StaffPrincipal
 from agora.flashsale import service
 from agora.flashsale.schemas import (
     FlashSaleCreate,
@@ -98,20 +98,7 @@ async def purchase(
     idempotency: IdempotencyDep,
     services: ServicesDep,
 ) -> PurchaseAccepted:
-    settings = services.settings
-    # The default budget (skipped by the middleware on this path) and the purchase's own ones,
-    # spent in one Redis call that also refuses a revoked token.
-    await services.rate_limiter.enforce_all(
-        [
-            (default_budget(settings), client_identity(request, principal)),
-            (rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)),
-            (
-                rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
-                str(principal.user_id),
-            ),
-        ],
-        principal=principal,
-    )
+    await spend_purchase_budgets(services, request, principal)
     address = body.shipping_address
     ticket = await service.purchase(
         services.redis,
@@ -157,4 +144,24 @@ async def get_ticket(
         quantity=view.quantity,
         order_id=view.order_id,
         reason=view.reason,
+    )
+
+
+async def spend_purchase_budgets(
+    services: AppServices, request: Request, principal: Principal
+) -> None:
+    """The default budget (skipped by the middleware on the purchase path) and the purchase's
+    own ones, per client address and per buyer, spent in one Redis call that also refuses a
+    revoked token; 429 when one is spent."""
+    settings = services.settings
+    await services.rate_limiter.enforce_all(
+        [
+            (default_budget(settings), client_identity(request, principal)),
+            (rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)),
+            (
+                rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
+                str(principal.user_id),
+            ),
+        ],
+        principal=principal,
     )

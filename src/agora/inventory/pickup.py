@@ -25,6 +25,8 @@ from agora.inventory.models import Warehouse
 from agora.inventory.service import get_warehouse
 
 PICKUP_METHOD = "pickup"  # the shipping method of an order collected at a pickup point
+COORDINATE_DECIMALS = 7  # about a centimetre of latitude
+MIN_RADIUS_M = 0.01  # a search radius is at least a centimetre
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,6 @@ async def pickup_point(session: AsyncSession, warehouse_id: uuid.UUID) -> Wareho
             pickup_point_id=str(warehouse_id),
         )
     return warehouse
-
-
-COORDINATE_DECIMALS = 7  # about a centimetre of latitude
-MIN_RADIUS_M = 0.01
 
 
 def _centimetres(degrees: float) -> float:

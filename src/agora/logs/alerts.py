@@ -54,6 +54,7 @@ async def create_rule(
 ) -> tuple[AlertRule, str]:
     """A new rule and its webhook secret (generated unless given; shown to the caller once)."""
     await _check(fields, allow_private=allow_private)
+    check_threshold_shape(fields["metric"], fields["threshold"])
     secret = fields.pop("webhook_secret", None) or "whsec_" + secrets.token_urlsafe(24)
     rule = AlertRule(id=uuid.uuid4(), state=AlertState.OK, webhook_secret=secret, **fields)
     session.add(rule)
@@ -87,6 +88,9 @@ async def update_rule(
     """Change a rule; its current episode goes on under the new condition."""
     rule = await get_rule(session, rule_id)
     await _check(changes, allow_private=allow_private)
+    check_threshold_shape(
+        changes.get("metric", rule.metric), changes.get("threshold", rule.threshold)
+    )
     for name, value in changes.items():
         setattr(rule, name, value)
     await session.flush()

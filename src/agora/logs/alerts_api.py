@@ -36,7 +36,6 @@ async def create_rule(
     settings: SettingsDep,
 ) -> AlertRuleCreated:
     """Create a rule; it is evaluated from the next round on."""
-    alerts.check_threshold_shape(body.metric, body.threshold)
     rule, secret = await alerts.create_rule(
         session, body.model_dump(), allow_private=settings.webhook_allow_private
     )
@@ -70,7 +69,6 @@ async def update_rule(
     rule = await alerts.update_rule(
         session, rule_id, changes, allow_private=settings.webhook_allow_private
     )
-    alerts.check_threshold_shape(rule.metric, rule.threshold)
     return AlertRuleResponse.model_validate(rule)
 
 

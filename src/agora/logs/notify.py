@@ -2,8 +2,10 @@
 
 The body is JSON ``{event, rule, episode}``; the ``X-Agora-Signature`` header is
 ``t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` with the rule's webhook secret (see
-``core/signing.py``). The target is resolved and refused if it is private, loopback or
-link-local (unless ``AGORA_WEBHOOK_ALLOW_PRIVATE``). Every attempt is written to
+``core/signing.py``). The target is resolved once and refused if it is private, loopback or
+link-local (unless ``AGORA_WEBHOOK_ALLOW_PRIVATE``); the request then goes to the very address
+checked, under the target's name (``core/guarded_http.py``), so a second DNS answer cannot swap
+in a private one. Every attempt is written to
 ``alert_deliveries``; a failed one (a network error or a non-2xx answer) is tried again after
 2, 4, 8 … seconds, up to ``AGORA_ALERT_DELIVERY_RETRIES`` times.
 """
@@ -18,9 +20,9 @@ import httpx
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.core.errors import AgoraError
+from agora.core.guarded_http import guarded_client
 from agora.core.jobs import defer
-from agora.core.netguard import resolve_allowed
+from agora.core.netguard import UnsafeTarget
 from agora.core.signing import signature_header
 from agora.logs.alerts import DELIVER_TASK
 from agora.logs.models import AlertDelivery, AlertEpisode, AlertRule, AlertState
@@ -110,18 +112,17 @@ async def deliver(
 
 async def _post(rule: AlertRule, body: bytes, settings: Settings) -> tuple[int | None, str | None]:
     """POST the body to the rule's webhook: ``(status, None)`` on 2xx, else the error."""
-    try:
-        await resolve_allowed(rule.webhook_url, allow_private=settings.webhook_allow_private)
-    except AgoraError as refusal:
-        return None, refusal.detail
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: signature_header([rule.webhook_secret or ""], body),
         "User-Agent": "Agora-Alerts/1",
     }
+    allow_private = settings.webhook_allow_private
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as http:
+        async with guarded_client(allow_private=allow_private, timeout=TIMEOUT_S) as http:
             answer = await http.post(rule.webhook_url, content=body, headers=headers)
+    except UnsafeTarget as refusal:
+        return None, refusal.detail
     except httpx.HTTPError as failure:
         return None, f"{type(failure).__name__}: {failure}"[:500]
     if answer.is_success:

@@ -38,6 +38,7 @@ NGINX_JSON_ALIASES = {
     "http_x_request_id": "request_id", "hostname": "host",
 }  # fmt: skip
 _NGINX_SECONDS = ("request_time", "upstream_response_time")
+_KNOWN = frozenset(ROW_COLUMNS) | {"msg"}
 
 # A quoted nginx field: runs of plain characters between escapes (the unrolled form of
 # ``(?:[^"\\]|\\.)*``, which backtracks per character and costs twice as much).
@@ -163,9 +164,6 @@ def build_row(document: dict[str, Any], defaults: Defaults) -> Row:
         _text(document.get("trace_id"), "trace_id", 200),
         orjson.dumps(attrs).decode() if attrs else "{}",
     )
-
-
-_KNOWN = frozenset(ROW_COLUMNS) | {"msg"}
 
 
 def _nginx_line(line: str, defaults: Defaults) -> Row:

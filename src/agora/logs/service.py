@@ -54,6 +54,7 @@ GROUP_FIELDS = frozenset({"service", "route", "status_class", "method", "host", 
 ROLLUP_GROUPS = frozenset({"service", "route", "status_class"})
 ROLLUP_FILTERS = frozenset({"service", "route"})
 TOP_FIELDS = (TEXT_FIELDS | NUMBER_FIELDS) - {"message", "id"}
+_QS = repository.QUANTILES
 
 
 # --- ingest ----------------------------------------------------------------------------------
@@ -256,9 +257,6 @@ def _series_from_rollups(
         key = (_group(group), bucket)
         buckets[key] = (int(count), int(errors), *sketch.quantiles(sketches[key], _QS))
     return _assemble(buckets, start, end, step, by, "rollups")
-
-
-_QS = repository.QUANTILES
 
 
 def _group(value: Any) -> str | None:

@@ -1,9 +1,10 @@
-"""``WS /ws/logs?token=…&q=…&after=…``: the live tail, for staff.
+"""``WS /ws/logs?q=…&after=…``: the live tail, for staff.
 
-The access token travels in the query string (browsers cannot set headers on a WebSocket) and
-is checked, with the query and position, before the handshake is accepted: a refused tail gets
-no socket (HTTP 403). Messages are those of ``tail.py``; a client that reconnects with the
-``id`` of the last line it received resumes where it left off.
+The access token travels in the ``Sec-WebSocket-Protocol`` header like every socket's
+(``core/security.py``: ``agora`` and ``bearer.<access token>``), never in the URL, and is
+checked, with the query and position, before the handshake is accepted: a refused tail gets no
+socket (HTTP 403). Messages are those of ``tail.py``; a client that reconnects with the ``id`` of
+the last line it received resumes where it left off.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from agora.core.errors import AgoraError
-from agora.core.security import decode_access_token
+from agora.core.security import accept_websocket, decode_access_token, websocket_token
 from agora.logs.tail import TailSubscription, subscribe
 
 router = APIRouter(tags=["logs"])
@@ -26,15 +27,14 @@ POLICY_VIOLATION = 1008
 @router.websocket("/ws/logs")
 async def tail(
     websocket: WebSocket,
-    token: Annotated[str, Query(max_length=4096)],
     q: Annotated[str, Query(max_length=2000)] = "",
     after: Annotated[str | None, Query(max_length=64)] = None,
 ) -> None:
     """Push each stored line matching ``q`` as it is stored."""
     services = websocket.app.state.services
+    token = websocket_token(websocket)
     try:
-        principal = decode_access_token(services.settings, token)
-        if not principal.is_staff:
+        if token is None or not decode_access_token(services.settings, token).is_staff:
             raise PermissionError
         subscription = subscribe(
             services.redis,
@@ -45,7 +45,7 @@ async def tail(
     except (AgoraError, PermissionError):
         await websocket.close(code=POLICY_VIOLATION)
         return
-    await websocket.accept()
+    await accept_websocket(websocket)
     forwarding = asyncio.create_task(_forward(websocket, subscription))
     listening = asyncio.create_task(_until_disconnected(websocket))
     _, pending = await asyncio.wait({forwarding, listening}, return_when=asyncio.FIRST_COMPLETED)

@@ -4,15 +4,15 @@ order or of one payment."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.money import Money
-from agora.core.security import CurrentPrincipal, Principal, StaffPrincipal
+from agora.core.security import CurrentPrincipal, StaffPrincipal
 from agora.payments import service
 from agora.payments.models import Payment, Refund
 from agora.payments.schemas import (
@@ -30,6 +30,41 @@ _PROVIDER_ANSWER = {
     "text/plain": {"schema": {"type": "string"}},
     "application/json": {"schema": {"type": "object"}},
 }
+
+
+class RefundAsk:
+    """A staff request for a refund, whichever endpoint it reaches (of an order, of a payment):
+    the body, the caller, the unit of work and the ``Idempotency-Key``."""
+
+    def __init__(
+        self,
+        body: RefundCreate,
+        principal: StaffPrincipal,
+        session: SessionDep,
+        idempotency: IdempotencyDep,
+    ) -> None:
+        self.body = body
+        self.principal = principal
+        self.session = session
+        self.idempotency = idempotency
+
+    async def once(self, refund: service.Refunder, target_id: uuid.UUID) -> Response:
+        """Ask ``refund`` to refund the target once per ``Idempotency-Key``: 202 with the
+        refund, replayed on a retry."""
+
+        async def accepted() -> StoredResponse:
+            created, payment = await refund(
+                self.session, target_id, self.body.amount, self.body.reason, self.principal.user_id
+            )
+            answer = refund_out(created, payment.currency).model_dump_json().encode()
+            return StoredResponse(202, answer)
+
+        scope = user_scope(self.principal.user_id)
+        stored = await respond_once(self.session, self.idempotency, scope, accepted)
+        return stored.to_response()
+
+
+RefundAskDep = Annotated[RefundAsk, Depends()]
 
 
 @router.post(
@@ -79,24 +114,11 @@ async def get_payment(
     response_model=RefundOut,
     responses={409: {"description": "Nothing captured, or more than is left to refund"}},
 )
-async def create_refund(
-    order_id: uuid.UUID,
-    body: RefundCreate,
-    principal: StaffPrincipal,
-    session: SessionDep,
-    idempotency: IdempotencyDep,
-) -> Response:
+async def create_refund(order_id: uuid.UUID, ask: RefundAskDep) -> Response:
     """Reserve the amount against the payment that paid the order and ask the provider; the
     provider's callback settles the refund (it stays ``pending`` until then). Send an
     ``Idempotency-Key`` to retry safely."""
-    return await _refund_once(
-        session,
-        idempotency,
-        principal,
-        lambda: service.request_refund(
-            session, order_id, body.amount, body.reason, principal.user_id
-        ),
-    )
+    return await ask.once(service.request_refund, order_id)
 
 
 @router.post(
@@ -106,23 +128,10 @@ async def create_refund(
     response_model=RefundOut,
     responses={409: {"description": "Not captured, or more than is left to refund"}},
 )
-async def create_payment_refund(
-    payment_id: uuid.UUID,
-    body: RefundCreate,
-    principal: StaffPrincipal,
-    session: SessionDep,
-    idempotency: IdempotencyDep,
-) -> Response:
+async def create_payment_refund(payment_id: uuid.UUID, ask: RefundAskDep) -> Response:
     """Refund a specific captured payment, such as a second capture of an order already paid:
     the order moves to ``refunded`` only when the payment that paid it is refunded in full."""
-    return await _refund_once(
-        session,
-        idempotency,
-        principal,
-        lambda: service.refund_payment(
-            session, payment_id, body.amount, body.reason, principal.user_id
-        ),
-    )
+    return await ask.once(service.refund_payment, payment_id)
 
 
 @router.post(
@@ -184,23 +193,6 @@ def payment_out(payment: Payment) -> PaymentOut:
         created_at=payment.created_at,
         **payment.client_action,
     )
-
-
-async def _refund_once(
-    session: SessionDep,
-    idempotency: IdempotencyDep,
-    principal: Principal,
-    request_refund: Callable[[], Awaitable[tuple[Refund, Payment]]],
-) -> Response:
-    """Ask for a refund once per ``Idempotency-Key``: 202 with the refund, replayed on a retry."""
-
-    async def accepted() -> StoredResponse:
-        refund, payment = await request_refund()
-        body = refund_out(refund, payment.currency).model_dump_json().encode()
-        return StoredResponse(202, body)
-
-    stored = await respond_once(session, idempotency, user_scope(principal.user_id), accepted)
-    return stored.to_response()
 
 
 def refund_out(refund: Refund, currency: str) -> RefundOut:

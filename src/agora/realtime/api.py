@@ -3,12 +3,11 @@
 The access token never travels in the URL, which proxies, servers and browsers write to their
 logs and history. A client sends it either way:
 
-- in the ``Sec-WebSocket-Protocol`` header, offering ``agora`` and ``bearer.<access token>``
-  (a browser: ``new WebSocket(url, ["agora", "bearer." + token])``); the token is checked before
-  the handshake is accepted, so a bad one is refused with HTTP 403 and never gets a socket, and
-  the server selects ``agora``, never echoing the token;
-- or as the first message, ``{"token": "<access token>"}``, within ``AUTH_TIMEOUT_S`` of opening;
-  a bad or missing one closes the socket with 1008.
+- in the ``Sec-WebSocket-Protocol`` header, as every socket of Agora does (``core/security.py``:
+  ``agora`` and ``bearer.<access token>``); the token is checked before the handshake is
+  accepted, so a bad one is refused with HTTP 403 and never gets a socket;
+- or as the first message, ``{"token": "<access token>"}``, within ``AUTH_TIMEOUT_S`` of opening,
+  for clients that cannot set subprotocols; a bad or missing one closes the socket with 1008.
 
 A buyer asking for the ops stream, or a token already revoked, is refused the same way. An open
 socket is closed with 4401 when its token expires, and at once when the user's tokens are revoked
@@ -32,7 +31,12 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
 from agora.core.errors import Unauthorized
-from agora.core.security import Principal, decode_access_token
+from agora.core.security import (
+    Principal,
+    accept_websocket,
+    decode_access_token,
+    websocket_token,
+)
 from agora.core.sessions import is_revoked
 from agora.realtime.hub import (
     OPS_AUDIENCE,
@@ -44,8 +48,6 @@ from agora.realtime.hub import (
     user_audience,
 )
 
-PROTOCOL = "agora"
-TOKEN_PROTOCOL_PREFIX = "bearer."  # noqa: S105 - a subprotocol prefix, not a secret
 AUTH_TIMEOUT_S = 10.0
 POLICY_VIOLATION = 1008
 TOKEN_EXPIRED = Ending(TOKEN_NO_LONGER_VALID, "token expired: reconnect with a fresh one")
@@ -57,11 +59,9 @@ Stream = Literal["orders", "ops"]
 @router.websocket("/ws")
 async def events(websocket: WebSocket, stream: Stream = "orders") -> None:
     """Stream the caller's events (``stream=orders``) or, for staff, every event (``ops``)."""
-    offered: list[str] = websocket.scope.get("subprotocols", [])
-    selected = PROTOCOL if PROTOCOL in offered else None
-    token = _token_from_protocols(offered)
+    token = websocket_token(websocket)
     if token is None:
-        await websocket.accept(subprotocol=selected)
+        await accept_websocket(websocket)
         try:
             token = await _token_from_first_message(websocket)
         except WebSocketDisconnect:
@@ -79,15 +79,8 @@ async def events(websocket: WebSocket, stream: Stream = "orders") -> None:
             await websocket.close(code=refusal.code, reason=refusal.reason)
             return
         if websocket.client_state == WebSocketState.CONNECTING:
-            await websocket.accept(subprotocol=selected)
+            await accept_websocket(websocket)
         await _serve(websocket, subscription, principal.expires_at)
-
-
-def _token_from_protocols(offered: list[str]) -> str | None:
-    for protocol in offered:
-        if protocol.startswith(TOKEN_PROTOCOL_PREFIX):
-            return protocol.removeprefix(TOKEN_PROTOCOL_PREFIX)
-    return None
 
 
 async def _token_from_first_message(websocket: WebSocket) -> str | None:

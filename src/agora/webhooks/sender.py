@@ -14,13 +14,13 @@ import uuid
 import httpx
 
 from agora.core.db import Database, utcnow
+from agora.core.guarded_http import guarded_client
 from agora.core.netguard import UnsafeTarget
 from agora.core.serialization import dumps
 from agora.core.signing import signature_header
 from agora.webhooks import delivery
 from agora.webhooks.delivery import Outcome, Request, RetryPolicy
 from agora.webhooks.models import DeliveryStatus
-from agora.webhooks.transport import guarded_client
 
 SIGNATURE_HEADER = "Agora-Signature"
 USER_AGENT = "Agora-Webhooks/1"

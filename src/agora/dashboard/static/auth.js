@@ -1,9 +1,18 @@
 // Sign-in for staff. Tokens live only in this module's memory (never in storage or cookies):
 // a reload means signing in again. The access token is refreshed at 80 % of its lifetime; a
-// customer account is told "staff only" and its tokens are dropped at once.
+// customer account is told "staff only" and its tokens are dropped at once. Sockets carry the
+// token in their offered subprotocols, never in the URL (which servers and proxies log).
 
 const API = "/api/v1";
 const STAFF_ROLES = new Set(["staff", "admin"]);
+
+// A socket to this origin's `path?query`, authenticated by `token`: it offers "agora" (which the
+// server selects) and "bearer.<token>".
+export function openSocket(path, query, token) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = `${scheme}://${location.host}${path}?${query}`;
+  return new WebSocket(url, ["agora", `bearer.${token}`]);
+}
 
 export class Session {
   #access = null;

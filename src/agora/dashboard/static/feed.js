@@ -2,6 +2,8 @@
 // while the browser is busy, the server overwrites what it has not sent yet. Closed with 4401
 // (token expired), it asks the session for a fresh token before reconnecting.
 
+import { openSocket } from "./auth.js";
+
 const TOKEN_EXPIRED = 4401;
 const POLICY_VIOLATION = 1008;
 
@@ -20,9 +22,7 @@ export class Feed {
     this.close();
     const token = this.session.accessToken;
     if (!token) return;
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = new URLSearchParams({ token, range: this.#range });
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/dashboard?${query}`);
+    const socket = openSocket("/ws/dashboard", new URLSearchParams({ range: this.#range }), token);
     this.#socket = socket;
     this.onStatus("connecting");
     socket.addEventListener("open", () => this.onStatus("live"));

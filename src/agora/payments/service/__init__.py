@@ -23,12 +23,18 @@ from agora.payments.service.callbacks import (
 from agora.payments.service.common import RECONCILE_TASK, SUBMIT_REFUND_TASK, provider_named
 from agora.payments.service.opening import close_open_payment, create_payment, get_payment
 from agora.payments.service.reconciliation import reconcile
-from agora.payments.service.refunds import refund_payment, request_refund, submit_refund
+from agora.payments.service.refunds import (
+    Refunder,
+    refund_payment,
+    request_refund,
+    submit_refund,
+)
 
 __all__ = [
     "RECONCILE_TASK",
     "SUBMIT_REFUND_TASK",
     "CallbackResult",
+    "Refunder",
     "apply_event",
     "close_open_payment",
     "complete_dev_payment",

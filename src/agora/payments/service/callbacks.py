@@ -25,6 +25,8 @@ from agora.payments.providers.base import (
 from agora.payments.service.common import log, provider_named
 from agora.settings import Settings
 
+PAYMENT_FAILED_TOPIC = "payment.failed"
+
 CALLBACKS = Counter(
     "agora_payment_callbacks_total", "Payment callbacks received", ["provider", "result"]
 )
@@ -212,9 +214,6 @@ async def complete_dev_payment(
     await apply_event(session, redis, "dev", event)
     await session.refresh(payment)
     return payment
-
-
-PAYMENT_FAILED_TOPIC = "payment.failed"
 
 
 def _announce_failure(session: AsyncSession, payment: Payment) -> None:

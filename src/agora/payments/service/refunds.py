@@ -4,6 +4,7 @@ the capture, submitted to the provider by a task."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,12 @@ from agora.payments.service.common import (
     provider_named,
 )
 from agora.settings import Settings
+
+# ``request_refund`` and ``refund_payment``: (session, what to refund, amount, reason, by whom).
+Refunder = Callable[
+    [AsyncSession, uuid.UUID, Money | None, str, uuid.UUID | None],
+    Awaitable[tuple[Refund, Payment]],
+]
 
 
 async def request_refund(

@@ -1,6 +1,7 @@
 // Live tail: the log platform's own socket (/ws/logs), filtered by a query in its language.
 // Lines are prepended as they arrive; pausing closes the socket and resuming reopens it after the
 // last line shown, so nothing stored meanwhile is missed. Clicking a line lists all its fields.
+import { openSocket } from "../auth.js";
 import { element, t } from "../dom.js";
 
 const MAX_LINES = 200;
@@ -71,10 +72,9 @@ export class Tail {
   #open() {
     this.#close();
     if (!this.#token || this.#paused) return;
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = new URLSearchParams({ token: this.#token, q: this.#query });
+    const query = new URLSearchParams({ q: this.#query });
     if (this.#after) query.set("after", this.#after);
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/logs?${query}`);
+    const socket = openSocket("/ws/logs", query, this.#token);
     this.#socket = socket;
     delete this.panel.dataset.liveQuery;
     // Which query the open socket serves, for people (and tests) who script the page.

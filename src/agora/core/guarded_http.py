@@ -1,10 +1,12 @@
-"""An HTTP transport that connects only to addresses the SSRF guard allowed.
+"""An HTTP client that connects only to addresses the SSRF guard allowed, for URLs named by
+others (webhook endpoints, alert notifications).
 
 Checking a URL and then letting the HTTP client resolve its host again leaves a window in which
 a second DNS answer (a rebinding attack) swaps in a private address. Here the check and the
 connection use one resolution: the network backend resolves through ``resolve_allowed`` and
-connects to the address it returned, while TLS still verifies the certificate against the host
-name. Redirects are never followed (the client is built with ``follow_redirects=False``).
+connects to the address it returned, while the request keeps the name, so the ``Host`` header,
+TLS SNI and the certificate check are all for the host name. Redirects are never followed (the
+client is built with ``follow_redirects=False``), and no proxy from the environment is used.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,  # noqa: ASYNC109 - the interface httpcore calls
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        """Never: a webhook goes over TCP to a public address."""
-        raise UnsafeTarget("Unix sockets are not webhook targets.")
+        """Never: a guarded request goes over TCP to a public address."""
+        raise UnsafeTarget("Unix sockets are not allowed targets.")
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the running event loop."""
