@@ -106,9 +106,11 @@ async def make_partitions(database_url: str, settings: Settings) -> None:
 
 
 async def truncate(dsn: str) -> None:
+    """Empty the log tables, in the order a loader's transaction locks them, so that emptying
+    them while loaders run waits for a load to end instead of deadlocking with it."""
     connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute("TRUNCATE log_lines, log_rollups, log_ingest_batches")
+        await connection.execute("TRUNCATE log_ingest_batches, log_lines, log_rollups")
     finally:
         await connection.close()
 

@@ -176,3 +176,23 @@ async def test_demo_stocking_fills_only_variants_without_stock(
 
     assert (await stock_of(database, stocked)).available == 3
     assert (await stock_of(database, unstocked)).available == 100
+
+
+async def test_demo_stocking_stocks_more_variants_than_one_statement_may_bind(
+    database: Database, redis: Redis
+) -> None:
+    template = await create_variant(database)
+    many = 11_000  # three parameters a stock level: 33,000, past PostgreSQL's 32,767
+    async with database.unit_of_work() as session:
+        await session.execute(
+            text(
+                "INSERT INTO product_variants (id, product_id, sku, price_amount, currency,"
+                " attributes, weight_grams, created_at, updated_at)"
+                " SELECT gen_random_uuid(), product_id, sku || '-' || n, price_amount, currency,"
+                " attributes, weight_grams, created_at, updated_at"
+                " FROM product_variants, generate_series(2, :many) AS n WHERE id = :template"
+            ),
+            {"many": many, "template": template},
+        )
+    async with database.unit_of_work() as session:
+        assert await service.stock_unstocked_variants(session, 5, redis=redis) == many

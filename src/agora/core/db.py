@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, event, func
 from sqlalchemy.ext.asyncio import (
@@ -32,6 +32,8 @@ NAMING_CONVENTION = {
 
 AfterCommitFlush = Callable[[list[Any]], Awaitable[None]]
 AfterCommitCallback = Callable[[], Awaitable[None]]
+MAX_BIND_PARAMETERS = 32_767  # PostgreSQL's limit for one statement
+_Row = TypeVar("_Row")
 _PENDING_KEY = "agora.after_commit.pending"
 _COMMITTED_KEY = "agora.after_commit.committed"
 
@@ -61,6 +63,15 @@ def enum_column(enum_type: type[enum.StrEnum]) -> Enum:
         length=32,
         values_callable=lambda members: [member.value for member in members],
     )
+
+
+def statement_batches(rows: Sequence[_Row], parameters_per_row: int) -> Iterator[Sequence[_Row]]:
+    """``rows`` cut into as few slices as one statement may bind, for a multi-row INSERT of
+    any length (a sitemap's pages, a whole catalog's stock); a table's column count is a safe
+    ``parameters_per_row``."""
+    size = MAX_BIND_PARAMETERS // parameters_per_row
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 def utcnow() -> dt.datetime:

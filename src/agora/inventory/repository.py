@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from agora.catalog.models import ProductVariant
+from agora.core.db import statement_batches
 from agora.core.errors import Conflict
 from agora.inventory.geo import EARTH_RADIUS_M, bounding_boxes
 from agora.inventory.models import (
@@ -136,17 +137,22 @@ async def unstocked_variants(session: AsyncSession) -> list[tuple[uuid.UUID, uui
 async def insert_stock_levels(
     session: AsyncSession, warehouse_id: uuid.UUID, quantities: dict[uuid.UUID, int]
 ) -> set[uuid.UUID]:
-    """New stock levels in one statement (existing ones are kept); the variants inserted."""
-    if not quantities:
-        return set()
+    """New stock levels (existing ones are kept); the variants inserted."""
     rows = [
         {"variant_id": variant_id, "warehouse_id": warehouse_id, "quantity": quantity}
         for variant_id, quantity in quantities.items()
     ]
-    inserted = await session.scalars(
-        insert(StockLevel).values(rows).on_conflict_do_nothing().returning(StockLevel.variant_id)
-    )
-    return set(inserted)
+    inserted: set[uuid.UUID] = set()
+    for batch in statement_batches(rows, len(StockLevel.__table__.columns)):
+        inserted |= set(
+            await session.scalars(
+                insert(StockLevel)
+                .values(batch)
+                .on_conflict_do_nothing()
+                .returning(StockLevel.variant_id)
+            )
+        )
+    return inserted
 
 
 async def lock_stock_level(
@@ -346,7 +352,8 @@ async def add_movements(
     units: Sequence[WarehouseUnits],
     reference_id: uuid.UUID | None = None,
 ) -> None:
-    """Append lines of one kind to the movement ledger, in one statement."""
+    """Append lines of one kind to the movement ledger (one statement unless there are
+    thousands)."""
     rows = [
         {
             "variant_id": line.variant_id,
@@ -357,8 +364,8 @@ async def add_movements(
         }
         for line in units
     ]
-    if rows:
-        await session.execute(insert(StockMovement).values(rows))
+    for batch in statement_batches(rows, len(StockMovement.__table__.columns)):
+        await session.execute(insert(StockMovement).values(batch))
 
 
 async def movements(session: AsyncSession, variant_id: uuid.UUID) -> Sequence[StockMovement]:

@@ -31,9 +31,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from agora.catalog.models import ProductVariant
+from agora.core.db import statement_batches
 from agora.pricewatch.models import PriceChange, Site, Target
-
-_ROWS_PER_INSERT = 1000
 
 
 async def site(session: AsyncSession, site_id: uuid.UUID) -> Site | None:
@@ -72,12 +71,9 @@ async def insert_site(session: AsyncSession, values: dict[str, Any]) -> Site | N
 
 
 async def insert_targets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Watch these pages; a URL watched already keeps its row (its variant is set if given).
-
-    A sitemap may list tens of thousands of pages: they are inserted ``_ROWS_PER_INSERT`` at a
-    time, as one statement may bind no more than 32,767 parameters."""
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        statement = pg_insert(Target).values(rows[start : start + _ROWS_PER_INSERT])
+    """Watch these pages; a URL watched already keeps its row (its variant is set if given)."""
+    for batch in statement_batches(rows, len(Target.__table__.columns)):
+        statement = pg_insert(Target).values(batch)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[Target.url],
