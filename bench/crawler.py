@@ -160,6 +160,8 @@ async def scheduler(
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
                 leases, _ = await frontier.lease(BATCH)
+                if not leases:
+                    return  # every URL was leased once: the rate is over the time it took
                 await frontier.ack([Ack(lease, Outcome.SAME) for lease in leases])
                 elapsed = time.perf_counter() - sent
                 result.latencies += [elapsed] * len(leases)
