@@ -39,6 +39,10 @@ NGINX_JSON_ALIASES = {
 }  # fmt: skip
 _NGINX_SECONDS = ("request_time", "upstream_response_time")
 _KNOWN = frozenset(ROW_COLUMNS) | {"msg"}
+_TEXT_LIMITS = (
+    *((name, MAX_TEXT) for name in (*TEXT_FIELDS, "route")),
+    ("message", MAX_MESSAGE), ("msg", MAX_MESSAGE), ("request_id", 200), ("trace_id", 200),
+)  # fmt: skip
 
 # A quoted nginx field: runs of plain characters between escapes (the unrolled form of
 # ``(?:[^"\\]|\\.)*``, which backtracks per character and costs twice as much).
@@ -138,30 +142,35 @@ def build_row(document: dict[str, Any], defaults: Defaults) -> Row:
     extra = {key: value for key, value in document.items() if key not in _KNOWN}
     if extra:
         attrs = {**(attrs or {}), **extra}
-    ts = _timestamp(document.get("ts"), defaults)
-    texts = {name: _text(document.get(name), name, MAX_TEXT) for name in TEXT_FIELDS}
-    message = _text(document.get("message", document.get("msg")), "message", MAX_MESSAGE)
-    status = _integer(document.get("status"), "status")
+    get = document.get
+    # Only the fields a line has are checked: most lines carry a few of them.
+    texts = {
+        name: _text(value, name, limit)
+        for name, limit in _TEXT_LIMITS
+        if (value := get(name)) is not None
+    }
+    text = texts.get
+    status = _integer(get("status"), "status")
     if status is not None and not 100 <= status <= 599:
         raise BadLine("status must be between 100 and 599")
-    path = texts["path"]
-    method = texts["method"].upper() if texts["method"] else None
+    path = text("path")
+    method = text("method")
     return (
-        ts,
-        texts["service"] or defaults.service,
-        texts["host"] or defaults.host,
-        _level(document.get("level"), status),
-        message,
-        method,
+        _timestamp(get("ts"), defaults),
+        text("service") or defaults.service,
+        text("host") or defaults.host,
+        _level(get("level"), status),
+        text("message") or text("msg"),
+        method.upper() if method else None,
         path,
-        _text(document.get("route"), "route", MAX_TEXT) or route_of(path),
+        text("route") or route_of(path),
         status,
-        _duration(document.get("duration_ms")),
-        _integer(document.get("bytes"), "bytes"),
-        texts["ip"],
-        texts["user_agent"],
-        _text(document.get("request_id"), "request_id", 200),
-        _text(document.get("trace_id"), "trace_id", 200),
+        _duration(get("duration_ms")),
+        _integer(get("bytes"), "bytes"),
+        text("ip"),
+        text("user_agent"),
+        text("request_id"),
+        text("trace_id"),
         orjson.dumps(attrs).decode() if attrs else "{}",
     )
 
@@ -261,9 +270,9 @@ def _rfc3339(value: str) -> float:
 
 
 def _text(value: Any, name: str, limit: int) -> str | None:
-    if value is None:
-        return None
     if isinstance(value, str):
+        if len(value) <= limit and "\x00" not in value:
+            return str(value) or None
         return value[:limit].replace("\x00", "") or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
