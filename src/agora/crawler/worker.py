@@ -32,7 +32,7 @@ from agora.crawler.metrics import (
 from agora.crawler.robots import allows
 
 IDLE_POLL_S = 0.05
-COALESCE_S = 0.005
+COALESCE_S = 0.002
 STOP_GRACE_S = 10.0
 SIZES_INTERVAL_S = 1.0
 log = structlog.get_logger(__name__)
