@@ -299,8 +299,9 @@ async def pay(session: AsyncSession, order_id: uuid.UUID) -> bool:
         if order.status in _PAID_OR_LATER:
             return False
         raise _illegal(order, _S.PAID)
-    await inventory.allocate(session, order_id)
     _announce(session, moved, "order.paid")
+    # Last, as at checkout: the stock rows stay locked only until the commit that follows.
+    await inventory.allocate(session, order_id)
     return True
 
 
