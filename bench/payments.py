@@ -1,22 +1,35 @@
-"""Verified payment callbacks per second, per provider, against ``/healthz`` in the same run.
+"""Verified payment callbacks per second, per provider, against two floors measured in the same
+run: Agora's ``/healthz`` and a bare app that only verifies the same callbacks.
 
-Each request is a callback signed as its provider signs it (Stripe HMAC, Alipay RSA2, WeChat Pay
-RSA + AES-256-GCM) for one of ``--payments`` open payments per provider, with its own event id:
-verified on the raw body, the payment row-locked, the event stored in the inbox, the payment and
-(the first time) its order moved to paid. When the pre-signed pool is used up, deliveries repeat
-and take the duplicate path (verify, lock, inbox conflict).
+Each provider gets ``--payments`` open payments (real orders awaiting payment, ten per product,
+taken in a shuffled order so that the callbacks in flight together are about different products),
+and for each one the success callback its provider would send (Stripe HMAC, Alipay RSA2,
+WeChat Pay RSA + AES-256-GCM, signed with run-time keys as the providers sign). ``wrk`` sends
+every callback twice, as a provider resends one whose answer it did not see: in blocks of twice
+the client count, the block's first deliveries, then the same block again, so a duplicate arrives
+about two rounds of clients after its first delivery. A first delivery is verified, its payment
+row-locked, stored in the inbox, the payment and its order moved to paid; a duplicate is answered
+from the inbox. The table says how many of each were measured (counted in the inbox), so a run
+that used up the sequence and went on with duplicates only is seen as such.
 
-    .venv/bin/python -m bench.payments [--concurrency 32] [--duration 5] [--payments 200]
+The floor ``verify only`` (``bench/payments_verify_app.py``) serves the same sequence with the
+same provider classes and server settings, verifying and answering, nothing else.
+
+    .venv/bin/python -m bench.payments [--connections 32] [--duration 5] [--payments 1500]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import itertools
+import random
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-import aiohttp
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
 from tests.payments import signing
 from tests.payments.conftest import payment_environment
 from tests.payments.keys import RunKeys
@@ -25,54 +38,59 @@ from tests.payments.support import place_orders
 
 from agora.core.db import Database
 from agora.payments import service
+from agora.payments.models import InboxEvent
 from agora.settings import Settings
 from bench.harness import (
-    Request,
+    UVICORN_FLAGS,
+    LoadResult,
     agora_env,
     agora_server,
     bench_services,
     free_port,
-    get,
-    load_arguments,
-    load_options,
-    print_table,
-    run_load,
+    uvicorn_server,
 )
+from bench.wrk import PreparedRequest, RequestSequence, WrkResult, measure_get
 
-Delivery = tuple[bytes, dict[str, str]]
-POOL = 3000
+PROVIDERS = ("alipay", "wechatpay", "stripe")
+VERIFY_APP = "bench.payments_verify_app:create_app"
+TARGET = 1000
+ORDERS_PER_VARIANT = 10  # orders share a variant's stock row by tens, not all on one row
 
 
-def signed_deliveries(
+def success_callbacks(
     provider: str, keys: RunKeys, payment_ids: Sequence[uuid.UUID]
-) -> list[Delivery]:
-    """``POOL`` distinct success events for the payments, signed by the provider's side."""
-    targets = itertools.islice(itertools.cycle(payment_ids), POOL)
+) -> list[PreparedRequest]:
+    """The provider's signed success callback (19.99) for each payment."""
+    path = f"/api/v1/payments/webhooks/{provider}"
     if provider == "stripe":
         bodies = [
             signing.stripe_event("payment_intent.succeeded", signing.stripe_intent(pid, 1999))
-            for pid in targets
+            for pid in payment_ids
         ]
-        return [(body, signing.stripe_headers(body)) for body in bodies]
+        return [
+            PreparedRequest("POST", path, signing.stripe_headers(body), body) for body in bodies
+        ]
     if provider == "alipay":
         alipay = signing.alipay_sdk(keys.alipay_platform, keys.alipay_app)
         form = {"Content-Type": "application/x-www-form-urlencoded"}
-        return [(signing.alipay_notify(alipay, pid, "19.99"), form) for pid in targets]
-    bodies = [signing.wechat_notify(pid, 1999) for pid in targets]
-    return [(body, signing.wechat_headers(body, keys.wechat_platform)) for body in bodies]
+        return [
+            PreparedRequest("POST", path, form, signing.alipay_notify(alipay, pid, "19.99"))
+            for pid in payment_ids
+        ]
+    bodies = [signing.wechat_notify(pid, 1999) for pid in payment_ids]
+    return [
+        PreparedRequest("POST", path, signing.wechat_headers(body, keys.wechat_platform), body)
+        for body in bodies
+    ]
 
 
-def post_each(provider: str, deliveries: list[Delivery]) -> Request:
-    """A request posting the next delivery of the pool to the provider's webhook."""
-    path = f"/api/v1/payments/webhooks/{provider}"
-
-    async def send(session: aiohttp.ClientSession, sequence: int) -> int:
-        body, headers = deliveries[sequence % len(deliveries)]
-        async with session.post(path, data=body, headers=headers) as response:
-            await response.read()
-            return response.status
-
-    return send
+def delivered_twice(callbacks: Sequence[PreparedRequest], block: int) -> list[PreparedRequest]:
+    """Each callback, then again ``block`` deliveries later: ``block`` firsts, their duplicates."""
+    sequence: list[PreparedRequest] = []
+    for start in range(0, len(callbacks), block):
+        chunk = callbacks[start : start + block]
+        sequence += [*chunk, *chunk]
+    return sequence
 
 
 async def open_payments(
@@ -83,32 +101,104 @@ async def open_payments(
     standin = ProviderStandIn(keys)
     await standin.start(port)
     database = Database(settings.database_url or "")
-    opened: dict[str, list[uuid.UUID]] = {}
+    opened: dict[str, list[uuid.UUID]] = {provider: [] for provider in PROVIDERS}
     try:
-        for provider in ("stripe", "alipay", "wechatpay"):
+        for provider in PROVIDERS:
             currency = "EUR" if provider == "stripe" else "CNY"
-            orders = await place_orders(database, settings, count, 1999, currency)
-            async with database.unit_of_work() as session:
-                opened[provider] = [
-                    (
-                        await service.create_payment(
+            for start in range(0, count, ORDERS_PER_VARIANT):
+                size = min(ORDERS_PER_VARIANT, count - start)
+                orders = await place_orders(database, settings, size, 1999, currency)
+                async with database.unit_of_work() as session:
+                    for order in orders:
+                        payment = await service.create_payment(
                             session, settings, order.id, provider, user_id=None
                         )
-                    ).id
-                    for order in orders
-                ]
+                        opened[provider].append(payment.id)
     finally:
         await database.dispose()
         await standin.stop()
     return opened
 
 
+async def inbox_size(database_url: str, provider: str) -> int:
+    """Callbacks of ``provider`` stored in the inbox."""
+    database = Database(database_url, pool_size=1)
+    try:
+        async with database.unit_of_work() as session:
+            count = select(func.count()).where(InboxEvent.provider == provider)
+            return int(await session.scalar(count) or 0)
+    finally:
+        await database.dispose()
+
+
+@dataclass(frozen=True)
+class CallbackRun:
+    """One provider's measured run, and how many of its deliveries were first ones."""
+
+    result: WrkResult
+    first_deliveries: int
+
+
+def measure_callbacks(
+    provider: str,
+    sequence: RequestSequence,
+    url: str,
+    database_url: str,
+    load: dict[str, int],
+) -> CallbackRun:
+    """A one-second warm-up, then the measured run taking up the sequence where it stopped."""
+    warmup = sequence.measure("warm-up", url, connections=load["connections"], duration=1)
+    before = asyncio.run(inbox_size(database_url, provider))
+    start = warmup.requests + load["connections"]  # past what the warm-up sent, answered or not
+    result = sequence.measure(f"agora {provider} callback", url, start=start, **load)
+    first = asyncio.run(inbox_size(database_url, provider)) - before
+    return CallbackRun(result, first)
+
+
+def print_callbacks(
+    title: str,
+    healthz: LoadResult,
+    floors: dict[str, WrkResult],
+    runs: dict[str, CallbackRun],
+) -> None:
+    """One row per floor and per provider: throughput, latency, mix, ratio to its floor."""
+    table = Table(title=title)
+    columns = ("scenario", "first", "duplicate", "errors", "req/s", "p50 ms", "p99 ms", "ratio")
+    for column in (*columns, "target"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+
+    def row(result: LoadResult, mix: tuple[str, str], ratio: str, target: str) -> None:
+        table.add_row(
+            result.name,
+            *mix,
+            str(result.errors),
+            f"{result.throughput:,.0f}",
+            f"{result.median:.2f}",
+            f"{result.percentile(0.99):.2f}",
+            ratio,
+            target,
+        )
+
+    row(healthz, ("", ""), "", "")
+    for provider, run in runs.items():
+        floor = floors[provider]
+        row(floor, ("", ""), "floor", "")
+        ratio = run.result.throughput / floor.throughput if floor.throughput else float("nan")
+        duplicates = run.result.requests - run.first_deliveries
+        met = "met" if run.result.throughput >= TARGET else "NOT met"
+        target = f"≥ {TARGET:,}/s {met}" if provider != "stripe" else ""
+        row(run.result, (f"{run.first_deliveries:,}", f"{duplicates:,}"), f"{ratio:.2f}x", target)
+    Console(width=140).print(table)
+
+
 def main() -> None:
-    """Prepare payments, start the API, drive each provider's webhook, print the table."""
-    parser = load_arguments(__doc__)
-    parser.add_argument("--payments", type=int, default=200)
+    """Prepare payments, start the floor app and the API, drive each provider, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--payments", type=int, default=1500, help="open payments per provider")
     args = parser.parse_args()
-    load = load_options(args)
+    load = {"connections": args.connections, "duration": args.duration}
 
     urls = bench_services()
     keys = RunKeys.generate()
@@ -122,25 +212,37 @@ def main() -> None:
         **{key.removeprefix("AGORA_").lower(): value for key, value in payment_env.items()},
     )
     opened = asyncio.run(open_payments(settings, keys, standin_port, args.payments))
-    deliveries = {
-        provider: signed_deliveries(provider, keys, payment_ids)
+    for payment_ids in opened.values():  # callbacks in flight together are about any products
+        random.Random(14).shuffle(payment_ids)
+    sequences = {
+        provider: RequestSequence(
+            delivered_twice(success_callbacks(provider, keys, payment_ids), 2 * args.connections)
+        )
         for provider, payment_ids in opened.items()
     }
 
     env = agora_env(urls, **payment_env)
-    with agora_server(env, free_port()) as url:
-        baseline = asyncio.run(run_load("agora /healthz (baseline)", url, get("/healthz"), **load))
-        results = [
-            asyncio.run(
-                run_load(f"{provider} verified callback", url, post_each(provider, pool), **load)
+    floors, runs = {}, {}
+    # Both servers stay up, and each provider is measured on the floor, then right away on
+    # Agora: the two sides of a ratio are seconds apart on a machine whose load drifts.
+    with (
+        uvicorn_server(VERIFY_APP, free_port(), env=env) as floor_url,
+        agora_server(env, free_port()) as url,
+    ):
+        healthz = asyncio.run(measure_get("agora /healthz", url, "/healthz", **load))
+        for provider, sequence in sequences.items():
+            sequence.measure("warm-up", floor_url, connections=args.connections, duration=1)
+            floors[provider] = sequence.measure(
+                f"verify only {provider} (floor)", floor_url, **load
             )
-            for provider, pool in deliveries.items()
-        ]
-    print_table(
-        f"Payment callbacks: 1 uvicorn worker, {args.concurrency} clients, "
-        f"{args.duration:.0f}s each, {args.payments} payments per provider",
-        results,
-        baseline,
+            runs[provider] = measure_callbacks(provider, sequence, url, urls.database_url, load)
+    print_callbacks(
+        f"Payment callbacks, each delivered twice (uvicorn {' '.join(UVICORN_FLAGS)}, 1 process, "
+        f"wrk -t1 -c{args.connections}, {args.duration}s each, {args.payments} payments per "
+        "provider)",
+        healthz,
+        floors,
+        runs,
     )
 
 

@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(refuse_unstorable_input)],
+        # Agora reports through Prometheus and its logs, not OpenTelemetry: FastAPI's native
+        # telemetry off, it no longer looks up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.edge = edge
     register_stock_lookup(inventory_service.in_stock_variant_ids)

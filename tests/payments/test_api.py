@@ -3,14 +3,18 @@ provider expects; forgeries, duplicates, mismatches and unknown payments change 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from agora.core.db import Database
+from agora.core.outbox import OutboxEvent
 from agora.core.security import Role
+from agora.inventory.models import StockLevel
 from agora.orders.models import OrderStatus
 from agora.payments.models import PaymentFlag, PaymentStatus
 from agora.settings import Settings
@@ -21,6 +25,7 @@ from tests.payments.standin import ProviderStandIn
 from tests.payments.support import inbox_count, open_payment, order_status, place_orders, reload
 from tests.support import wait_for
 
+DELIVERIES = 8  # of one notify at once, each on its own connection of the app's pool
 STRIPE = "/api/v1/payments/webhooks/stripe"
 ALIPAY = "/api/v1/payments/webhooks/alipay"
 WECHAT = "/api/v1/payments/webhooks/wechatpay"
@@ -68,6 +73,43 @@ async def test_wechat_notify_is_answered_204(
     )
     assert response.status_code == 204
     assert (await reload(database, payment.id)).status is PaymentStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("provider", ["alipay", "wechatpay"])
+async def test_concurrent_deliveries_of_one_notify_apply_once(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    keys: RunKeys,
+    provider: str,
+) -> None:
+    payment = await open_payment(database, settings, provider, 1999, "CNY")
+    if provider == "alipay":
+        alipay = signing.alipay_sdk(keys.alipay_platform, keys.alipay_app)
+        body = signing.alipay_notify(alipay, payment.id, "19.99")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    else:
+        body = signing.wechat_notify(payment.id, 1999)
+        headers = signing.wechat_headers(body, keys.wechat_platform)
+    path = ALIPAY if provider == "alipay" else WECHAT
+    responses = await asyncio.gather(
+        *(client.post(path, content=body, headers=headers) for _ in range(DELIVERIES))
+    )
+    assert {response.status_code for response in responses} == {
+        200 if provider == "alipay" else 204
+    }
+    assert (await reload(database, payment.id)).status is PaymentStatus.SUCCEEDED
+    assert await order_status(database, payment.order_id) is OrderStatus.PAID
+    assert await inbox_count(database) == 1
+    async with database.sessionmaker() as session:
+        paid_events = await session.scalar(
+            select(func.count()).where(
+                OutboxEvent.topic == "order.paid",
+                OutboxEvent.payload["order_id"].astext == str(payment.order_id),
+            )
+        )
+        allocated = await session.scalar(select(func.sum(StockLevel.allocated)))
+    assert (paid_events, allocated) == (1, 1)
 
 
 @pytest.mark.parametrize("forgery", ["tampered", "wrong key", "stale"])

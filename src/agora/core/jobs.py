@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -126,10 +127,61 @@ def publish(job: Job) -> None:
 
 
 async def _nudge_committed(jobs: list[Job]) -> None:
-    try:
-        await anyio.to_thread.run_sync(_publish_all, jobs)
-    except Exception as error:  # whatever the transport raises: the work is safe in rows
-        log.warning("broker_publish_failed", tasks=[job.name for job in jobs], error=str(error))
+    await _nudger().publish_after(job.name for job in jobs)
+
+
+class _Nudger:
+    """Publishes the nudges asked for by the commits of one event loop, one publication at a
+    time: the names asked for while one is being sent go out together in the next, so under load
+    a process publishes each relay about once per broker round trip instead of once per commit.
+
+    A caller returns once a publication that started after it asked has ended (a nudge is
+    never sent before the commit that asked for it), as it would publishing alone.
+    """
+
+    def __init__(self) -> None:
+        self._asked: set[str] = set()
+        self._next: asyncio.Future[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+
+    async def publish_after(self, names: Iterable[str]) -> None:
+        self._asked.update(names)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        sent = self._next
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        await asyncio.shield(sent)
+
+    async def _send(self) -> None:
+        try:
+            while self._next is not None:
+                names, sent = sorted(self._asked), self._next
+                self._asked, self._next = set(), None
+                try:
+                    await anyio.to_thread.run_sync(_publish_all, [Job(name) for name in names])
+                except Exception as error:  # whatever the transport raises: the work is in rows
+                    log.warning("broker_publish_failed", tasks=names, error=str(error))
+                finally:
+                    sent.set_result(None)
+        finally:
+            if self._next is not None:  # the sender was cancelled: nobody waits in vain
+                self._next.set_result(None)
+                self._asked, self._next = set(), None
+
+
+_nudgers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Nudger] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _nudger() -> _Nudger:
+    """The running event loop's nudger."""
+    loop = asyncio.get_running_loop()
+    nudger = _nudgers.get(loop)
+    if nudger is None:
+        nudger = _nudgers[loop] = _Nudger()
+    return nudger
 
 
 def _publish_all(jobs: list[Job]) -> None:

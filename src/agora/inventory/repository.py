@@ -323,27 +323,38 @@ async def take_reservations(
     reference_id: uuid.UUID,
     statuses: Iterable[ReservationStatus],
     new_status: ReservationStatus,
-) -> list[tuple[StockReservation, ReservationStatus]]:
-    """Lock a reference's reservations in ``statuses`` and move them to ``new_status``.
+) -> list[tuple[WarehouseUnits, ReservationStatus]]:
+    """Lock a reference's reservations in ``statuses`` and move them to ``new_status``, in one
+    statement (locked in (variant, warehouse) order).
 
-    Returns each with its previous status, in (variant, warehouse) order, so that the stock rows
-    are then locked in primary-key order. A concurrent caller waits, then finds nothing to move.
+    Returns the units of each with its previous status, in (variant, warehouse) order, so that
+    the stock rows are then locked in primary-key order. A concurrent caller waits, then finds
+    nothing to move.
     """
-    locked = await session.scalars(
-        select(StockReservation)
+    locked = (
+        select(StockReservation.id, StockReservation.status.label("previous"))
         .where(
             StockReservation.reference_id == reference_id,
             StockReservation.status.in_(list(statuses)),
         )
         .order_by(StockReservation.variant_id, StockReservation.warehouse_id)
         .with_for_update()
-        .execution_options(populate_existing=True)
+        .subquery()
     )
-    taken = []
-    for reservation in locked:
-        taken.append((reservation, reservation.status))
-        reservation.status = new_status
-    return taken
+    rows = await session.execute(
+        update(StockReservation)
+        .where(StockReservation.id == locked.c.id)
+        .values(status=new_status, updated_at=func.now())
+        .returning(
+            StockReservation.variant_id,
+            StockReservation.warehouse_id,
+            StockReservation.quantity,
+            locked.c.previous,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    taken = [(WarehouseUnits(*row[:3]), ReservationStatus(row[3])) for row in rows]
+    return sorted(taken, key=lambda item: (item[0].variant_id, item[0].warehouse_id))
 
 
 async def add_movements(
@@ -352,8 +363,8 @@ async def add_movements(
     units: Sequence[WarehouseUnits],
     reference_id: uuid.UUID | None = None,
 ) -> None:
-    """Append lines of one kind to the movement ledger (one statement unless there are
-    thousands)."""
+    """Append lines of one kind to the movement ledger, in one statement (rows passed as
+    parameters, so the statement is compiled once per process)."""
     rows = [
         {
             "variant_id": line.variant_id,
@@ -364,8 +375,8 @@ async def add_movements(
         }
         for line in units
     ]
-    for batch in statement_batches(rows, len(StockMovement.__table__.columns)):
-        await session.execute(insert(StockMovement).values(batch))
+    if rows:
+        await session.execute(insert(StockMovement), rows)
 
 
 async def movements(session: AsyncSession, variant_id: uuid.UUID) -> Sequence[StockMovement]:

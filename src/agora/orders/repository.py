@@ -8,13 +8,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import Update, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
+from agora.core.money import Money
 from agora.orders.models import Order, OrderStatus, ShippingMethod, Voucher
 
 
@@ -85,17 +86,60 @@ async def update_status(
     """Move an order to ``to`` if it is in one of ``allowed_from`` (and, when ``only_if_due``,
     past its payment deadline; when ``needs_address``, with a shipping address), in one
     statement; whether it moved."""
+    statement = _move(order_id, allowed_from, to, only_if_due, needs_address, values)
+    moved = await session.scalar(statement.returning(Order.id))
+    return moved is not None
+
+
+@dataclass(frozen=True)
+class MovedOrder:
+    """What an order event says of an order that has just moved, read back by its move."""
+
+    id: uuid.UUID
+    number: int
+    user_id: uuid.UUID
+    status: OrderStatus
+    total_amount: int
+    currency: str
+
+    @property
+    def total(self) -> Money:
+        """What the buyer pays."""
+        return Money(amount=self.total_amount, currency=self.currency)
+
+
+async def move_status(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    allowed_from: Collection[OrderStatus],
+    to: OrderStatus,
+    **values: Any,
+) -> MovedOrder | None:
+    """``update_status`` that reads back what the move's event needs, in the same statement;
+    None if the order did not move."""
+    statement = _move(order_id, allowed_from, to, False, False, values).returning(
+        Order.id, Order.number, Order.user_id, Order.status, Order.total_amount, Order.currency
+    )
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else MovedOrder(*row)
+
+
+def _move(
+    order_id: uuid.UUID,
+    allowed_from: Collection[OrderStatus],
+    to: OrderStatus,
+    only_if_due: bool,
+    needs_address: bool,
+    values: dict[str, Any],
+) -> Update:
     statement = update(Order).where(Order.id == order_id, Order.status.in_(list(allowed_from)))
     if only_if_due:
         statement = statement.where(Order.payment_due_at <= func.now())
     if needs_address:
         statement = statement.where(Order.shipping_address.is_not(None))
-    moved = await session.scalar(
-        statement.values(status=to, updated_at=func.now(), **values)
-        .returning(Order.id)
-        .execution_options(synchronize_session=False)
+    return statement.values(status=to, updated_at=func.now(), **values).execution_options(
+        synchronize_session=False
     )
-    return moved is not None
 
 
 async def set_shipping_address(

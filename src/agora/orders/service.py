@@ -279,17 +279,30 @@ def _cursor_key(created_at: Any, order_id: Any) -> tuple[dt.datetime, uuid.UUID]
 
 
 async def mark_paid(session: AsyncSession, order_id: uuid.UUID) -> Order:
-    """The order was paid: its held stock becomes allocated. Calling it again changes nothing;
-    409 ``order_state_conflict`` for an order that was cancelled (its stock is gone)."""
-    if await repository.update_status(
+    """The order was paid (``pay``), and as it stands now."""
+    await pay(session, order_id)
+    return await get_order(session, order_id)
+
+
+async def pay(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """The order was paid: its held stock becomes allocated and ``order.paid`` is recorded;
+    whether this call moved it. Calling it again changes nothing (False); 409
+    ``order_state_conflict`` for an order that was cancelled (its stock is gone).
+
+    The move reads back what its event says, so a payment callback pays an order without
+    loading it."""
+    moved = await repository.move_status(
         session, order_id, [_S.PENDING_PAYMENT], _S.PAID, paid_at=utcnow()
-    ):
-        await inventory.allocate(session, order_id)
-        return await _announce_moved(session, order_id, _S.PAID)
-    order = await get_order(session, order_id)
-    if order.status in _PAID_OR_LATER:
-        return order
-    raise _illegal(order, _S.PAID)
+    )
+    if moved is None:
+        order = await get_order(session, order_id)
+        if order.status in _PAID_OR_LATER:
+            return False
+        raise _illegal(order, _S.PAID)
+    _announce(session, moved, "order.paid")
+    # Last, as at checkout: the stock rows stay locked only until the commit that follows.
+    await inventory.allocate(session, order_id)
+    return True
 
 
 async def cancel_order(
@@ -444,7 +457,7 @@ async def _announce_moved(session: AsyncSession, order_id: uuid.UUID, status: Or
     return order
 
 
-def _announce(session: AsyncSession, order: Order, topic: str) -> None:
+def _announce(session: AsyncSession, order: Order | repository.MovedOrder, topic: str) -> None:
     """Record an order event for its buyer (and staff) in the current transaction."""
     payload = {
         "order_id": order.id,

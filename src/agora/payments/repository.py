@@ -78,6 +78,17 @@ async def lock_payment(
     return payment
 
 
+async def is_known_event(session: AsyncSession, provider: str, event_id: str) -> bool:
+    """Whether this (provider, event id) is in the inbox already: one lookup on its unique index,
+    taking no lock."""
+    known = await session.scalar(
+        select(InboxEvent.id).where(
+            InboxEvent.provider == provider, InboxEvent.event_id == event_id
+        )
+    )
+    return known is not None
+
+
 async def record_inbox_event(
     session: AsyncSession,
     provider: str,
@@ -134,6 +145,7 @@ async def mark_succeeded(
             provider_reference=func.coalesce(Payment.provider_reference, provider_reference),
         )
         .returning(Payment.id)
+        .execution_options(synchronize_session=False)
     )
     return result.scalar() is not None
 

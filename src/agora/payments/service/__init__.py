@@ -4,9 +4,11 @@ reconcile; one module per use case (``opening``, ``callbacks``, ``refunds``,
 
 Exactly once, whatever the order or number of deliveries:
 1. the callback is verified on its raw body before anything is read from it;
-2. the payment it names is row-locked, so callbacks about one payment run one after another;
-3. the event is inserted into the inbox with a unique (provider, event id): a redelivery inserts
-   nothing and is acknowledged without effect;
+2. a redelivery of an event already stored is acknowledged from one lookup of the inbox's unique
+   (provider, event id), with no lock taken and nothing written;
+3. otherwise the payment it names is row-locked, so callbacks about one payment run one after
+   another, and the event is inserted into the inbox: a redelivery racing its first delivery
+   inserts nothing and is acknowledged without effect;
 4. the payment moves with an atomic ``UPDATE … WHERE status IN (…)``, so two different events
    meaning "paid" (a webhook and the reconciliation, say) still pay the order once, and a
    "failed" arriving after "succeeded" changes nothing.

@@ -63,7 +63,14 @@ async def handle_callback(
 async def apply_event(
     session: AsyncSession, redis: Redis, provider: str, event: CallbackEvent
 ) -> CallbackResult:
-    """Apply a verified event once: deduplicated by the inbox, serialised by the payment's lock."""
+    """Apply a verified event once: deduplicated by the inbox, serialised by the payment's lock.
+
+    A redelivery of a stored event is answered from one indexed lookup, before any lock or write;
+    one that races its first delivery misses it, waits on the payment's lock, and is caught by
+    the inbox's unique key.
+    """
+    if await repository.is_known_event(session, provider, event.event_id):
+        return CallbackResult.DUPLICATE
     payment = await repository.lock_payment(
         session, provider, event.payment_id, event.provider_reference
     )
@@ -133,11 +140,14 @@ async def _on_captured(session: AsyncSession, payment: Payment) -> None:
     """The money is in: the order becomes paid, its reserved stock allocated.
 
     A capture the order cannot take (it was cancelled meanwhile, or another payment paid it
-    first) is flagged for a refund. ``mark_paid`` waits on the order's row, so by the time it
-    returns a competing capture has committed and the check below sees it.
+    first) is flagged for a refund. ``pay`` waits on the order's row, so by the time it returns
+    a competing capture has committed. A capture that moved the order is its first (any other
+    would have moved it, in the same transaction as its own capture); one that found it paid
+    looks for the capture that paid it.
     """
     try:
-        await orders.mark_paid(session, payment.order_id)
+        if await orders.pay(session, payment.order_id):
+            return
     except Conflict as error:
         await _flag_unpayable(session, payment, f"order cannot be paid: {error.detail}")
         return
