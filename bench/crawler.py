@@ -22,6 +22,7 @@ import contextlib
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import aiohttp
 import httpx
@@ -46,9 +47,16 @@ from bench.harness import LoadResult, agora_env, bench_services, free_port, serv
 TARGETS = 20_000
 _TABLES = "pricewatch_sites, pricewatch_targets, pricewatch_price_changes"
 BATCH = 100
-# CPU seconds per page of the loop and of the crawler process: what each page costs, whatever
-# else the machine is doing at the time.
-CPU_PER_PAGE: dict[str, float] = {}
+
+
+@dataclass
+class PageRun(LoadResult):
+    """Pages fetched, and the CPU seconds each cost the process that fetched it: what a page
+    costs, whatever else the machine is doing at the time."""
+
+    cpu_per_page: float = 0.0
+
+
 _FRONTIER_CONFIG = FrontierConfig(
     lease_ttl_ms=60_000,
     start_margin_ms=0,
@@ -58,9 +66,9 @@ _FRONTIER_CONFIG = FrontierConfig(
 )
 
 
-async def plain_loop(base_url: str, concurrency: int, duration: float) -> LoadResult:
+async def plain_loop(base_url: str, concurrency: int, duration: float) -> PageRun:
     """The baseline: ``concurrency`` clients GET product pages in a closed loop."""
-    result = LoadResult("plain aiohttp loop")
+    result = PageRun("plain aiohttp loop")
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         counter = iter(range(10**9))
@@ -81,7 +89,7 @@ async def plain_loop(base_url: str, concurrency: int, duration: float) -> LoadRe
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(started + duration) for _ in range(concurrency)))
         result.elapsed = time.perf_counter() - started
-        CPU_PER_PAGE[result.name] = (time.process_time() - cpu) / max(1, len(result.latencies))
+        result.cpu_per_page = (time.process_time() - cpu) / max(1, len(result.latencies))
     return result
 
 
@@ -112,9 +120,9 @@ def _cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def crawl_rate(env: dict[str, str], base_url: str, concurrency: int, duration: float) -> LoadResult:
+def crawl_rate(env: dict[str, str], base_url: str, concurrency: int, duration: float) -> PageRun:
     """Pages/s of one ``agora crawl`` process, counted by the shop after a warm-up."""
-    result = LoadResult("agora crawl (lease, fetch, read, record, ack)")
+    result = PageRun("agora crawl (lease, fetch, read, record, ack)")
     command = [sys.executable, "-m", "agora", "crawl", "--concurrency", str(concurrency)]
     process = subprocess.Popen(command, env=env)
     try:
@@ -127,7 +135,7 @@ def crawl_rate(env: dict[str, str], base_url: str, concurrency: int, duration: f
         time.sleep(duration)
         result.elapsed = time.perf_counter() - started
         pages = served(base_url) - start
-        CPU_PER_PAGE[result.name] = (_cpu_seconds(process.pid) - cpu) / max(1, pages)
+        result.cpu_per_page = (_cpu_seconds(process.pid) - cpu) / max(1, pages)
     finally:
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -210,7 +218,7 @@ def main() -> None:
             f"{result.throughput:,.0f}",
             f"{result.median:.2f}" if latency else "-",
             f"{result.percentile(0.99):.2f}" if latency else "-",
-            f"{CPU_PER_PAGE[result.name] * 1e6:,.0f}" if result.name in CPU_PER_PAGE else "",
+            f"{result.cpu_per_page * 1e6:,.0f}" if isinstance(result, PageRun) else "",
             verdict,
         )
     table.add_row(
