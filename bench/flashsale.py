@@ -64,7 +64,9 @@ API = "/api/v1"
 ROWLOCK_IN_AGORA_APP = "bench.flashsale_rowlock_in_agora:create_app"
 
 
-async def _seed(urls: ServiceUrls, buyers: int, units: int) -> tuple[uuid.UUID, list[str], str]:
+async def seed_sale_buyers(
+    urls: ServiceUrls, buyers: int, units: int
+) -> tuple[uuid.UUID, list[str], str]:
     """A published variant with twice the sale's units in stock, buyers, and a staff token."""
     staff_id = uuid.uuid4()
     buyer_ids = [uuid.uuid4() for _ in range(buyers)]
@@ -80,7 +82,7 @@ async def _seed(urls: ServiceUrls, buyers: int, units: int) -> tuple[uuid.UUID, 
     return variant_id, tokens, access_token(Role.STAFF, staff_id)
 
 
-async def _create_sale(base_url: str, staff_token: str, variant_id: uuid.UUID, units: int) -> str:
+async def create_sale(base_url: str, staff_token: str, variant_id: uuid.UUID, units: int) -> str:
     now = dt.datetime.now(dt.UTC)
     body = {
         "variant_id": str(variant_id),
@@ -236,7 +238,7 @@ def _rowlock_in_agora_race(
     """The baseline's row-lock purchase served by Agora's app and server settings (the Agora
     environment, Prometheus samples in a multiprocess folder as ``agora api`` sets up), raced by
     freshly seeded buyers' tokens under the same load as the other scenarios."""
-    _, tokens, _ = asyncio.run(_seed(urls, args.buyers, args.units))
+    _, tokens, _ = asyncio.run(seed_sale_buyers(urls, args.buyers, args.units))
     asyncio.run(_reset_baseline(dsn, args.units))
     metrics_dir = BENCH_DATA_DIR / "rowlock-metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -280,12 +282,12 @@ def _agora_race(
     name = "Agora Redis Lua purchase" + (
         ", worker running" if worker_during_race else ", worker after the race"
     )
-    variant_id, tokens, staff_token = asyncio.run(_seed(urls, args.buyers, args.units))
+    variant_id, tokens, staff_token = asyncio.run(seed_sale_buyers(urls, args.buyers, args.units))
     with contextlib.ExitStack() as stack:
         if worker_during_race:
             stack.enter_context(_worker(env))
         url = stack.enter_context(agora_server(env, free_port(), workers=args.processes))
-        sale_id = asyncio.run(_create_sale(url, staff_token, variant_id, args.units))
+        sale_id = asyncio.run(create_sale(url, staff_token, variant_id, args.units))
         result = asyncio.run(
             run_load(
                 name,

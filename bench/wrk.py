@@ -4,6 +4,7 @@ sequence of prepared requests (``RequestSequence``) is replayed by a Lua script 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import re
@@ -13,6 +14,9 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
 
 from bench.harness import LoadResult, get, run_load
 
@@ -47,6 +51,16 @@ class WrkResult(LoadResult):
     def median(self) -> float:
         """The median latency in milliseconds."""
         return self.percentile(0.5)
+
+
+def wrk_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every wrk benchmark takes: its client count, seconds per measured run, and
+    API processes per server."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--processes", type=int, default=1, help="API processes per server")
+    return parser
 
 
 async def measure_get(
@@ -144,6 +158,30 @@ _LUA_BYTES = [
     chr(byte) if 32 <= byte < 127 and chr(byte) not in '"\\' else f"\\{byte:03d}"
     for byte in range(256)
 ]
+
+
+def server_cpu_seconds(base_url: str) -> float:
+    """CPU seconds (user + system) spent so far by the server behind ``base_url``: every
+    process listening on its port and their children (the workers of ``--workers N``)."""
+    port = urlsplit(base_url).port
+    listeners = {
+        connection.pid
+        for connection in psutil.net_connections("tcp")
+        if connection.laddr
+        and connection.laddr.port == port
+        and connection.status == "LISTEN"
+        and connection.pid is not None
+    }
+    processes: dict[int, psutil.Process] = {}
+    for pid in listeners:
+        process = psutil.Process(pid)
+        for member in (process, *process.children(recursive=True)):
+            processes[member.pid] = member
+    total = 0.0
+    for process in processes.values():
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def _wrk(connections: int, duration: int, url: str) -> str:

@@ -1,0 +1,133 @@
+"""The flash-sale purchase against bare JSON, measured from outside with ``wrk``, in one run.
+
+A sale with as many units as buyers (so every purchase is accepted: 202 with a ticket), and
+one pre-issued access token per buyer: wrk sends each request as the next buyer
+(``RequestSequence``), the same requests to Agora's ``POST /flash-sales/{id}/purchase`` and to
+the floor, ``bench/flashsale_bare_app.py``, a bare Starlette app that reads the same JSON body
+and answers the same 202 JSON under the same server settings. Each side gets a one-second
+warm-up, then the measured run takes up the sequence where the warm-up stopped, so no buyer
+buys twice while the sequence lasts. Besides req/s, the table gives the CPU each request cost
+the server processes (psutil, user + system, over the measured run), the figure that carries
+over on a shared machine.
+
+One API process by default, rate limits lifted, no worker (the tickets stay queued).
+
+    .venv/bin/python -m bench.flashsale_purchase [--connections 32] [--duration 5]
+                                                 [--buyers 20000] [--processes 1]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.flashsale import create_sale, seed_sale_buyers
+from bench.harness import (
+    UVICORN_FLAGS,
+    agora_env,
+    agora_server,
+    bench_services,
+    free_port,
+    uvicorn_server,
+)
+from bench.wrk import (
+    PreparedRequest,
+    RequestSequence,
+    WrkResult,
+    server_cpu_seconds,
+    wrk_arguments,
+)
+
+BARE_APP = "bench.flashsale_bare_app:create_app"
+TARGET = 0.6
+
+
+def purchases(sale_id: str, tokens: list[str]) -> RequestSequence:
+    """One purchase of one unit per buyer, in the buyers' order."""
+    path = f"/api/v1/flash-sales/{sale_id}/purchase"
+    return RequestSequence(
+        [
+            PreparedRequest(
+                "POST",
+                path,
+                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                b'{"quantity":1}',
+            )
+            for token in tokens
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A measured run and the server CPU it cost per request."""
+
+    result: WrkResult
+    cpu_ms_per_request: float
+
+
+def measure(name: str, sequence: RequestSequence, url: str, load: dict[str, int]) -> Measured:
+    """A one-second warm-up, then the measured run from where the warm-up stopped."""
+    warmup = sequence.measure("warm-up", url, connections=load["connections"], duration=1)
+    start = warmup.requests + load["connections"]
+    cpu_before = server_cpu_seconds(url)
+    result = sequence.measure(name, url, start=start, **load)
+    cpu = server_cpu_seconds(url) - cpu_before
+    return Measured(result, 1000 * cpu / result.requests if result.requests else float("nan"))
+
+
+def print_table(title: str, bare: Measured, agora: Measured) -> None:
+    """The floor, Agora, and the ratio against the target."""
+    table = Table(title=title)
+    columns = ("scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms", "CPU ms/req")
+    for column in (*columns, "ratio"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    ratio = agora.result.throughput / bare.result.throughput if bare.result.throughput else 0.0
+    for measured, note in (
+        (bare, "floor"),
+        (agora, f"{ratio:.2f}x (≥ {TARGET}x {'met' if ratio >= TARGET else 'NOT met'})"),
+    ):
+        result = measured.result
+        table.add_row(
+            result.name,
+            f"{result.requests:,}",
+            str(result.errors),
+            f"{result.throughput:,.0f}",
+            f"{result.median:.2f}",
+            f"{result.percentile(0.99):.2f}",
+            f"{measured.cpu_ms_per_request:.3f}",
+            note,
+        )
+    Console(width=140).print(table)
+
+
+def main() -> None:
+    """Seed buyers and a sale, measure the bare app, then Agora; print the table."""
+    parser = wrk_arguments(__doc__)
+    parser.add_argument("--buyers", type=int, default=20000, help="buyers, and units on sale")
+    args = parser.parse_args()
+    load = {"connections": args.connections, "duration": args.duration}
+
+    urls = bench_services()
+    variant_id, tokens, staff_token = asyncio.run(seed_sale_buyers(urls, args.buyers, args.buyers))
+    env = agora_env(urls, AGORA_RATE_LIMIT_FLASH_SALE_IP="1000000/second")
+    with uvicorn_server(BARE_APP, free_port(), workers=args.processes) as bare_url:
+        bare = measure("bare JSON (floor)", purchases(str(uuid.uuid4()), tokens), bare_url, load)
+    with agora_server(env, free_port(), workers=args.processes) as url:
+        sale_id = asyncio.run(create_sale(url, staff_token, variant_id, args.buyers))
+        agora = measure("agora purchase", purchases(sale_id, tokens), url, load)
+    print_table(
+        f"Flash-sale purchase against bare JSON (uvicorn {' '.join(UVICORN_FLAGS)}, "
+        f"{args.processes} process(es), wrk -t1 -c{args.connections}, {args.duration}s each, "
+        "one buyer per request)",
+        bare,
+        agora,
+    )
+
+
+if __name__ == "__main__":
+    main()
