@@ -21,7 +21,7 @@ from agora.core.dependencies import ServicesDep, SessionDep
 from agora.core.errors import Conflict
 from agora.core.ratelimit import DefaultBudgetMiddleware
 from agora.core.security import CurrentPrincipal
-from agora.flashsale.api import spend_purchase_budgets
+from agora.flashsale.api import purchase_budgets
 from agora.flashsale.schemas import PurchaseRequest
 from bench.flashsale_baseline_app import ALREADY_BOUGHT, LOCK_STOCK, RECORD_PURCHASE, TAKE_ONE
 
@@ -39,7 +39,7 @@ async def rowlock_purchase(
     session: SessionDep,
 ) -> dict[str, str]:
     """One unit for the caller, decided under the stock row's lock."""
-    await spend_purchase_budgets(services, request, principal)
+    await services.rate_limiter.spend(purchase_budgets(services, request, principal))
     buyer = str(principal.user_id)
     if body.quantity > PER_BUYER_LIMIT:
         raise Conflict("More units than a buyer may buy.", code="limit_reached")

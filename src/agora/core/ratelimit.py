@@ -98,7 +98,9 @@ def rate_limit(name: str, spec: str) -> RateLimit:
 
 
 @functools.cache
-def _script_source() -> bytes:
+def budget_script_source() -> bytes:
+    """The Lua that spends a ``BudgetCall`` (its ``KEYS`` and ``ARGV``), for scripts that
+    embed it to spend a request's budgets in their own round trip."""
     return resources.files("agora.core").joinpath("lua", "ratelimit.lua").read_bytes()
 
 
@@ -108,7 +110,7 @@ class RateLimiter:
     def __init__(self, redis: Redis, *, breaker: Breaker | None = None) -> None:
         """Count in ``redis`` (the app's client and pool); ``breaker`` remembers outages for
         the budgets that fail open."""
-        self._script = redis.register_script(_script_source())
+        self._script = redis.register_script(budget_script_source())
         self._refund = redis.register_script(_REFUND)
         self._breaker = breaker or Breaker(cooldown=5.0)
 
@@ -131,6 +133,52 @@ class RateLimiter:
         ``Unauthorized`` (401 ``token_revoked``) when it was revoked. When Redis cannot be
         reached, ``fail_open`` lets the request through; otherwise the Redis error is raised.
         """
+        await self.spend(BudgetCall.of(spends, cost=cost, principal=principal), fail_open=fail_open)
+
+    async def spend(self, call: BudgetCall, *, fail_open: bool = False) -> None:
+        """Spend what ``call`` names in one Redis call (see ``enforce_all``)."""
+        if fail_open and self._breaker.is_open:
+            return
+        try:
+            answer: list[int] = await self._script(keys=call.keys, args=call.args)
+        except RedisError:
+            if not fail_open:
+                raise
+            self._breaker.trip()
+            log.warning("rate_limit_storage_unreachable", policy=call.spends[0][0].name)
+            return
+        call.check(answer)
+
+    async def refund(self, spends: Sequence[tuple[RateLimit, str]], *, cost: int = 1) -> None:
+        """Give back what ``enforce_all`` spent, for budgets that count only failures (a login
+        that succeeded). Best effort: the request already succeeded."""
+        keys = [key for limit, identity in spends for key in limit.keys(identity)]
+        try:
+            await self._refund(keys=keys, args=[cost])
+        except RedisError:
+            log.warning("rate_limit_refund_failed", policy=spends[0][0].name)
+
+
+@dataclass(frozen=True)
+class BudgetCall:
+    """The keys and arguments with which ``core/lua/ratelimit.lua`` spends a request's budgets
+    and checks its token, so that a script of another module can spend them in its own Redis
+    round trip (``budget_script_source``), then hand the answer to ``check``."""
+
+    spends: Sequence[tuple[RateLimit, str]]
+    keys: list[str]
+    args: list[int | str]
+
+    @classmethod
+    def of(
+        cls,
+        spends: Sequence[tuple[RateLimit, str]],
+        *,
+        cost: int = 1,
+        principal: Principal | None = None,
+    ) -> BudgetCall:
+        """Spending ``cost`` of each (budget, identity) in order, after checking the token of
+        ``principal`` against its user's token epoch."""
         keys: list[str] = []
         args: list[int | str] = [""]
         if principal is not None:
@@ -139,21 +187,16 @@ class RateLimiter:
         for limit, identity in spends:
             keys.extend(limit.keys(identity))
             args.extend((limit.quota, limit.window, cost))
-        if fail_open and self._breaker.is_open:
-            return
-        try:
-            answer: list[int] = await self._script(keys=keys, args=args)
-        except RedisError:
-            if not fail_open:
-                raise
-            self._breaker.trip()
-            log.warning("rate_limit_storage_unreachable", policy=spends[0][0].name)
-            return
+        return cls(spends, keys, args)
+
+    def check(self, answer: Sequence[int]) -> None:
+        """Nothing when the script's ``answer`` says every budget paid; else ``Unauthorized``
+        (401 ``token_revoked``) or ``RateLimited`` (429) with the refusing budget's headers."""
         if answer[0] == 0:
             return
         if answer[0] == _REVOKED:
             raise token_revoked()
-        limit = spends[answer[0] - 1][0]
+        limit = self.spends[answer[0] - 1][0]
         remaining, retry_after = _window_stats(limit, *answer[1:])
         raise RateLimited(
             "Too many requests; retry later.",
@@ -164,15 +207,6 @@ class RateLimiter:
             },
             policy=limit.name,
         )
-
-    async def refund(self, spends: Sequence[tuple[RateLimit, str]], *, cost: int = 1) -> None:
-        """Give back what ``enforce_all`` spent, for budgets that count only failures (a login
-        that succeeded). Best effort: the request already succeeded."""
-        keys = [key for limit, identity in spends for key in limit.keys(identity)]
-        try:
-            await self._refund(keys=keys, args=[cost])
-        except RedisError:
-            log.warning("rate_limit_refund_failed", policy=spends[0][0].name)
 
 
 def token_revoked() -> Unauthorized:

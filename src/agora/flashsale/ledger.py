@@ -3,7 +3,10 @@ changes them.
 
 Every change that must be atomic is one Lua script (``flashsale/lua/``), run with EVALSHA. All
 keys of one sale share the hash tag ``{sale id}``, so a sale lives on one node of a Redis
-Cluster and its scripts stay legal there.
+Cluster. The purchase script also spends the request's rate-limit budgets and checks its token
+(``core/lua/ratelimit.lua``, embedded), so that a purchase is one round trip; those keys are
+the buyer's and client's, outside the sale's slot, which a single Redis node (what Agora runs
+on) allows and a Cluster would not.
 
 - ``sale``: a hash of the window (epoch ms), the per-buyer limit, ``quantity``, ``remaining``,
   ``queued_units`` (units in tickets the worker has not settled) and ``is_closed``, plus ``info``,
@@ -29,6 +32,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from agora.core.ratelimit import BudgetCall, budget_script_source
 from agora.core.serialization import dumps, loads
 
 KEY_PREFIX = "agora:flashsale:"
@@ -82,7 +86,15 @@ class _Script:
 def _script(name: str) -> _Script:
     """A Lua script and its SHA, read and hashed once per process rather than on every call."""
     source = resources.files("agora.flashsale").joinpath("lua", f"{name}.lua").read_bytes()
+    if name == "purchase":
+        source = _budget_function() + source
     return _Script(source, hashlib.sha1(source, usedforsecurity=False).hexdigest())
+
+
+def _budget_function() -> bytes:
+    """core's rate-limit script as the Lua function ``spend_budgets(KEYS, ARGV)`` that
+    ``purchase.lua`` calls first (its parameters shadow the script's own ``KEYS``/``ARGV``)."""
+    return b"local function spend_budgets(KEYS, ARGV)\n" + budget_script_source() + b"\nend\n"
 
 
 async def _run(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -186,9 +198,13 @@ async def purchase(
     shipping_address: dict[str, Any] | None = None,
     request_key: str | None = None,
     fingerprint: str = "",
+    budgets: BudgetCall | None = None,
 ) -> PurchaseOutcome:
     """Try to take ``quantity`` units for a buyer; one atomic step in Redis. The shipping
-    address, if any, is kept with the ticket."""
+    address, if any, is kept with the ticket.
+
+    ``budgets`` (the request's rate limits and token check) are spent first, in the same
+    script: 429 ``RateLimited`` or 401 ``token_revoked`` when they refuse, nothing bought."""
     ticket_id = uuid.uuid4()
     keys = [
         sale_key(sale_id),
@@ -208,7 +224,13 @@ async def purchase(
         WAKE_TTL_MS,
         dumps(shipping_address) if shipping_address else b"",
     ]
-    outcome, detail, *wake = await _run(redis, "purchase", keys, args)
+    if budgets is not None:
+        keys.extend(budgets.keys)
+        args.extend(budgets.args)
+    answer = await _run(redis, "purchase", keys, args)
+    if budgets is not None and answer[0] == b"budget_refused":
+        budgets.check(answer[1:])
+    outcome, detail, *wake = answer
     return PurchaseOutcome(outcome.decode(), detail.decode(), wake == [b"1"])
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agora.core.db import call_after_commit, utcnow
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.jobs import Job, defer, publish
+from agora.core.ratelimit import BudgetCall
 from agora.flashsale import ledger, repository, stock
 from agora.flashsale.models import FlashSale
 
@@ -158,13 +159,16 @@ async def purchase(
     shipping_address: dict[str, Any] | None = None,
     request_key: str | None = None,
     fingerprint: str = "",
+    budgets: BudgetCall | None = None,
 ) -> PurchaseTicket:
     """Take units for a buyer in one atomic Redis step, and wake a worker to order them (once
     per burst: the script says whether a worker was already asked).
 
-    ``shipping_address`` (already validated) is kept with the ticket for its order.
-    No SQL. 404 ``flash_sale_not_found``; 409 ``not_started``, ``ended``, ``limit_reached``,
-    ``sold_out``; 422 ``idempotency_key_reused`` for a key sent before with another body.
+    ``shipping_address`` (already validated) is kept with the ticket for its order; the
+    request's ``budgets`` are spent in the same step. No SQL. 404 ``flash_sale_not_found``;
+    409 ``not_started``, ``ended``, ``limit_reached``, ``sold_out``; 422
+    ``idempotency_key_reused`` for a key sent before with another body; 429 or 401
+    ``token_revoked`` from the budgets.
     """
     decision = await ledger.purchase(
         redis,
@@ -174,6 +178,7 @@ async def purchase(
         shipping_address=shipping_address,
         request_key=request_key,
         fingerprint=fingerprint,
+        budgets=budgets,
     )
     if not decision.is_accepted:
         raise _refusal(decision)

@@ -9,12 +9,23 @@
 --       5 seconds to keep the ticket after the sale ends, 6 seconds to keep the idempotency key
 -- ARGV: 7 milliseconds the wake flag lives (a lost drain is asked again after that),
 --       8 the shipping address as JSON ('' without one), kept with the ticket for its order
+-- KEYS 7.., ARGV 9.. (optional): the request's rate-limit budgets and token epoch, as
+--       core/lua/ratelimit.lua takes them; spent first by ``spend_budgets`` (that script as a
+--       function, which ledger.py puts before this one), so the purchase is one round trip
 -- Returns {outcome, detail, wake}: accepted/replayed + ticket id, or a refusal + a number;
--- wake is '1' when the caller should ask a worker to drain the queue (nobody was asked yet).
+-- wake is '1' when the caller should ask a worker to drain the queue (nobody was asked yet);
+-- or {'budget_refused', <the rate-limit script's answer>} when a budget or the token refused.
 local sale, buyers, queue, ticket, idempotency = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local wake_flag = KEYS[6]
 local buyer, quantity, ticket_id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local fingerprint, keep_after_end, key_ttl = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+
+if #ARGV > 8 then
+  local spent = spend_budgets({unpack(KEYS, 7)}, {unpack(ARGV, 9)})
+  if spent[1] ~= 0 then
+    return {'budget_refused', unpack(spent)}
+  end
+end
 
 if redis.call('EXISTS', sale) == 0 then
   return {'not_found', ''}
