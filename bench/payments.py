@@ -16,11 +16,11 @@ The floor ``verify only`` (``bench/payments_verify_app.py``) serves the same seq
 same provider classes and server settings, verifying and answering, nothing else.
 
     .venv/bin/python -m bench.payments [--connections 32] [--duration 5] [--payments 1500]
+                                       [--processes 1]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import uuid
@@ -49,7 +49,14 @@ from bench.harness import (
     free_port,
     uvicorn_server,
 )
-from bench.wrk import PreparedRequest, RequestSequence, WrkResult, measure_get
+from bench.wrk import (
+    PreparedRequest,
+    RequestSequence,
+    WrkResult,
+    measure_get,
+    server_cpu_seconds,
+    wrk_arguments,
+)
 
 PROVIDERS = ("alipay", "wechatpay", "stripe")
 VERIFY_APP = "bench.payments_verify_app:create_app"
@@ -133,10 +140,12 @@ async def inbox_size(database_url: str, provider: str) -> int:
 
 @dataclass(frozen=True)
 class CallbackRun:
-    """One provider's measured run, and how many of its deliveries were first ones."""
+    """One provider's measured run, how many of its deliveries were first ones, and the CPU
+    a delivery cost the API processes (user + system, over the measured run)."""
 
     result: WrkResult
     first_deliveries: int
+    cpu_ms_per_request: float
 
 
 def measure_callbacks(
@@ -150,9 +159,11 @@ def measure_callbacks(
     warmup = sequence.measure("warm-up", url, connections=load["connections"], duration=1)
     before = asyncio.run(inbox_size(database_url, provider))
     start = warmup.requests + load["connections"]  # past what the warm-up sent, answered or not
+    cpu_before = server_cpu_seconds(url)
     result = sequence.measure(f"agora {provider} callback", url, start=start, **load)
+    cpu = server_cpu_seconds(url) - cpu_before
     first = asyncio.run(inbox_size(database_url, provider)) - before
-    return CallbackRun(result, first)
+    return CallbackRun(result, first, 1000 * cpu / result.requests if result.requests else 0.0)
 
 
 def print_callbacks(
@@ -163,39 +174,39 @@ def print_callbacks(
 ) -> None:
     """One row per floor and per provider: throughput, latency, mix, ratio to its floor."""
     table = Table(title=title)
-    columns = ("scenario", "first", "duplicate", "errors", "req/s", "p50 ms", "p99 ms", "ratio")
-    for column in (*columns, "target"):
+    columns = ("scenario", "first", "duplicate", "errors", "req/s", "p50 ms", "p99 ms")
+    for column in (*columns, "CPU ms/req", "ratio", "target"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
 
-    def row(result: LoadResult, mix: tuple[str, str], ratio: str, target: str) -> None:
+    def row(result: LoadResult, mix: tuple[str, str, str], ratio: str, target: str) -> None:
         table.add_row(
             result.name,
-            *mix,
+            *mix[:2],
             str(result.errors),
             f"{result.throughput:,.0f}",
             f"{result.median:.2f}",
             f"{result.percentile(0.99):.2f}",
+            mix[2],
             ratio,
             target,
         )
 
-    row(healthz, ("", ""), "", "")
+    row(healthz, ("", "", ""), "", "")
     for provider, run in runs.items():
         floor = floors[provider]
-        row(floor, ("", ""), "floor", "")
+        row(floor, ("", "", ""), "floor", "")
         ratio = run.result.throughput / floor.throughput if floor.throughput else float("nan")
         duplicates = run.result.requests - run.first_deliveries
         met = "met" if run.result.throughput >= TARGET else "NOT met"
         target = f"≥ {TARGET:,}/s {met}" if provider != "stripe" else ""
-        row(run.result, (f"{run.first_deliveries:,}", f"{duplicates:,}"), f"{ratio:.2f}x", target)
+        mix = (f"{run.first_deliveries:,}", f"{duplicates:,}", f"{run.cpu_ms_per_request:.2f}")
+        row(run.result, mix, f"{ratio:.2f}x", target)
     Console(width=140).print(table)
 
 
 def main() -> None:
     """Prepare payments, start the floor app and the API, drive each provider, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--duration", type=int, default=5)
+    parser = wrk_arguments(__doc__)
     parser.add_argument("--payments", type=int, default=1500, help="open payments per provider")
     args = parser.parse_args()
     load = {"connections": args.connections, "duration": args.duration}
@@ -226,8 +237,8 @@ def main() -> None:
     # Both servers stay up, and each provider is measured on the floor, then right away on
     # Agora: the two sides of a ratio are seconds apart on a machine whose load drifts.
     with (
-        uvicorn_server(VERIFY_APP, free_port(), env=env) as floor_url,
-        agora_server(env, free_port()) as url,
+        uvicorn_server(VERIFY_APP, free_port(), workers=args.processes, env=env) as floor_url,
+        agora_server(env, free_port(), workers=args.processes) as url,
     ):
         healthz = asyncio.run(measure_get("agora /healthz", url, "/healthz", **load))
         for provider, sequence in sequences.items():
@@ -237,7 +248,8 @@ def main() -> None:
             )
             runs[provider] = measure_callbacks(provider, sequence, url, urls.database_url, load)
     print_callbacks(
-        f"Payment callbacks, each delivered twice (uvicorn {' '.join(UVICORN_FLAGS)}, 1 process, "
+        f"Payment callbacks, each delivered twice (uvicorn {' '.join(UVICORN_FLAGS)}, "
+        f"{args.processes} process(es), "
         f"wrk -t1 -c{args.connections}, {args.duration}s each, {args.payments} payments per "
         "provider)",
         healthz,
