@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -162,25 +163,22 @@ _LUA_BYTES = [
 
 def server_cpu_seconds(base_url: str) -> float:
     """CPU seconds (user + system) spent so far by the server behind ``base_url``: every
-    process listening on its port and their children (the workers of ``--workers N``)."""
+    process of the session of the one listening on its port (``bench.harness.server`` starts
+    each server in a session of its own, so the workers of ``--workers N`` are counted)."""
     port = urlsplit(base_url).port
-    listeners = {
+    listener = next(
         connection.pid
         for connection in psutil.net_connections("tcp")
-        if connection.laddr
-        and connection.laddr.port == port
-        and connection.status == "LISTEN"
-        and connection.pid is not None
-    }
-    processes: dict[int, psutil.Process] = {}
-    for pid in listeners:
-        process = psutil.Process(pid)
-        for member in (process, *process.children(recursive=True)):
-            processes[member.pid] = member
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN"
+    )
+    assert listener is not None
+    session = os.getsid(listener)
     total = 0.0
-    for process in processes.values():
-        times = process.cpu_times()
-        total += times.user + times.system
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(process.pid) == session:
+                times = process.cpu_times()
+                total += times.user + times.system
     return total
 
 
