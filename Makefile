@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-BENCHMARKS := http_baseline auth catalog checkout payments flashsale scale crawler grpc pickup redis_outage logs hotpaths middleware
+BENCHMARKS := http_baseline auth catalog checkout payments flashsale flashsale_purchase scale crawler grpc pickup redis_outage logs hotpaths middleware
 
 .PHONY: up test lint fmt bench fuzz clean scale-up scale-down
 
