@@ -224,7 +224,29 @@ async def test_a_ticket_is_seen_by_its_buyer_and_staff_only(
 async def test_purchases_are_rate_limited_per_buyer(
     database: Database, settings: Settings, redis: Redis
 ) -> None:
-    limited = create_app(settings.model_copy(update={"rate_limit_flash_sale_buyer": "2/minute"}))
+    limits = {"rate_limit_flash_sale_buyer": "2/minute"}
+    answers, _ = await _purchases_under(limits, 3, database, settings, redis)
+
+    assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert "Retry-After" in answers[2].headers
+
+
+async def test_a_purchase_refused_by_its_budget_takes_no_unit(
+    database: Database, settings: Settings, redis: Redis
+) -> None:
+    limits = {"rate_limit_flash_sale_buyer": "1/minute"}
+    answers, remaining = await _purchases_under(limits, 2, database, settings, redis)
+
+    assert [answer.status_code for answer in answers] == [202, 429]
+    assert remaining == 4
+
+
+async def _purchases_under(
+    limits: dict[str, str], attempts: int, database: Database, settings: Settings, redis: Redis
+) -> tuple[list[httpx.Response], int]:
+    """One buyer's ``attempts`` purchases on a sale of 5 units (5 per buyer) in an app with
+    ``limits``, and the units the sale has left after them."""
+    limited = create_app(settings.model_copy(update=limits))
     async with limited.router.lifespan_context(limited), _client(limited) as client:
         variant_id = await published_variant(database, redis, stock=10)
         sale = await create_sale(
@@ -232,10 +254,9 @@ async def test_purchases_are_rate_limited_per_buyer(
         )
         [buyer] = await buyers(database, settings, 1)
         url = f"{API}/flash-sales/{sale['id']}/purchase"
-        answers = [(await client.post(url, json={}, headers=buyer)) for _ in range(3)]
-
-    assert [answer.status_code for answer in answers] == [202, 202, 429]
-    assert "Retry-After" in answers[2].headers
+        answers = [(await client.post(url, json={}, headers=buyer)) for _ in range(attempts)]
+        remaining = (await client.get(f"{API}/flash-sales/{sale['id']}")).json()["remaining"]
+    return answers, int(remaining)
 
 
 async def test_purchases_spend_the_default_budget_too(
