@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from prometheus_client import (
@@ -108,9 +107,9 @@ def _redact_tokens(_: Any, __: str, rendered: Any) -> Any:
     return redact_tokens(rendered) if isinstance(rendered, str) else rendered
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """What a request was, for a sink that keeps requests as data (the log platform)."""
+class RequestRecord(NamedTuple):
+    """What a request was, for a sink that keeps requests as data (the log platform); a named
+    tuple, since one is built on every request."""
 
     at: float
     method: str
@@ -148,7 +147,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or new_request_id()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -169,12 +168,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            self._record(scope, status, elapsed)
+            route = route_template(scope)
+            self._record(scope, route, status, elapsed)
             if self.request_sink is not None:
-                self.request_sink(_request_record(scope, status, elapsed, sent, request_id))
+                self.request_sink(_request_record(scope, route, status, elapsed, sent, request_id))
 
-    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
-        method, route = scope["method"], route_template(scope)
+    def _record(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
+        method = scope["method"]
         counter = self.counters.get((method, route, status))
         if counter is None:
             counter = HTTP_REQUESTS.labels(method, route, str(status))
@@ -196,7 +196,7 @@ class RequestContextMiddleware:
 
 
 def _request_record(
-    scope: Scope, status: int, elapsed: float, sent: int, request_id: str
+    scope: Scope, route: str, status: int, elapsed: float, sent: int, request_id: str
 ) -> RequestRecord:
     client = scope.get("client")
     principal = scope.get("state", {}).get("principal")
@@ -205,7 +205,7 @@ def _request_record(
         at=time.time() - elapsed,
         method=scope["method"],
         path=scope["path"],
-        route=route_template(scope),
+        route=route,
         status=status,
         duration_ms=elapsed * 1000,
         response_bytes=sent,
@@ -213,6 +213,13 @@ def _request_record(
         user_id=str(user_id) if user_id is not None else None,
         request_id=request_id,
     )
+
+
+def new_request_id() -> str:
+    """128 random bits in hex, the shape of a UUID's hex without building one (a fifth of the
+    cost). A request id correlates log lines: it must not repeat, it need not be unguessable;
+    ``random`` is reseeded in every forked worker, so processes do not share a sequence."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
