@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -44,6 +45,7 @@ from bench.wrk import measure_get
 
 AGORA = "agora.app:create_app"
 BARE = "bench.bare_bytes_app:create_app"
+SERVER_WRITTEN_HEADERS = frozenset({"date", "server", "content-length"})
 
 
 def hot_paths(base_url: str) -> dict[str, str]:
@@ -60,13 +62,19 @@ def hot_paths(base_url: str) -> dict[str, str]:
 
 
 def record(base_url: str, paths: dict[str, str], into: Path) -> None:
-    """Write what Agora answers on each path, for the bare app to serve."""
+    """Write what Agora answers on each path, body and headers, for the bare app to serve. The
+    headers the server writes itself (date, server, content-length) are left to the bare app's
+    server; everything else, security headers and request id included, is sent byte for byte."""
     recorded = {}
     for path in paths.values():
         response = httpx.get(base_url + path)
         response.raise_for_status()
-        headers = response.headers
-        recorded[path] = [response.text, headers.get("etag", ""), headers.get("cache-control", "")]
+        headers = [
+            [name, value]
+            for name, value in response.headers.items()
+            if name not in SERVER_WRITTEN_HEADERS
+        ]
+        recorded[path] = [response.text, headers]
     into.write_text(json.dumps(recorded))
 
 
@@ -89,23 +97,50 @@ def server_process(port: int) -> psutil.Process:
     raise RuntimeError(f"nobody listens on {port}")
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One path under wrk on one server, with the server's CPU per request: on a shared
+    machine the CPU a request costs the server moves far less than its req/s."""
+
+    load: LoadResult
+    cpu_us: float
+
+
+def server_cpu_seconds(process: psutil.Process) -> float:
+    """CPU time of a server process and of its workers."""
+    processes = [process, *process.children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def measure_on(name: str, base_url: str, path: str, load: dict[str, int]) -> Measured:
+    """``path`` under wrk on the server at ``base_url``."""
+    process = server_process(int(base_url.rsplit(":", 1)[1]))
+    before = server_cpu_seconds(process)
+    result = asyncio.run(measure_get(name, base_url, path, **load))
+    spent = server_cpu_seconds(process) - before
+    return Measured(result, spent / result.requests * 1e6 if result.requests else float("nan"))
+
+
 def measure_pairs(
     first_url: str,
     second_url: str,
     paths: dict[str, str],
     names: tuple[str, str],
     load: dict[str, int],
-) -> tuple[list[LoadResult], list[LoadResult]]:
+) -> list[tuple[Measured, Measured]]:
     """Each path under wrk on the first server, then right away on the second."""
-    first, second = [], []
-    for name, path in paths.items():
-        first.append(asyncio.run(measure_get(f"{names[0]} {name}", first_url, path, **load)))
-        second.append(asyncio.run(measure_get(f"{names[1]} {name}", second_url, path, **load)))
-    return first, second
+    return [
+        (
+            measure_on(f"{names[0]} {name}", first_url, path, load),
+            measure_on(f"{names[1]} {name}", second_url, path, load),
+        )
+        for name, path in paths.items()
+    ]
 
 
-def print_pairs(title: str, pairs: list[tuple[LoadResult, LoadResult]], *, target: float) -> None:
-    """One row per (baseline, measured) pair: both throughputs, latencies and the ratio."""
+def print_pairs(title: str, pairs: list[tuple[Measured, Measured]], *, target: float) -> None:
+    """One row per (baseline, measured) pair: throughputs, latencies, server CPU per request,
+    and the throughput ratio the target is about."""
     table = Table(title=title)
     columns = (
         "scenario",
@@ -114,24 +149,29 @@ def print_pairs(title: str, pairs: list[tuple[LoadResult, LoadResult]], *, targe
         "errors",
         "p50 ms",
         "p99 ms",
+        "baseline CPU µs/req",
+        "CPU µs/req",
         "ratio",
         "target",
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "scenario" else "right")
-    for baseline, result in pairs:
-        ratio = result.throughput / baseline.throughput if baseline.throughput else float("nan")
+    for baseline, measured in pairs:
+        result = measured.load
+        ratio = result.throughput / baseline.load.throughput if baseline.load.throughput else 0.0
         table.add_row(
             result.name,
-            f"{baseline.throughput:,.0f}",
+            f"{baseline.load.throughput:,.0f}",
             f"{result.throughput:,.0f}",
             str(result.errors),
             f"{result.median:.2f}",
             f"{result.percentile(0.99):.2f}",
+            f"{baseline.cpu_us:.0f}",
+            f"{measured.cpu_us:.0f}",
             f"{ratio:.2f}x",
             f"≥ {target}x {'met' if ratio >= target else 'NOT met'}",
         )
-    Console(width=140).print(table)
+    Console(width=160).print(table)
 
 
 @contextlib.contextmanager
@@ -188,9 +228,9 @@ def main() -> None:
             # Both servers stay up and each path is measured on one, then on the other: the
             # two sides of a ratio are seconds apart, not minutes, on a machine whose load drifts.
             with uvicorn_server(BARE, free_port(), env=bare_env) as bare_url:
-                bare, agora = measure_pairs(bare_url, url, paths, ("bare", "agora"), load)
+                against_bare = measure_pairs(bare_url, url, paths, ("bare", "agora"), load)
             with granian_server(AGORA, free_port(), env) as granian_url:
-                uvicorn, granian = measure_pairs(
+                against_uvicorn = measure_pairs(
                     url, granian_url, paths, ("agora on uvicorn", "agora on granian"), load
                 )
             rss = rss_after_mixed_load(url, port, paths, args.memory_seconds)
@@ -198,12 +238,12 @@ def main() -> None:
     print_pairs(
         f"Hot paths: Agora vs bare Starlette serving the same bytes (uvicorn {flags}, 1 process, "
         f"wrk -t1 -c{args.connections}, {args.duration}s each)",
-        list(zip(bare, agora, strict=True)),
+        against_bare,
         target=0.6,
     )
     print_pairs(
         "Server: Agora on granian (uvloop, 1 worker) vs Agora on uvicorn",
-        list(zip(uvicorn, granian, strict=True)),
+        against_uvicorn,
         target=1.0,
     )
     seconds = args.memory_seconds
