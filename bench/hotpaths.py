@@ -1,9 +1,11 @@
 """Hot paths against the framework floor, measured from outside with ``wrk``, in one run.
 
-1. **Cached reads**: each path is first recorded from Agora (body, ETag, Cache-Control); a bare
-   Starlette app then serves exactly those bytes under the same server settings, and both are
-   loaded with ``wrk -t1 -c<clients>`` one after the other. The ratio is per path.
-2. **Server**: the same Agora app under uvicorn (uvloop, httptools) and under granian.
+1. **Cached reads**: each path is first recorded from Agora as ``agora api`` serves it (body and
+   headers); a bare Starlette app then serves exactly those bytes under the same server and
+   settings (``app_server``), and both are loaded with ``wrk -t1 -c<clients>`` one after the
+   other. The ratio is per path; each side's server CPU per request is printed too.
+2. **Server**: the same Agora app as ``agora api`` runs it (granian) and under uvicorn (uvloop,
+   httptools), the server it replaced.
 3. **Memory**: the API process's RSS after ``--memory-seconds`` of mixed load (every path above).
 
 One API process, rate limits lifted (``AGORA_RATE_LIMIT_DEFAULT``), demo catalog loaded. The
@@ -36,9 +38,10 @@ from bench.harness import (
     UVICORN_FLAGS,
     LoadResult,
     agora_env,
+    agora_server,
+    app_server,
     bench_services,
     free_port,
-    server,
     uvicorn_server,
 )
 from bench.wrk import measure_get
@@ -76,16 +79,6 @@ def record(base_url: str, paths: dict[str, str], into: Path) -> None:
         ]
         recorded[path] = [response.text, headers]
     into.write_text(json.dumps(recorded))
-
-
-def granian_server(
-    app: str, port: int, env: dict[str, str]
-) -> contextlib.AbstractContextManager[str]:
-    """An ASGI factory under granian (one worker, uvloop), the counterpart of ``uvicorn_server``."""
-    granian = str(Path(sys.executable).with_name("granian"))
-    command = [granian, "--interface", "asgi", "--factory", "--loop", "uvloop"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-ws", app]
-    return server(command, env, port)
 
 
 def server_process(port: int) -> psutil.Process:
@@ -193,13 +186,15 @@ end
 
 
 def rss_after_mixed_load(base_url: str, port: int, paths: dict[str, str], seconds: int) -> float:
-    """The API process's resident memory (MB) after ``seconds`` of wrk on every path."""
+    """The API process's resident memory (MB) after ``seconds`` of wrk on every path (the
+    largest of the server's processes: the worker that serves, not the one that listens)."""
     if shutil.which("wrk") is None:
         return float("nan")
     with mixed_load_script(paths) as script:
         command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), base_url]
         subprocess.run(command, capture_output=True, check=True)
-    return server_process(port).memory_info().rss / 2**20
+    process = server_process(port)
+    return max(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
 
 
 def load_demo(env: dict[str, str]) -> None:
@@ -208,7 +203,8 @@ def load_demo(env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    """Record, measure the bare app, Agora under uvicorn, Agora under granian; print tables."""
+    """Record, measure the bare app, Agora as ``agora api`` runs it, Agora under uvicorn; print
+    the tables."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=5)
@@ -221,28 +217,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         recording = Path(folder) / "bytes.json"
         port = free_port()
-        with uvicorn_server(AGORA, port, env=env) as url:
+        with agora_server(env, port) as url:
             paths = hot_paths(url)
             record(url, paths, recording)
             bare_env = {**env, "BENCH_BYTES_FILE": str(recording)}
             # Both servers stay up and each path is measured on one, then on the other: the
             # two sides of a ratio are seconds apart, not minutes, on a machine whose load drifts.
-            with uvicorn_server(BARE, free_port(), env=bare_env) as bare_url:
+            with app_server(BARE, free_port(), env=bare_env) as bare_url:
                 against_bare = measure_pairs(bare_url, url, paths, ("bare", "agora"), load)
-            with granian_server(AGORA, free_port(), env) as granian_url:
+            with uvicorn_server(AGORA, free_port(), env=env) as uvicorn_url:
                 against_uvicorn = measure_pairs(
-                    url, granian_url, paths, ("agora on uvicorn", "agora on granian"), load
+                    uvicorn_url, url, paths, ("agora on uvicorn", "agora on granian"), load
                 )
             rss = rss_after_mixed_load(url, port, paths, args.memory_seconds)
-    flags = " ".join(UVICORN_FLAGS)
     print_pairs(
-        f"Hot paths: Agora vs bare Starlette serving the same bytes (uvicorn {flags}, 1 process, "
-        f"wrk -t1 -c{args.connections}, {args.duration}s each)",
+        "Hot paths: Agora (agora api: granian, uvloop, 1 process) vs bare Starlette serving the "
+        f"same bytes on the same server, wrk -t1 -c{args.connections}, {args.duration}s each",
         against_bare,
         target=0.6,
     )
+    flags = " ".join(UVICORN_FLAGS)
     print_pairs(
-        "Server: Agora on granian (uvloop, 1 worker) vs Agora on uvicorn",
+        f"Server: Agora as agora api runs it (granian) vs Agora on uvicorn {flags}",
         against_uvicorn,
         target=1.0,
     )

@@ -1,12 +1,13 @@
 """What each piece of the HTTP middleware stack costs a request, measured from outside.
 
 The app is served as users run it, then once without each middleware in turn
-(``bench/middleware_app.py``), one uvicorn process each, loaded with ``wrk -t1`` on two paths:
-``/healthz`` (answered by the edge cache) and ``/readyz`` (routing, dependencies, a round trip
-to PostgreSQL and one to Redis; never cached). A piece's cost is ``1/req/s with it −
-1/req/s without it``: microseconds of the one server process per request (negative: the piece
-saves work, as the edge cache does). Full-stack runs alternate with the others, and each is
-compared with the full-stack run just before it, so that drift on a shared machine weighs less.
+(``bench/middleware_app.py``), one process each on ``agora api``'s server, loaded with
+``wrk -t1`` on two paths: ``/healthz`` (answered by the edge cache) and ``/readyz`` (routing,
+dependencies, a round trip to PostgreSQL and one to Redis; never cached). A piece's cost is
+``1/req/s with it − 1/req/s without it``: microseconds of the one server process per request
+(negative: the piece saves work, as the edge cache does). Full-stack runs alternate with the
+others, and each is compared with the full-stack run just before it, so that drift on a shared
+machine weighs less.
 
     .venv/bin/python -m bench.middleware [--connections 32] [--duration 4]
 """
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agora.app import create_app
-from bench.harness import agora_env, bench_services, free_port, uvicorn_server
+from bench.harness import agora_env, app_server, bench_services, free_port
 from bench.wrk import measure_get
 
 FACTORY = "bench.middleware_app:create_app"
@@ -29,7 +30,7 @@ PATHS = {"/healthz": "/healthz", "/readyz": "/readyz"}
 
 def throughputs(env: dict[str, str], left_out: str, args: argparse.Namespace) -> list[float]:
     """req/s on each path of the app less ``left_out`` (the whole stack when empty)."""
-    with uvicorn_server(FACTORY, free_port(), env={**env, "AGORA_BENCH_WITHOUT": left_out}) as url:
+    with app_server(FACTORY, free_port(), env={**env, "AGORA_BENCH_WITHOUT": left_out}) as url:
         return [
             asyncio.run(
                 measure_get(name, url, path, connections=args.connections, duration=args.duration)
@@ -51,7 +52,7 @@ def main() -> None:
     env = agora_env(bench_services())
     pieces = [_name(middleware.cls) for middleware in create_app().user_middleware]
     table = Table(
-        title=f"Middleware cost per request (1 uvicorn process, wrk -t1 -c{args.connections})"
+        title=f"Middleware cost per request (1 server process, wrk -t1 -c{args.connections})"
     )
     table.add_column("left out", justify="left")
     for name in PATHS:

@@ -1,9 +1,9 @@
 """Logs, request ids and Prometheus metrics.
 
 Logs are structlog: JSON lines in production, readable in a terminal. Every line written while a
-request is handled carries its ``request_id``. Every rendered line, ours and the server's (uvicorn
-logs each WebSocket handshake with its query string), has its ``token=`` values redacted: a
-client that still puts a token in a URL must not get it written to disk.
+request is handled carries its ``request_id``; each HTTP request and each WebSocket session gets
+one access line (the server logs none). Every rendered line has its ``token=`` values redacted:
+a client that still puts a token in a URL must not get it written to disk.
 
 Metrics work with several worker processes: when ``PROMETHEUS_MULTIPROC_DIR`` is set, each
 process writes its samples there and ``/metrics`` aggregates them.
@@ -40,6 +40,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 TOKEN_PARAMETER = re.compile(r"(?i)(token=)[^&\s\"'\\]+")
 REDACTED = "[redacted]"
 _QUIET_ROUTES = frozenset({"/healthz", "/metrics"})
+_WEBSOCKET_REFUSALS = frozenset({"websocket.close", "websocket.http.response.start"})
 
 HTTP_REQUESTS = Counter(
     "agora_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -144,12 +145,13 @@ class RequestContextMiddleware:
         self.histograms: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket_session(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or new_request_id()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = _bind_request_id(scope)
         started = time.perf_counter()
         status = 500
         sent = 0
@@ -172,6 +174,34 @@ class RequestContextMiddleware:
             self._record(scope, route, status, elapsed)
             if self.request_sink is not None:
                 self.request_sink(_request_record(scope, route, status, elapsed, sent, request_id))
+
+    async def _websocket_session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One access line per WebSocket session, whatever server runs the app: its path and
+        query (tokens redacted when the line is rendered), whether the handshake was accepted,
+        and how long the session lasted."""
+        _bind_request_id(scope)
+        started = time.perf_counter()
+        outcome = "dropped"  # the app returned without answering the handshake
+
+        async def observed_send(message: Message) -> None:
+            nonlocal outcome
+            if message["type"] == "websocket.accept":
+                outcome = "accepted"
+            elif outcome != "accepted" and message["type"] in _WEBSOCKET_REFUSALS:
+                outcome = "rejected"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            if self.access_logger.isEnabledFor(logging.INFO):
+                query = scope.get("query_string", b"").decode("latin-1")
+                self.log.info(
+                    "websocket",
+                    path=scope["path"] + ("?" + query if query else ""),
+                    outcome=outcome,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
 
     def _record(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
         method = scope["method"]
@@ -213,6 +243,15 @@ def _request_record(
         user_id=str(user_id) if user_id is not None else None,
         request_id=request_id,
     )
+
+
+def _bind_request_id(scope: Scope) -> str:
+    """The request's id (the client's, when it sent a usable one), bound to every log line
+    written while the request is handled."""
+    request_id = _incoming_request_id(scope) or new_request_id()
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
 
 
 def new_request_id() -> str:
