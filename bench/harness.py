@@ -40,7 +40,6 @@ from agora.settings import DEFAULT_SECRET_KEY, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATA_DIR = Path(os.environ.get("AGORA_BENCH_DATA_DIR", ROOT / ".agora" / "bench"))
-HEADER_READ_TIMEOUT_MS = Settings.model_fields["http_keepalive_timeout"].default * 1000
 UVICORN_FLAGS = [
     "--loop",
     "uvloop",
@@ -181,13 +180,11 @@ def agora_server(
 def app_server(
     app: str, port: int, workers: int = 1, env: dict[str, str] | None = None
 ) -> contextlib.AbstractContextManager[str]:
-    """Any ASGI app factory (``module:function``) under the server ``agora api`` runs, with its
-    settings (granian, uvloop, the same header read timeout): the yardstick apps' server, so that
-    a ratio compares apps, not servers. ``env`` as for ``uvicorn_server``."""
-    granian = str(Path(sys.executable).with_name("granian"))
-    command = [granian, "--interface", "asgi", "--factory", "--loop", "uvloop"]
-    command += ["--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), app]
+    """Any ASGI app factory (``module:function``) served as ``agora api`` serves Agora
+    (``agora/serving.py``): the yardstick apps' server, so that a ratio compares apps, not
+    servers. ``env`` as for ``uvicorn_server``."""
+    call = f"serve({app!r}, host='127.0.0.1', port={port}, workers={workers})"
+    command = [sys.executable, "-c", f"from agora.serving import serve; {call}"]
     return server(command, dict(os.environ) if env is None else env, port)
 
 

@@ -91,11 +91,8 @@ def migrate() -> None:
 def api(
     host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1
 ) -> None:
-    """Serve the HTTP and WebSocket API with granian (``docs/performance.md`` compares it with
-    uvicorn on the same app: the faster, with no feature lost)."""
-    from granian.constants import Interfaces, Loops
-    from granian.http import HTTP1Settings
-    from granian.server import Server
+    """Serve the HTTP and WebSocket API (``agora/serving.py``)."""
+    from agora.serving import serve
 
     if "FORWARDED_ALLOW_IPS" in os.environ:
         console.print(
@@ -107,23 +104,7 @@ def api(
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     else:
         _prepare_metrics_dir()
-    # granian reads no X-Forwarded-For: the app believes it from AGORA_TRUSTED_PROXIES only.
-    # Its header read timeout also closes a keep-alive connection left idle that long; it is
-    # longer than the proxy's upstream keepalive, so the proxy, not the API, closes idle
-    # connections, and never sends a request on a connection the API is closing.
-    idle_ms = get_settings().http_keepalive_timeout * 1000
-    Server(
-        "agora.app:create_app",
-        factory=True,
-        address=host,
-        port=port,
-        workers=workers,
-        interface=Interfaces.ASGI,
-        loop=Loops.uvloop,
-        http1_settings=HTTP1Settings(header_read_timeout=idle_ms),
-        log_access=False,
-        respawn_failed_workers=True,
-    ).serve()
+    serve("agora.app:create_app", host=host, port=port, workers=workers)
 
 
 @app.command()
