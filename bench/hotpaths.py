@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import shutil
 import subprocess
@@ -44,10 +45,12 @@ from bench.harness import (
     free_port,
     uvicorn_server,
 )
+from bench.profiling import print_profile, profile_during
 from bench.wrk import measure_get
 
 AGORA = "agora.app:create_app"
 BARE = "bench.bare_bytes_app:create_app"
+TARGET = 0.6
 SERVER_WRITTEN_HEADERS = frozenset({"date", "server", "content-length"})
 
 
@@ -131,6 +134,31 @@ def measure_pairs(
     ]
 
 
+def ratio_of(pair: tuple[Measured, Measured]) -> float:
+    """The measured side's throughput over the baseline's."""
+    baseline, measured = pair
+    if not baseline.load.throughput:
+        return 0.0
+    return measured.load.throughput / baseline.load.throughput
+
+
+def profile_misses(
+    base_url: str,
+    paths: dict[str, str],
+    pairs: list[tuple[Measured, Measured]],
+    load: dict[str, int],
+    target: float,
+) -> None:
+    """For each path below ``target``, where Agora's CPU goes on it, from a profiled rerun."""
+    process = server_process(int(base_url.rsplit(":", 1)[1]))
+    for (name, path), pair in zip(paths.items(), pairs, strict=True):
+        if ratio_of(pair) >= target:
+            continue
+        rerun = functools.partial(measure_on, name, base_url, path, load)
+        _, profile = profile_during(process.pid, load["duration"], rerun)
+        print_profile(f"Agora on {name}, below target: where the CPU goes", profile)
+
+
 def print_pairs(title: str, pairs: list[tuple[Measured, Measured]], *, target: float) -> None:
     """One row per (baseline, measured) pair: throughputs, latencies, server CPU per request,
     and the throughput ratio the target is about."""
@@ -151,7 +179,7 @@ def print_pairs(title: str, pairs: list[tuple[Measured, Measured]], *, target: f
         table.add_column(column, justify="left" if column == "scenario" else "right")
     for baseline, measured in pairs:
         result = measured.load
-        ratio = result.throughput / baseline.load.throughput if baseline.load.throughput else 0.0
+        ratio = ratio_of((baseline, measured))
         table.add_row(
             result.name,
             f"{baseline.load.throughput:,.0f}",
@@ -230,12 +258,14 @@ def main() -> None:
                     uvicorn_url, url, paths, ("agora on uvicorn", "agora on granian"), load
                 )
             rss = rss_after_mixed_load(url, port, paths, args.memory_seconds)
-    print_pairs(
-        "Hot paths: Agora (agora api: granian, uvloop, 1 process) vs bare Starlette serving the "
-        f"same bytes on the same server, wrk -t1 -c{args.connections}, {args.duration}s each",
-        against_bare,
-        target=0.6,
-    )
+            print_pairs(
+                "Hot paths: Agora (agora api: granian, uvloop, 1 process) vs bare Starlette "
+                f"serving the same bytes on the same server, wrk -t1 -c{args.connections}, "
+                f"{args.duration}s each",
+                against_bare,
+                target=TARGET,
+            )
+            profile_misses(url, paths, against_bare, load, TARGET)
     flags = " ".join(UVICORN_FLAGS)
     print_pairs(
         f"Server: Agora as agora api runs it (granian) vs Agora on uvicorn {flags}",
