@@ -17,7 +17,6 @@ machine is shared: absolute figures are noisy, the ratios within one run are wha
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import functools
 import json
@@ -26,18 +25,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psutil
 from rich.console import Console
 from rich.table import Table
 
 from bench.harness import (
     ROOT,
     UVICORN_FLAGS,
-    LoadResult,
     agora_env,
     agora_server,
     app_server,
@@ -46,7 +42,7 @@ from bench.harness import (
     uvicorn_server,
 )
 from bench.profiling import print_profile, profile_during
-from bench.wrk import measure_get
+from bench.wrk import Measured, measure_on, server_process
 
 AGORA = "agora.app:create_app"
 BARE = "bench.bare_bytes_app:create_app"
@@ -82,39 +78,6 @@ def record(base_url: str, paths: dict[str, str], into: Path) -> None:
         ]
         recorded[path] = [response.text, headers]
     into.write_text(json.dumps(recorded))
-
-
-def server_process(port: int) -> psutil.Process:
-    """The process serving ``port`` (the one that listens on it)."""
-    for connection in psutil.net_connections("tcp"):
-        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
-            assert connection.pid is not None
-            return psutil.Process(connection.pid)
-    raise RuntimeError(f"nobody listens on {port}")
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One path under wrk on one server, with the server's CPU per request: on a shared
-    machine the CPU a request costs the server moves far less than its req/s."""
-
-    load: LoadResult
-    cpu_us: float
-
-
-def server_cpu_seconds(process: psutil.Process) -> float:
-    """CPU time of a server process and of its workers."""
-    processes = [process, *process.children(recursive=True)]
-    return sum(sum(p.cpu_times()[:2]) for p in processes)
-
-
-def measure_on(name: str, base_url: str, path: str, load: dict[str, int]) -> Measured:
-    """``path`` under wrk on the server at ``base_url``."""
-    process = server_process(int(base_url.rsplit(":", 1)[1]))
-    before = server_cpu_seconds(process)
-    result = asyncio.run(measure_get(name, base_url, path, **load))
-    spent = server_cpu_seconds(process) - before
-    return Measured(result, spent / result.requests * 1e6 if result.requests else float("nan"))
 
 
 def measure_pairs(
