@@ -323,6 +323,11 @@ class Frontier:
         return UrlStatus(UrlState.UNKNOWN, None, None)
 
 
+def frontier_for(redis: Redis, settings: Settings) -> Frontier:
+    """The frontier as the settings configure it."""
+    return Frontier(redis, FrontierConfig.from_settings(settings))
+
+
 def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
     """ETag, Last-Modified and last fetch time (ms) from a URL's meta entry."""
     parts = as_text(meta).split("\t")
