@@ -8,6 +8,8 @@
 --   host:<host>   hash   policy (delay, rdelay, maxc, min, max) and state (next, pause, open,
 --                        fails, leased) and counters (fetched, notmod, errors)
 --   hosts         zset   host -> the time it may next give a URL (absent: nothing to give)
+--   crawlers      zset   crawler id -> until when it counts as live (it leased within a TTL)
+--   mine:<crawler>:<host>  zset  id -> lease expiry, the host's slots that crawler holds
 --   meta          hash   id -> "interval_s \t fetched_ms \t etag \t last_modified"
 --   robots:<host> string the host's robots.txt, kept for the robots TTL
 local P = ARGV[1]
