@@ -253,7 +253,6 @@ class Frontier:
     async def lease_ahead(self, idle: int, ahead: int, ended: Sequence[Lease] = ()) -> Grant:
         """Up to ``idle`` URLs to start now, and up to ``ahead`` more of hosts without a delay
         to hold until a fetcher is free, after freeing the slots of the ``ended`` fetches."""
-        freed = [value for lease in ended for value in (lease.id, lease.token)]
         config = self.config
         reply = await self._run(
             "lease",
@@ -262,7 +261,7 @@ class Frontier:
             config.lease_ttl_ms,
             config.start_margin_ms,
             self.crawler_id,
-            *freed,
+            _packed((lease.id, (lease.token,)) for lease in ended),
         )
         wait_ms = int(reply[0])
         leases = [_lease(*reply[i : i + 6]) for i in range(2, len(reply), 6)]
@@ -305,15 +304,21 @@ class Frontier:
         """Acknowledge leases with their outcomes; returns how many were still current."""
         if not acks:
             return 0
-        args: list[Any] = [self.config.breaker_cooldown_ms, self.crawler_id]
-        for ack in acks:
-            validators = "\t".join(
-                (value or "").replace("\t", " ") for value in (ack.etag, ack.last_modified)
+        records = (
+            (
+                ack.lease.id,
+                (
+                    ack.lease.token,
+                    ack.outcome.value,
+                    str(ack.wait_ms),
+                    str(ack.urgency),
+                    f"{_field(ack.etag)}\t{_field(ack.last_modified)}",
+                ),
             )
-            lease = ack.lease
-            args += [lease.id, lease.token, ack.outcome.value, ack.wait_ms, ack.urgency]
-            args.append(validators)
-        return int(await self._run("ack", *args))
+            for ack in acks
+        )
+        cooldown = self.config.breaker_cooldown_ms
+        return int(await self._run("ack", cooldown, self.crawler_id, _packed(records)))
 
     async def store_robots(
         self, host: str, body: str | None, *, crawl_delay_ms: int, pause_ms: int
@@ -355,6 +360,22 @@ class Frontier:
         if due is not None:
             return UrlStatus(UrlState.QUEUED, _from_ms(due), _from_ms(fetched_ms))
         return UrlStatus(UrlState.UNKNOWN, None, None)
+
+
+def _packed(records: Iterable[tuple[bytes, Sequence[str]]]) -> bytes:
+    """Records for a script, in one argument: an 8-byte URL id, then fields separated by byte 31,
+    ended by byte 30 (``unpack_records`` in ``lua/common.lua``)."""
+    return b"".join(
+        identifier + "\x1f".join(fields).encode() + b"\x1e" for identifier, fields in records
+    )
+
+
+_FIELD_BREAKS = str.maketrans({"\t": " ", "\x1e": " ", "\x1f": " "})
+
+
+def _field(value: str | None) -> str:
+    """A header value as a record field: no tab (it separates validators) nor record byte."""
+    return (value or "").translate(_FIELD_BREAKS)
 
 
 def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:

@@ -1,6 +1,6 @@
 -- ARGV: prefix, breaker threshold, breaker cooldown ms, the acknowledging crawler's id, then
--- per URL
--- (id, token, outcome, wait ms, urgency 0-100, validators "etag \t last_modified").
+-- one record per URL, packed (see unpack_records): id, token, outcome, wait ms, urgency 0-100,
+-- validators "etag \t last_modified".
 -- Outcomes:
 --   changed / same / notmod  fetched (200 with a change, 200 without, 304): the recrawl interval
 --                            halves or grows by half within the host's bounds
@@ -65,9 +65,9 @@ local function failed(hkey)
   return now + cooldown * fails / threshold
 end
 
-for i = 5, #ARGV, 6 do
-  local id, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local wait, urgency, validators = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
+for _, record in ipairs(unpack_records(ARGV[5])) do
+  local id, token, outcome = record[1], record[2], record[3]
+  local wait, urgency, validators = tonumber(record[4]), tonumber(record[5]), record[6]
   if num(redis.call('ZSCORE', P .. 'leases', id), -1) == tonumber(token) then
     local host = host_of(redis.call('HGET', P .. 'url', id))
     local hkey = P .. 'host:' .. host

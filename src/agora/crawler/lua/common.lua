@@ -23,6 +23,23 @@ local function host_of(url)
   return string.match(url, '^[%a][%w+.-]*://([^/?#]+)')
 end
 
+-- Records the crawler packs into one argument (one string costs it far less to send than many):
+-- each is an 8-byte URL id, then its fields separated by byte 31, ended by byte 30 (the id may
+-- hold any byte; the fields hold neither of those two).
+local function unpack_records(packed)
+  local records, pos = {}, 1
+  while pos <= #packed do
+    local stop = string.find(packed, '\30', pos + 8, true)
+    local record = {string.sub(packed, pos, pos + 7)}
+    for field in string.gmatch(string.sub(packed, pos + 8, stop - 1) .. '\31', '([^\31]*)\31') do
+      record[#record + 1] = field
+    end
+    records[#records + 1] = record
+    pos = stop + 1
+  end
+  return records
+end
+
 local function num(value, default)
   if value then
     return tonumber(value)

@@ -1,6 +1,7 @@
 -- ARGV: prefix, breaker threshold, URLs wanted for idle fetchers, URLs more to hold ahead (only
 -- of hosts without a delay), lease TTL ms, start margin ms, the leasing crawler's id, then
--- (id, token) of fetches that just ended, whose hosts' slots are freed first.
+-- records (id, token) of fetches that just ended, packed (see unpack_records), whose hosts'
+-- slots are freed first.
 -- The crawler is counted live for a lease TTL (crawlers, scored by when that ends); while
 -- several are, a host gives one crawler at most ceil(its limit / live crawlers) slots
 -- (mine:<crawler>:<host>), so one cannot hold every slot of a host while others starve.
@@ -30,8 +31,8 @@ redis.call('ZREMRANGEBYSCORE', crawlers, '-inf', now)
 local live = redis.call('ZCARD', crawlers)
 
 local freed = {}
-for i = 8, #ARGV, 2 do
-  local id, token = ARGV[i], ARGV[i + 1]
+for _, record in ipairs(unpack_records(ARGV[8])) do
+  local id, token = record[1], record[2]
   local url = redis.call('HGET', P .. 'url', id)
   if url then
     local host = host_of(url)
