@@ -29,9 +29,9 @@ from agora.crawler.fetch import Fetcher, FetchResult
 from agora.crawler.frontier import Ack, Frontier, Lease, Outcome
 from agora.crawler.gate import HELD_BACK, ROBOTS_DISALLOWED, HostGate
 from agora.crawler.metrics import (
-    FETCHES,
     POLITENESS_WAIT_SECONDS,
     FetchOutcome,
+    fetch_counter,
     set_frontier_sizes,
 )
 from agora.crawler.robots import allows
@@ -225,7 +225,7 @@ class Crawler:
         except Exception:
             log.exception("crawl failed", url=lease.url)
             done = _Done(lease, FetchOutcome.ERROR)
-        FETCHES.labels(done.outcome).inc()
+        fetch_counter(done.outcome).inc()
         if done.result is None:
             # Nothing for the handler: acknowledged at once, so that a 429 or an error weighs
             # on the host's gate before its slot can be given to another fetch.
