@@ -110,9 +110,13 @@ class Crawler:
         self.handler = handler
         self.concurrency = concurrency
         self.ahead = concurrency
+        # a lease in hand unused for half its TTL is given back rather than fetched: it could
+        # expire mid-fetch, and its slot be given to another fetch of the host
+        self.keep_s = frontier.config.lease_ttl_ms / 2000
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self._ahead: collections.deque[Lease] = collections.deque()
+        self._in_hand: collections.deque[tuple[float, Lease]] = collections.deque()
+        self._stale: list[Lease] = []
         self._idle = 0
         self._busy = 0
         self._passed_over = False
@@ -137,7 +141,7 @@ class Crawler:
             for task in fetchers:
                 task.cancel()
             await asyncio.gather(*fetchers, return_exceptions=True)
-            await self._release_ahead()
+            await self._release_in_hand()
             self._flush_now.set()
             await flusher
             with contextlib.suppress(Exception):
@@ -158,20 +162,24 @@ class Crawler:
         poll_at = 0.0
         while not stop.is_set():
             self._wake.clear()  # before looking: a wake while the call runs is not lost
-            idle = max(0, self._idle - len(self._ahead))
-            ahead = 0 if self._passed_over else self.ahead - len(self._ahead)
+            idle = max(0, self._idle - len(self._in_hand))
+            ahead = 0 if self._passed_over else self.ahead - len(self._in_hand)
             wait_s: float | None = IDLE_POLL_S
             if idle or ahead > self.ahead // 2 or self._free_now or loop.time() >= poll_at:
+                if self._stale:
+                    stale, self._stale = self._stale, []
+                    await self.frontier.ack([Ack(lease, Outcome.RELEASED) for lease in stale])
                 ended, self._ended, self._free_now = self._ended, [], False
                 grant = await self.frontier.lease_ahead(idle, ahead, ended)
                 poll_at = loop.time() + IDLE_POLL_S
                 self._passed_over = grant.passed_over
+                keep_until = loop.time() + self.keep_s
                 for lease in grant.leases:
                     # a host with a delay timed its next start from this grant: start it first
                     if lease.has_delay:
-                        self._ahead.appendleft(lease)
+                        self._in_hand.appendleft((keep_until, lease))
                     else:
-                        self._ahead.append(lease)
+                        self._in_hand.append((keep_until, lease))
                 if grant.leases:
                     self._ready.set()
                     if grant.wait_s == 0 and len(grant.leases) < idle + ahead:
@@ -193,27 +201,31 @@ class Crawler:
                 self._busy -= 1
 
     async def _next_lease(self, stop: asyncio.Event) -> Lease | None:
-        while not self._ahead:
+        while True:
+            while not self._in_hand:
+                if stop.is_set():
+                    return None
+                self._idle += 1
+                self._wake.set()
+                self._ready.clear()
+                try:
+                    await self._ready.wait()
+                finally:
+                    self._idle -= 1
             if stop.is_set():
                 return None
-            self._idle += 1
-            self._wake.set()
-            self._ready.clear()
-            try:
-                await self._ready.wait()
-            finally:
-                self._idle -= 1
-        if stop.is_set():
-            return None
-        self._busy += 1
-        lease = self._ahead.popleft()
-        if len(self._ahead) <= self.ahead // 2:
-            self._wake.set()
-        return lease
+            keep_until, lease = self._in_hand.popleft()
+            if len(self._in_hand) <= self.ahead // 2:
+                self._wake.set()
+            if asyncio.get_running_loop().time() <= keep_until:
+                self._busy += 1
+                return lease
+            self._stale.append(lease)
 
-    async def _release_ahead(self) -> None:
-        """Give back the leases held ahead that no fetcher took (due again at once)."""
-        held, self._ahead = list(self._ahead), collections.deque()
+    async def _release_in_hand(self) -> None:
+        """Give back the leases in hand that no fetcher took (due again at once)."""
+        held = [lease for _, lease in self._in_hand] + self._stale
+        self._in_hand, self._stale = collections.deque(), []
         try:
             await self.frontier.ack([Ack(lease, Outcome.RELEASED) for lease in held])
         except Exception:
