@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from bench.harness import LoadResult, get, run_load
 
 _LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -170,3 +172,36 @@ def parse_wrk(name: str, output: str, *, refusals_are_answers: bool = False) -> 
         percentiles_ms=percentiles,
         non_2xx=non_2xx,
     )
+
+
+def server_process(port: int) -> psutil.Process:
+    """The process serving ``port`` (the one that listens on it)."""
+    for connection in psutil.net_connections("tcp"):
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
+            assert connection.pid is not None
+            return psutil.Process(connection.pid)
+    raise RuntimeError(f"nobody listens on {port}")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One path under wrk on one server, with the server's CPU per request: on a shared
+    machine the CPU a request costs the server moves far less than its req/s."""
+
+    load: LoadResult
+    cpu_us: float
+
+
+def server_cpu_seconds(process: psutil.Process) -> float:
+    """CPU time of a server process and of its workers."""
+    processes = [process, *process.children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def measure_on(name: str, base_url: str, path: str, load: dict[str, int]) -> Measured:
+    """``path`` under wrk on the server at ``base_url``."""
+    process = server_process(int(base_url.rsplit(":", 1)[1]))
+    before = server_cpu_seconds(process)
+    result = asyncio.run(measure_get(name, base_url, path, **load))
+    spent = server_cpu_seconds(process) - before
+    return Measured(result, spent / result.requests * 1e6 if result.requests else float("nan"))

@@ -362,6 +362,11 @@ class Frontier:
         return UrlStatus(UrlState.UNKNOWN, None, None)
 
 
+def frontier_for(redis: Redis, settings: Settings) -> Frontier:
+    """The frontier as the settings configure it."""
+    return Frontier(redis, FrontierConfig.from_settings(settings))
+
+
 def _packed(records: Iterable[tuple[bytes, Sequence[str]]]) -> bytes:
     """Records for a script, in one argument: an 8-byte URL id, then fields separated by byte 31,
     ended by byte 30 (``unpack_records`` in ``lua/common.lua``)."""

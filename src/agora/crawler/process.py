@@ -12,21 +12,14 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
-
 from agora.crawler.fetch import Fetcher, FetchLimits
-from agora.crawler.frontier import Frontier, FrontierConfig
+from agora.crawler.frontier import Frontier
 from agora.crawler.gate import HostGate
 from agora.crawler.robots import RobotsBook
 from agora.crawler.worker import Crawler, PageHandler
 from agora.settings import Settings
 
 YOUNG_GC_THRESHOLD = 10_000
-
-
-def frontier_for(redis: Redis, settings: Settings) -> Frontier:
-    """The frontier as the settings configure it."""
-    return Frontier(redis, FrontierConfig.from_settings(settings))
 
 
 async def run_crawler(
