@@ -80,13 +80,8 @@ async def cart_id_by_token(session: AsyncSession, token_hash: str) -> uuid.UUID 
     )
 
 
-async def get_variant(session: AsyncSession, variant_id: uuid.UUID) -> ProductVariant | None:
-    """A variant with its product's name and status."""
-    return await session.scalar(
-        select(ProductVariant)
-        .where(ProductVariant.id == variant_id)
-        .options(joinedload(ProductVariant.product).options(_PRODUCT_FIELDS))
-    )
+# How a variant put in a cart is loaded: with its product's name and status.
+WITH_PRODUCT = joinedload(ProductVariant.product).options(_PRODUCT_FIELDS)
 
 
 def add_item(session: AsyncSession, cart: Cart, variant: ProductVariant, quantity: int) -> CartItem:
