@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, Insert, Update, func, or_, select, tuple_, update
+from sqlalchemy import ARRAY, CTE, Insert, Update, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -60,10 +60,19 @@ async def insert_order(
         .returning(Order.number, Order.created_at, Order.updated_at)
         .cte("created_order")
     )
+    # One array per column, unnested into rows: the same statement (cached, prepared once)
+    # whatever the number of lines, where a multi-row VALUES would be compiled every time.
     rows = [
-        {column.key: getattr(line, column.key) for column in _LINE_COLUMNS} for line in order.lines
+        func.unnest(
+            literal([getattr(line, column.key) for line in order.lines], ARRAY(column.type))
+        )
+        for column in _LINE_COLUMNS
     ]
-    lines = insert(OrderLine).values(rows).cte("created_lines")
+    lines = (
+        insert(OrderLine)
+        .from_select([column.key for column in _LINE_COLUMNS], select(*rows))
+        .cte("created_lines")
+    )
     statement = select(created).add_cte(lines, announce(created).cte("announced"))
     order.number, order.created_at, order.updated_at = (await session.execute(statement)).one()
 
