@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
+import asyncpg
 import httpx
 import psutil
 import uvloop
@@ -46,7 +47,6 @@ from bench.harness import (
     load_arguments,
     run_load,
 )
-from bench.hotpaths import server_process
 from bench.seeding import connected, published_variant
 
 ADDRESS = {
@@ -168,7 +168,23 @@ async def recorded_checkout(urls: ServiceUrls, variant_id: uuid.UUID, buyers: Bu
         (await client.post("/api/v1/orders", json=body, headers=keyed)).raise_for_status()
 
     transactions = await record(settings, place)
-    return Recording(transactions, buyers.ids[0], frozenset({variant_id}), key)
+    # Shared by every checkout: the variant and the warehouses that stock it.
+    connection = await asyncpg.connect(asyncpg_dsn(urls))
+    try:
+        stocked = "SELECT warehouse_id FROM stock_levels WHERE variant_id = $1"
+        warehouses = {row[0] for row in await connection.fetch(stocked, variant_id)}
+    finally:
+        await connection.close()
+    return Recording(transactions, buyers.ids[0], frozenset({variant_id, *warehouses}), key)
+
+
+def _api(port: int) -> psutil.Process:
+    """The ``agora api`` process serving ``port`` (its workers are its children)."""
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "agora" in command and "api" in command and str(port) in command:
+            return process
+    raise RuntimeError(f"no agora api process on port {port}")
 
 
 def _postgres() -> psutil.Process:
@@ -290,7 +306,7 @@ def main() -> None:
     baseline = uvloop.run(floor())
     port = free_port()
     with agora_server(agora_env(urls), port, workers=args.workers) as url:
-        roots = {"api": server_process(port), "database": database}
+        roots = {"api": _api(port), "database": database}
 
         async def agora() -> list[Row]:
             pool: asyncio.Queue[dict[str, str]] = asyncio.Queue()

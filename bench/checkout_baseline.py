@@ -111,6 +111,8 @@ class _Renamer:
                 if old in value:
                     value = value.replace(old, new)
             return value
+        if isinstance(value, list):  # an array parameter (rows written from arrays)
+            return [self.value(item) for item in value]
         if isinstance(value, bytes):
             for old, new in self.texts:
                 value = value.replace(old.encode(), new.encode())
