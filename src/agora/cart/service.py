@@ -175,10 +175,22 @@ async def claim_for_checkout(
         if cart is None or cart.user_id != user_id:
             raise NotFound("No such cart.", code="cart_not_found")
         raise Conflict("This cart was already checked out.", code="cart_not_active")
-    view = _view(await _load(session, cart_id))
-    if not view.lines:
+    lines = [
+        CartLine(
+            id=row.id,
+            variant_id=row.variant_id,
+            sku=row.sku,
+            product_name=row.product_name,
+            quantity=row.quantity,
+            unit_price=Money(amount=row.price_amount, currency=row.currency),
+            weight_grams=row.weight_grams,
+            is_for_sale=row.product_status == ProductStatus.PUBLISHED,
+        )
+        for row in await repository.line_rows(session, cart_id)
+    ]
+    if not lines:
         raise ValidationFailed("The cart is empty.", code="cart_empty")
-    return view
+    return CartView(cart_id, CartStatus.CHECKED_OUT, user_id, lines)
 
 
 async def _merge_anonymous_cart(session: AsyncSession, cart: Cart, token: str) -> None:
