@@ -205,14 +205,17 @@ def _cpu_seconds(root: psutil.Process) -> dict[int, float]:
 
 @contextlib.contextmanager
 def cpu_meter(roots: dict[str, psutil.Process]) -> Iterator[dict[str, float]]:
-    """CPU seconds each process tree in ``roots`` used during the block (filled in at its end);
+    """CPU seconds each process tree in ``roots`` used during the block, and under
+    ``<name>:busiest`` the share of it its busiest process used (filled in at the block's end);
     processes started inside the block count whole."""
     before = {name: _cpu_seconds(root) for name, root in roots.items()}
     spent: dict[str, float] = {}
     yield spent
     for name, root in roots.items():
         after = _cpu_seconds(root)
-        spent[name] = sum(cpu - before[name].get(pid, 0.0) for pid, cpu in after.items())
+        used = [cpu - before[name].get(pid, 0.0) for pid, cpu in after.items()]
+        spent[name] = sum(used)
+        spent[f"{name}:busiest"] = max(used) / spent[name] if spent[name] else 0.0
 
 
 @dataclass
@@ -226,6 +229,7 @@ class Row:
     latencies: list[float]
     api_cpu: float | None
     database_cpu: float
+    busiest_api_share: float | None = None
 
     @property
     def rate(self) -> float:
@@ -258,6 +262,7 @@ async def measured(
         result.latencies,
         spent.get("api"),
         spent["database"],
+        spent.get("api:busiest"),
     )
 
 
@@ -265,18 +270,20 @@ def print_rows(title: str, rows: list[Row], baseline: Row) -> None:
     """The table: each scenario against the replay's orders/s."""
     table = Table(title=title)
     columns = ("scenario", "orders", "errors", "orders/s", "p50 ms", "p99 ms")
-    for column in (*columns, "API CPU ms/order", "PG CPU ms/order", "vs baseline"):
+    cpu = ("API CPU ms/order", "busiest API process", "PG CPU ms/order")
+    for column in (*columns, *cpu, "vs baseline"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
     for row in [baseline, *rows]:
         table.add_row(*_cells(row, baseline))
-    Console(width=140).print(table)
+    Console(width=160).print(table)
 
 
 def _cells(row: Row, baseline: Row) -> list[str]:
     """A row as printed, its ratio to the baseline's orders/s last."""
     ratio = f"{row.rate / baseline.rate:.2f}x" if baseline.rate else "-"
     latency = [f"{row.percentile(fraction):.2f}" for fraction in (0.5, 0.99)]
-    cpu = [row.per_order_ms(row.api_cpu), row.per_order_ms(row.database_cpu)]
+    busiest = "-" if row.busiest_api_share is None else f"{row.busiest_api_share:.0%}"
+    cpu = [row.per_order_ms(row.api_cpu), busiest, row.per_order_ms(row.database_cpu)]
     counts = [str(row.done), str(row.errors), f"{row.rate:,.0f}"]
     return [row.name, *counts, *latency, *cpu, "baseline" if row is baseline else ratio]
 
