@@ -41,7 +41,6 @@ _Row = TypeVar("_Row")
 _PENDING_KEY = "agora.after_commit.pending"
 _COMMITTED_KEY = "agora.after_commit.committed"
 _CHECKED_IN_KEY = "agora.checked_in_at"
-_BEFORE_COMMIT_KEY = "agora.before_commit"
 IDLE_PING_AFTER = 5.0  # seconds a pooled connection may sit idle and still be used unchecked
 
 
@@ -126,8 +125,6 @@ class Database:
         async with self.sessionmaker() as session:
             try:
                 yield session
-                for step in session.info.pop(_BEFORE_COMMIT_KEY, []):
-                    await step()
                 await session.commit()
             except BaseException:
                 await session.rollback()
@@ -168,17 +165,6 @@ def pending(session: AsyncSession | Session, flush: AfterCommitFlush) -> list[An
     """
     store: dict[AfterCommitFlush, list[Any]] = session.info.setdefault(_PENDING_KEY, {})
     return store.setdefault(flush, [])
-
-
-def call_before_commit(session: AsyncSession, step: AfterCommitCallback) -> None:
-    """Await ``step`` as the unit of work's last work, right before it commits.
-
-    For the statement that takes the transaction's most contended row locks (the stock rows a
-    checkout reserves, which every buyer of a popular item waits for): run last, it holds them
-    only until the commit that follows, not while the rest of the request is answered. An error
-    it raises rolls the unit of work back like any other.
-    """
-    session.info.setdefault(_BEFORE_COMMIT_KEY, []).append(step)
 
 
 def call_after_commit(session: AsyncSession, callback: AfterCommitCallback) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.cart import service as cart
 from agora.catalog.models import ProductStatus
-from agora.core.db import Database, call_before_commit, utcnow
+from agora.core.db import Database, utcnow
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.jobs import defer
 from agora.core.money import Money
@@ -104,13 +104,7 @@ async def place_order(
     """
     claimed = await cart.claim_for_checkout(session, cart_id, user_id)
     return await _create(
-        session,
-        user_id,
-        claimed.lines,
-        checkout,
-        payment_timeout=payment_timeout,
-        redis=redis,
-        reserve_last=True,
+        session, user_id, claimed.lines, checkout, payment_timeout=payment_timeout, redis=redis
     )
 
 
@@ -157,10 +151,7 @@ async def _create(
     *,
     payment_timeout: int,
     redis: Redis,
-    reserve_last: bool = False,
 ) -> Order:
-    """The order of ``items``; with ``reserve_last``, its stock is reserved by the unit of
-    work's last statement (before its commit) rather than now."""
     order = Order(id=uuid.uuid4(), user_id=user_id, status=OrderStatus.PENDING_PAYMENT)
     for position, item in enumerate(items):
         if not item.is_for_sale:
@@ -186,21 +177,11 @@ async def _create(
     order.shipping_address = checkout.shipping_address
     order.payment_due_at = utcnow() + dt.timedelta(seconds=payment_timeout)
     await repository.insert_order(session, order, partial(_announce_created, session, order))
-    # Last, so the stock rows (the hot ones) stay locked for as little of the transaction as can
-    # be: at checkout, after the answer is written and stored, only until the commit.
+    # Last, so the stock rows (the hot ones) stay locked for as little of the transaction as can be.
     quantities = inventory.quantities_of((item.variant_id, item.quantity) for item in items)
-    reserve = partial(
-        inventory.reserve,
-        session,
-        order.id,
-        quantities,
-        redis=redis,
-        warehouse_id=order.pickup_point_id,
+    await inventory.reserve(
+        session, order.id, quantities, redis=redis, warehouse_id=order.pickup_point_id
     )
-    if reserve_last and order.total_amount > 0:
-        call_before_commit(session, reserve)
-        return order
-    await reserve()
     if order.total_amount == 0:  # nothing to pay (a 100 % voucher, free shipping): paid now
         return await mark_paid(session, order.id)
     return order
