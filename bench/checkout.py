@@ -47,6 +47,7 @@ from bench.harness import (
     load_arguments,
     run_load,
 )
+from bench.profiling import print_profile, profile_during
 from bench.seeding import connected, published_variant
 
 ADDRESS = {
@@ -58,6 +59,8 @@ ADDRESS = {
 }
 STOCK = 1_000_000_000
 _SETTINGS = frozenset(Settings.model_fields)
+TARGET_RATE = 300
+TARGET_RATIO = 0.5
 
 
 @dataclass(frozen=True)
@@ -340,13 +343,25 @@ def main() -> None:
             return rows
 
         rows = asyncio.run(agora())
-    statements = sum(len(transaction) for transaction in recording.transactions)
-    print_rows(
-        f"Checkout: {args.workers} API process(es), {args.concurrency} clients (one buyer each), "
-        f"{args.duration:.0f}s each; a checkout is 3 requests, {statements} statements",
-        rows,
-        baseline,
-    )
+        statements = sum(len(transaction) for transaction in recording.transactions)
+        print_rows(
+            f"Checkout: {args.workers} API process(es), {args.concurrency} clients (one buyer "
+            f"each), {args.duration:.0f}s each; a checkout is 3 requests, {statements} statements",
+            rows,
+            baseline,
+        )
+        if rows[0].rate < TARGET_RATE or rows[0].rate < TARGET_RATIO * baseline.rate:
+            pool: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+            for headers in buyers.headers:
+                pool.put_nowait(headers)
+            place = checkout(variant_id, pool)
+            _, profile = profile_during(
+                roots["api"].pid,
+                int(args.duration),
+                lambda: asyncio.run(run_load("profiled checkout", url, place, **load)),
+            )
+            title = f"Below {TARGET_RATE} orders/s or {TARGET_RATIO}x: where the API's CPU goes"
+            print_profile(title, profile)
 
 
 if __name__ == "__main__":
