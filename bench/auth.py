@@ -13,24 +13,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from contextlib import AbstractContextManager
 
 import aiohttp
 import httpx
 
 from bench.harness import (
-    UVICORN_FLAGS,
     LoadResult,
     Request,
     agora_env,
     agora_server,
+    app_server,
     bench_services,
     free_port,
     get,
     print_table,
     run_load,
-    server,
 )
 
 EMAIL = "bench-login@example.com"
@@ -77,8 +75,7 @@ async def probe_under_logins(
 
 def loop_hashing_server(env: dict[str, str], port: int) -> AbstractContextManager[str]:
     """The counterfactual: Agora verifying passwords on the event loop."""
-    command = [sys.executable, "-m", "uvicorn", "bench.loop_hashing_app:create_app", "--factory"]
-    return server([*command, "--port", str(port), *UVICORN_FLAGS], env, port)
+    return app_server("bench.loop_hashing_app:create_app", port, env=env)
 
 
 def main() -> None:
@@ -113,7 +110,7 @@ def main() -> None:
             probe_under_logins("on the loop", url, args.probes, args.logins, args.duration)
         )
     print_table(
-        f"Auth: 1 uvicorn worker, {args.probes} /healthz clients, {args.logins} login clients, "
+        f"Auth: 1 API process, {args.probes} /healthz clients, {args.logins} login clients, "
         f"{args.duration:.0f}s each",
         [busy, logged_in, blocked, blocked_logins],
         idle,

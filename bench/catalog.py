@@ -197,6 +197,7 @@ def main() -> None:
     asyncio.run(reset(dsn, urls.redis_url))
     env = agora_env(urls)
     size = 0
+    search_p50: dict[int, float] = {}
     for target in (10_000, 100_000):
         asyncio.run(grow_catalog(dsn, size, target))
         asyncio.run(drop_lists(urls.redis_url))
@@ -224,12 +225,19 @@ def main() -> None:
             results.append(
                 asyncio.run(run_load("search, uncached", url, uncached_search(), **load))
             )
+        search_p50[size] = results[-1].median
         print_table(
-            f"Catalog at {size:,} products: 1 uvicorn worker, {args.concurrency} clients, "
+            f"Catalog at {size:,} products: 1 API process, {args.concurrency} clients, "
             f"{args.duration:.0f}s each",
             results,
             baseline,
         )
+    growth = search_p50[100_000] / search_p50[10_000]
+    print(
+        f"Uncached search p50: {search_p50[10_000]:.2f} ms at 10,000 products, "
+        f"{search_p50[100_000]:.2f} ms at 100,000: {growth:.2f}x "
+        f"(target ≤ 2x: {'met' if growth <= 2 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

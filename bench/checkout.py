@@ -1,40 +1,53 @@
-"""Checkout throughput: cart → order on the embedded services, against ``/healthz`` in one run.
+"""Checkout throughput: cart → order against its own SQL replayed over asyncpg, in one run.
 
 Each checkout is what a storefront sends: open the buyer's cart, add an item, place the order
-with an ``Idempotency-Key`` (stock reserved, order and outbox event written, auto-cancel
-scheduled). Every client is its own buyer, so the load is many buyers at once on one hot variant,
-the case the reservation has to survive. A second scenario resends each buyer's finished checkout
-with its key: the cost of answering a retry from the stored response. The baseline is ``/healthz``
-on the same server in the same run.
+with an ``Idempotency-Key`` (stock reserved, order and outbox event written, the answer stored).
+Every client is its own buyer, so the load is many buyers at once on one hot variant, the case
+the reservation has to survive. The baseline (``bench/checkout_baseline.py``) is the same
+checkout's statements, recorded from the app, sent in the same transactions over asyncpg with no
+framework and the same concurrency: the floor the database sets. A second scenario resends each
+buyer's finished checkout with its key: the cost of answering a retry from the stored response.
+Beside orders/s, the CPU each order cost the API processes and the PostgreSQL server (psutil).
 
-    .venv/bin/python -m bench.checkout [--concurrency 32] [--duration 5] [--workers 1]
+    .venv/bin/python -m bench.checkout [--concurrency 32] [--duration 5] [--workers 2]
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 import aiohttp
+import asyncpg
+import httpx
+import psutil
+import uvloop
+from rich.console import Console
+from rich.table import Table
 
 from agora.accounts.models import User
 from agora.core.embedded import ServiceUrls
 from agora.core.security import Role
+from agora.settings import Settings
+from bench.checkout_baseline import Recording, connections, record, replay
 from bench.harness import (
+    BENCH_DATA_DIR,
     LoadResult,
     Request,
     access_token,
     agora_env,
     agora_server,
+    asyncpg_dsn,
     bearer,
     bench_services,
     free_port,
-    get,
     load_arguments,
-    load_options,
-    print_table,
     run_load,
 )
+from bench.profiling import print_profile, profile_during
 from bench.seeding import connected, published_variant
 
 ADDRESS = {
@@ -45,10 +58,21 @@ ADDRESS = {
     "country": "DE",
 }
 STOCK = 1_000_000_000
+_SETTINGS = frozenset(Settings.model_fields)
+TARGET_RATE = 300
+TARGET_RATIO = 0.5
 
 
-async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, list[dict[str, str]]]:
-    """A published variant with plenty of stock, and ``buyers`` users; their auth headers."""
+@dataclass(frozen=True)
+class Buyers:
+    """The benchmark's buyers: their ids and auth headers, in the same order."""
+
+    ids: list[uuid.UUID]
+    headers: list[dict[str, str]]
+
+
+async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, Buyers]:
+    """A published variant with plenty of stock, and ``buyers`` users."""
     user_ids = [uuid.uuid4() for _ in range(buyers)]
     async with connected(urls) as (database, redis), database.unit_of_work() as session:
         session.add_all(
@@ -56,7 +80,8 @@ async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, list[dict[str
             for user_id in user_ids
         )
         variant_id = await published_variant(session, redis, "Bench tee", STOCK)
-    return variant_id, [bearer(access_token(Role.CUSTOMER, user_id)) for user_id in user_ids]
+    headers = [bearer(access_token(Role.CUSTOMER, user_id)) for user_id in user_ids]
+    return variant_id, Buyers(user_ids, headers)
 
 
 async def _place(
@@ -93,9 +118,9 @@ def checkout(variant_id: uuid.UUID, buyers: asyncio.Queue[dict[str, str]]) -> Re
 Replay = tuple[dict[str, str], str, dict[str, object]]
 
 
-def replay(checkouts: asyncio.Queue[Replay]) -> Request:
+def retry(checkouts: asyncio.Queue[Replay]) -> Request:
     """The retry of a checkout that succeeded, answered from its stored response. Each client
-    replays its own buyer's key: one key sent twice at once is a 409 by design."""
+    resends its own buyer's key: one key sent twice at once is a 409 by design."""
 
     async def send(session: aiohttp.ClientSession, _: int) -> int:
         headers, key, body = await checkouts.get()
@@ -114,7 +139,7 @@ def replay(checkouts: asyncio.Queue[Replay]) -> Request:
 async def completed_checkouts(
     base_url: str, buyers: list[dict[str, str]], variant_id: uuid.UUID
 ) -> asyncio.Queue[Replay]:
-    """One finished checkout per buyer: what a replay resends."""
+    """One finished checkout per buyer: what a retry resends."""
     checkouts: asyncio.Queue[Replay] = asyncio.Queue()
     async with aiohttp.ClientSession(base_url) as session:
         for headers in buyers:
@@ -127,37 +152,216 @@ async def completed_checkouts(
     return checkouts
 
 
+async def recorded_checkout(urls: ServiceUrls, variant_id: uuid.UUID, buyers: Buyers) -> Recording:
+    """The statements of one checkout by the first buyer, sent through the app in-process."""
+    environment = agora_env(urls)
+    values = {name.removeprefix("AGORA_").lower(): environment[name] for name in environment}
+    settings = Settings(_env_file=None, **{n: v for n, v in values.items() if n in _SETTINGS})  # type: ignore[call-arg]
+    key = uuid.uuid4()
+    headers = buyers.headers[0]
+
+    async def place(client: httpx.AsyncClient) -> None:
+        opened = await client.post("/api/v1/carts", headers=headers)
+        cart_id = opened.raise_for_status().json()["id"]
+        item = {"variant_id": str(variant_id), "quantity": 1}
+        added = await client.post(f"/api/v1/carts/{cart_id}/items", json=item, headers=headers)
+        added.raise_for_status()
+        body = {"cart_id": cart_id, "shipping_address": ADDRESS}
+        keyed = {**headers, "Idempotency-Key": key.hex}
+        (await client.post("/api/v1/orders", json=body, headers=keyed)).raise_for_status()
+
+    transactions = await record(settings, place)
+    # Shared by every checkout: the variant and the warehouses that stock it.
+    connection = await asyncpg.connect(asyncpg_dsn(urls))
+    try:
+        stocked = "SELECT warehouse_id FROM stock_levels WHERE variant_id = $1"
+        warehouses = {row[0] for row in await connection.fetch(stocked, variant_id)}
+    finally:
+        await connection.close()
+    return Recording(transactions, buyers.ids[0], frozenset({variant_id, *warehouses}), key)
+
+
+def _api(port: int) -> psutil.Process:
+    """The ``agora api`` process serving ``port`` (its workers are its children)."""
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "agora" in command and "api" in command and str(port) in command:
+            return process
+    raise RuntimeError(f"no agora api process on port {port}")
+
+
+def _postgres() -> psutil.Process:
+    """The benchmark's PostgreSQL server (its postmaster; the backends are its children)."""
+    pid_file = BENCH_DATA_DIR / "postgres" / "postmaster.pid"
+    return psutil.Process(int(pid_file.read_text().split()[0]))
+
+
+def _cpu_seconds(root: psutil.Process) -> dict[int, float]:
+    """CPU seconds used so far by ``root`` and each of its descendants, by process id."""
+    used = {}
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            used[process.pid] = times.user + times.system
+    return used
+
+
+@contextlib.contextmanager
+def cpu_meter(roots: dict[str, psutil.Process]) -> Iterator[dict[str, float]]:
+    """CPU seconds each process tree in ``roots`` used during the block, and under
+    ``<name>:busiest`` the share of it its busiest process used (filled in at the block's end);
+    processes started inside the block count whole."""
+    before = {name: _cpu_seconds(root) for name, root in roots.items()}
+    spent: dict[str, float] = {}
+    yield spent
+    for name, root in roots.items():
+        after = _cpu_seconds(root)
+        used = [cpu - before[name].get(pid, 0.0) for pid, cpu in after.items()]
+        spent[name] = sum(used)
+        spent[f"{name}:busiest"] = max(used) / spent[name] if spent[name] else 0.0
+
+
+@dataclass
+class Row:
+    """One line of the table: a scenario's orders/s, latency and CPU per order."""
+
+    name: str
+    done: int
+    errors: int
+    elapsed: float
+    latencies: list[float]
+    api_cpu: float | None
+    database_cpu: float
+    busiest_api_share: float | None = None
+
+    @property
+    def rate(self) -> float:
+        """Orders (or answered retries) per second."""
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        """A latency percentile in milliseconds."""
+        ordered = sorted(self.latencies) or [float("nan")]
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+    def per_order_ms(self, seconds: float | None) -> str:
+        """CPU milliseconds per order of ``seconds`` spent over this run."""
+        if seconds is None or not self.done:
+            return "-"
+        return f"{seconds * 1000 / self.done:.2f}"
+
+
+async def measured(
+    name: str, roots: dict[str, psutil.Process], run: Callable[[], Awaitable[LoadResult]]
+) -> Row:
+    """``run`` (a load without warm-up) with the CPU it cost each process tree."""
+    with cpu_meter(roots) as spent:
+        result = await run()
+    return Row(
+        name,
+        result.requests,
+        result.errors,
+        result.elapsed,
+        result.latencies,
+        spent.get("api"),
+        spent["database"],
+        spent.get("api:busiest"),
+    )
+
+
+def print_rows(title: str, rows: list[Row], baseline: Row) -> None:
+    """The table: each scenario against the replay's orders/s."""
+    table = Table(title=title)
+    columns = ("scenario", "orders", "errors", "orders/s", "p50 ms", "p99 ms")
+    cpu = ("API CPU ms/order", "busiest API process", "PG CPU ms/order")
+    for column in (*columns, *cpu, "vs baseline"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for row in [baseline, *rows]:
+        table.add_row(*_cells(row, baseline))
+    Console(width=160).print(table)
+
+
+def _cells(row: Row, baseline: Row) -> list[str]:
+    """A row as printed, its ratio to the baseline's orders/s last."""
+    ratio = f"{row.rate / baseline.rate:.2f}x" if baseline.rate else "-"
+    latency = [f"{row.percentile(fraction):.2f}" for fraction in (0.5, 0.99)]
+    busiest = "-" if row.busiest_api_share is None else f"{row.busiest_api_share:.0%}"
+    cpu = [row.per_order_ms(row.api_cpu), busiest, row.per_order_ms(row.database_cpu)]
+    counts = [str(row.done), str(row.errors), f"{row.rate:,.0f}"]
+    return [row.name, *counts, *latency, *cpu, "baseline" if row is baseline else ratio]
+
+
 def main() -> None:
-    """Seed buyers, measure the baseline, checkouts and replays on one server, print the table."""
+    """Seed buyers, record one checkout, measure its replay, checkouts and retries; print."""
     parser = load_arguments(__doc__)
-    parser.add_argument("--workers", type=int, default=1, help="API worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     args = parser.parse_args()
-    load = load_options(args)
+    load = {"concurrency": args.concurrency, "duration": args.duration, "warmup": 0.0}
 
     urls = bench_services()
-    variant_id, buyer_headers = asyncio.run(seed(urls, args.concurrency))
-    env = agora_env(urls)
-    with agora_server(env, free_port(), workers=args.workers) as url:
+    variant_id, buyers = asyncio.run(seed(urls, args.concurrency))
+    recording = asyncio.run(recorded_checkout(urls, variant_id, buyers))
+    database = _postgres()
 
-        async def measure() -> tuple[LoadResult, LoadResult, LoadResult]:
-            baseline = await run_load("/healthz (baseline)", url, get("/healthz"), **load)
+    async def floor() -> Row:
+        async with connections(asyncpg_dsn(urls), args.concurrency) as opened:
+            await replay(opened, recording, buyers.ids, 1.0)  # warm-up
+            with cpu_meter({"database": database}) as spent:
+                result = await replay(opened, recording, buyers.ids, args.duration)
+        done = len(result.latencies) + result.errors
+        name = "baseline: the same SQL over asyncpg"
+        latencies = result.latencies
+        return Row(name, done, result.errors, result.elapsed, latencies, None, spent["database"])
+
+    baseline = uvloop.run(floor())
+    port = free_port()
+    with agora_server(agora_env(urls), port, workers=args.workers) as url:
+        roots = {"api": _api(port), "database": database}
+
+        async def agora() -> list[Row]:
             pool: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-            for headers in buyer_headers:
+            for headers in buyers.headers:
                 pool.put_nowait(headers)
-            checkouts = await run_load(
-                "checkout: cart + item + order", url, checkout(variant_id, pool), **load
+            place = checkout(variant_id, pool)
+            await run_load("warm-up", url, place, **{**load, "duration": 1.0})
+            rows = [
+                await measured(
+                    "Agora: cart + item + order",
+                    roots,
+                    lambda: run_load("checkout", url, place, **load),
+                )
+            ]
+            done = await completed_checkouts(url, buyers.headers, variant_id)
+            retries = retry(done)
+            rows.append(
+                await measured(
+                    "Agora: order retry (Idempotency-Key)",
+                    roots,
+                    lambda: run_load("retry", url, retries, **load),
+                )
             )
-            done = await completed_checkouts(url, buyer_headers, variant_id)
-            replays = await run_load("order replay (Idempotency-Key)", url, replay(done), **load)
-            return baseline, checkouts, replays
+            return rows
 
-        baseline, checkouts, replays = asyncio.run(measure())
-    print_table(
-        f"Checkout: {args.workers} uvicorn worker(s), {args.concurrency} clients (one buyer "
-        f"each), {args.duration:.0f}s each; a checkout is 3 requests",
-        [checkouts, replays],
-        baseline,
-    )
+        rows = asyncio.run(agora())
+        statements = sum(len(transaction) for transaction in recording.transactions)
+        print_rows(
+            f"Checkout: {args.workers} API process(es), {args.concurrency} clients (one buyer "
+            f"each), {args.duration:.0f}s each; a checkout is 3 requests, {statements} statements",
+            rows,
+            baseline,
+        )
+        if rows[0].rate < TARGET_RATE or rows[0].rate < TARGET_RATIO * baseline.rate:
+            pool: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+            for headers in buyers.headers:
+                pool.put_nowait(headers)
+            place = checkout(variant_id, pool)
+            _, profile = profile_during(
+                roots["api"].pid,
+                int(args.duration),
+                lambda: asyncio.run(run_load("profiled checkout", url, place, **load)),
+            )
+            title = f"Below {TARGET_RATE} orders/s or {TARGET_RATIO}x: where the API's CPU goes"
+            print_profile(title, profile)
 
 
 if __name__ == "__main__":

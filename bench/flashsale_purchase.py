@@ -4,11 +4,11 @@ A sale with as many units as buyers (so every purchase is accepted: 202 with a t
 one pre-issued access token per buyer: wrk sends each request as the next buyer
 (``RequestSequence``), the same requests to Agora's ``POST /flash-sales/{id}/purchase`` and to
 the floor, ``bench/flashsale_bare_app.py``, a bare Starlette app that reads the same JSON body
-and answers the same 202 JSON under the same server settings. Each side gets a one-second
-warm-up, then the measured run takes up the sequence where the warm-up stopped, so no buyer
-buys twice while the sequence lasts. Besides req/s, the table gives the CPU each request cost
-the server processes (psutil, user + system, over the measured run), the figure that carries
-over on a shared machine.
+and answers the same 202 JSON, on the same server (``agora/serving.py``). Each side gets a
+one-second warm-up, then the measured run takes up the sequence where the warm-up stopped, so
+no buyer buys twice while the sequence lasts. Besides req/s, the table gives the CPU each
+request cost the server processes (psutil, user + system, over the measured run), the figure
+that carries over on a shared machine.
 
 One API process by default, rate limits lifted, no worker (the tickets stay queued).
 
@@ -20,25 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
 
 from bench.flashsale import create_sale, seed_sale_buyers
-from bench.harness import (
-    UVICORN_FLAGS,
-    agora_env,
-    agora_server,
-    bench_services,
-    free_port,
-    uvicorn_server,
-)
+from bench.harness import agora_env, agora_server, app_server, bench_services, free_port
 from bench.wrk import (
+    Measured,
     PreparedRequest,
     RequestSequence,
-    WrkResult,
     server_cpu_seconds,
+    server_process,
     wrk_arguments,
 )
 
@@ -62,22 +55,15 @@ def purchases(sale_id: str, tokens: list[str]) -> RequestSequence:
     )
 
 
-@dataclass(frozen=True)
-class Measured:
-    """A measured run and the server CPU it cost per request."""
-
-    result: WrkResult
-    cpu_ms_per_request: float
-
-
 def measure(name: str, sequence: RequestSequence, url: str, load: dict[str, int]) -> Measured:
     """A one-second warm-up, then the measured run from where the warm-up stopped."""
     warmup = sequence.measure("warm-up", url, connections=load["connections"], duration=1)
     start = warmup.requests + load["connections"]
-    cpu_before = server_cpu_seconds(url)
+    process = server_process(int(url.rsplit(":", 1)[1]))
+    cpu_before = server_cpu_seconds(process)
     result = sequence.measure(name, url, start=start, **load)
-    cpu = server_cpu_seconds(url) - cpu_before
-    return Measured(result, 1000 * cpu / result.requests if result.requests else float("nan"))
+    cpu = server_cpu_seconds(process) - cpu_before
+    return Measured(result, cpu / result.requests * 1e6 if result.requests else float("nan"))
 
 
 def print_table(title: str, bare: Measured, agora: Measured) -> None:
@@ -86,12 +72,12 @@ def print_table(title: str, bare: Measured, agora: Measured) -> None:
     columns = ("scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms", "CPU ms/req")
     for column in (*columns, "ratio"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
-    ratio = agora.result.throughput / bare.result.throughput if bare.result.throughput else 0.0
+    ratio = agora.load.throughput / bare.load.throughput if bare.load.throughput else 0.0
     for measured, note in (
         (bare, "floor"),
         (agora, f"{ratio:.2f}x (≥ {TARGET}x {'met' if ratio >= TARGET else 'NOT met'})"),
     ):
-        result = measured.result
+        result = measured.load
         table.add_row(
             result.name,
             f"{result.requests:,}",
@@ -99,7 +85,7 @@ def print_table(title: str, bare: Measured, agora: Measured) -> None:
             f"{result.throughput:,.0f}",
             f"{result.median:.2f}",
             f"{result.percentile(0.99):.2f}",
-            f"{measured.cpu_ms_per_request:.3f}",
+            f"{measured.cpu_us / 1000:.3f}",
             note,
         )
     Console(width=140).print(table)
@@ -115,13 +101,13 @@ def main() -> None:
     urls = bench_services()
     variant_id, tokens, staff_token = asyncio.run(seed_sale_buyers(urls, args.buyers, args.buyers))
     env = agora_env(urls, AGORA_RATE_LIMIT_FLASH_SALE_IP="1000000/second")
-    with uvicorn_server(BARE_APP, free_port(), workers=args.processes) as bare_url:
+    with app_server(BARE_APP, free_port(), workers=args.processes) as bare_url:
         bare = measure("bare JSON (floor)", purchases(str(uuid.uuid4()), tokens), bare_url, load)
     with agora_server(env, free_port(), workers=args.processes) as url:
         sale_id = asyncio.run(create_sale(url, staff_token, variant_id, args.buyers))
         agora = measure("agora purchase", purchases(sale_id, tokens), url, load)
     print_table(
-        f"Flash-sale purchase against bare JSON (uvicorn {' '.join(UVICORN_FLAGS)}, "
+        "Flash-sale purchase against bare JSON (both served as `agora api` serves Agora, "
         f"{args.processes} process(es), wrk -t1 -c{args.connections}, {args.duration}s each, "
         "one buyer per request)",
         bare,

@@ -177,6 +177,17 @@ def agora_server(
     return server(command, env, port)
 
 
+def app_server(
+    app: str, port: int, workers: int = 1, env: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[str]:
+    """Any ASGI app factory (``module:function``) served as ``agora api`` serves Agora
+    (``agora/serving.py``): the yardstick apps' server, so that a ratio compares apps, not
+    servers. ``env`` as for ``uvicorn_server``."""
+    call = f"serve({app!r}, host='127.0.0.1', port={port}, workers={workers})"
+    command = [sys.executable, "-c", f"from agora.serving import serve; {call}"]
+    return server(command, dict(os.environ) if env is None else env, port)
+
+
 def uvicorn_server(
     app: str, port: int, workers: int = 1, env: dict[str, str] | None = None
 ) -> contextlib.AbstractContextManager[str]:

@@ -13,6 +13,7 @@ import asyncio
 from bench.harness import (
     agora_env,
     agora_server,
+    app_server,
     bench_services,
     free_port,
     get,
@@ -20,7 +21,6 @@ from bench.harness import (
     load_options,
     print_table,
     run_load,
-    uvicorn_server,
 )
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     args = load_arguments(__doc__).parse_args()
     load = load_options(args)
 
-    with uvicorn_server("bench.baseline_app:create_app", free_port()) as url:
+    with app_server("bench.baseline_app:create_app", free_port()) as url:
         baseline = asyncio.run(
             run_load("starlette /healthz (baseline)", url, get("/healthz"), **load)
         )
@@ -38,7 +38,7 @@ def main() -> None:
         healthz = asyncio.run(run_load("agora /healthz", url, get("/healthz"), **load))
         readyz = asyncio.run(run_load("agora /readyz (PG + Redis)", url, get("/readyz"), **load))
     print_table(
-        f"HTTP baseline: 1 uvicorn worker, {args.concurrency} clients, {args.duration:.0f}s each",
+        f"HTTP baseline: 1 server process, {args.concurrency} clients, {args.duration:.0f}s each",
         [healthz, readyz],
         baseline,
     )

@@ -41,13 +41,12 @@ from agora.payments import service
 from agora.payments.models import InboxEvent
 from agora.settings import Settings
 from bench.harness import (
-    UVICORN_FLAGS,
     LoadResult,
     agora_env,
     agora_server,
+    app_server,
     bench_services,
     free_port,
-    uvicorn_server,
 )
 from bench.wrk import (
     PreparedRequest,
@@ -55,6 +54,7 @@ from bench.wrk import (
     WrkResult,
     measure_get,
     server_cpu_seconds,
+    server_process,
     wrk_arguments,
 )
 
@@ -159,9 +159,10 @@ def measure_callbacks(
     warmup = sequence.measure("warm-up", url, connections=load["connections"], duration=1)
     before = asyncio.run(inbox_size(database_url, provider))
     start = warmup.requests + load["connections"]  # past what the warm-up sent, answered or not
-    cpu_before = server_cpu_seconds(url)
+    process = server_process(int(url.rsplit(":", 1)[1]))
+    cpu_before = server_cpu_seconds(process)
     result = sequence.measure(f"agora {provider} callback", url, start=start, **load)
-    cpu = server_cpu_seconds(url) - cpu_before
+    cpu = server_cpu_seconds(process) - cpu_before
     first = asyncio.run(inbox_size(database_url, provider)) - before
     return CallbackRun(result, first, 1000 * cpu / result.requests if result.requests else 0.0)
 
@@ -237,7 +238,7 @@ def main() -> None:
     # Both servers stay up, and each provider is measured on the floor, then right away on
     # Agora: the two sides of a ratio are seconds apart on a machine whose load drifts.
     with (
-        uvicorn_server(VERIFY_APP, free_port(), workers=args.processes, env=env) as floor_url,
+        app_server(VERIFY_APP, free_port(), workers=args.processes, env=env) as floor_url,
         agora_server(env, free_port(), workers=args.processes) as url,
     ):
         healthz = asyncio.run(measure_get("agora /healthz", url, "/healthz", **load))
@@ -248,7 +249,7 @@ def main() -> None:
             )
             runs[provider] = measure_callbacks(provider, sequence, url, urls.database_url, load)
     print_callbacks(
-        f"Payment callbacks, each delivered twice (uvicorn {' '.join(UVICORN_FLAGS)}, "
+        "Payment callbacks, each delivered twice (both served as `agora api` serves Agora, "
         f"{args.processes} process(es), "
         f"wrk -t1 -c{args.connections}, {args.duration}s each, {args.payments} payments per "
         "provider)",

@@ -99,7 +99,7 @@ async def measure(base_url: str, processes: int, args: argparse.Namespace) -> li
         f"cached product list, {processes} API", base_url, path, duration=args.duration
     )
     queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-    for headers in buyers:
+    for headers in buyers.headers:
         queue.put_nowait(headers)
     orders = await run_load(
         f"checkouts (3 requests each), {processes} API",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import shutil
 import subprocess
@@ -15,7 +14,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psutil
 
@@ -161,27 +159,6 @@ _LUA_BYTES = [
 ]
 
 
-def server_cpu_seconds(base_url: str) -> float:
-    """CPU seconds (user + system) spent so far by the server behind ``base_url``: every
-    process of the session of the one listening on its port (``bench.harness.server`` starts
-    each server in a session of its own, so the workers of ``--workers N`` are counted)."""
-    port = urlsplit(base_url).port
-    listener = next(
-        connection.pid
-        for connection in psutil.net_connections("tcp")
-        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN"
-    )
-    assert listener is not None
-    session = os.getsid(listener)
-    total = 0.0
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getsid(process.pid) == session:
-                times = process.cpu_times()
-                total += times.user + times.system
-    return total
-
-
 def _wrk(connections: int, duration: int, url: str) -> str:
     command = ["wrk", "-t1", "-c", str(connections), f"-d{duration}s", "--latency", url]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -206,3 +183,36 @@ def parse_wrk(name: str, output: str, *, refusals_are_answers: bool = False) -> 
         percentiles_ms=percentiles,
         non_2xx=non_2xx,
     )
+
+
+def server_process(port: int) -> psutil.Process:
+    """The process serving ``port`` (the one that listens on it)."""
+    for connection in psutil.net_connections("tcp"):
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
+            assert connection.pid is not None
+            return psutil.Process(connection.pid)
+    raise RuntimeError(f"nobody listens on {port}")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One path under wrk on one server, with the server's CPU per request: on a shared
+    machine the CPU a request costs the server moves far less than its req/s."""
+
+    load: LoadResult
+    cpu_us: float
+
+
+def server_cpu_seconds(process: psutil.Process) -> float:
+    """CPU time of a server process and of its workers."""
+    processes = [process, *process.children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def measure_on(name: str, base_url: str, path: str, load: dict[str, int]) -> Measured:
+    """``path`` under wrk on the server at ``base_url``."""
+    process = server_process(int(base_url.rsplit(":", 1)[1]))
+    before = server_cpu_seconds(process)
+    result = asyncio.run(measure_get(name, base_url, path, **load))
+    spent = server_cpu_seconds(process) - before
+    return Measured(result, spent / result.requests * 1e6 if result.requests else float("nan"))

@@ -91,8 +91,8 @@ def migrate() -> None:
 def api(
     host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1
 ) -> None:
-    """Serve the HTTP and WebSocket API with uvicorn."""
-    import uvicorn
+    """Serve the HTTP and WebSocket API (``agora/serving.py``)."""
+    from agora.serving import serve
 
     if "FORWARDED_ALLOW_IPS" in os.environ:
         console.print(
@@ -104,23 +104,7 @@ def api(
         Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     else:
         _prepare_metrics_dir()
-    uvicorn.run(
-        "agora.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        # The app believes X-Forwarded-For from AGORA_TRUSTED_PROXIES only; uvicorn's own
-        # handling (and its FORWARDED_ALLOW_IPS) would rewrite the client before the app sees it.
-        proxy_headers=False,
-        # Longer than the proxy's upstream keepalive: the proxy, not the API, closes idle
-        # connections, so it never sends a request on a connection the API is closing.
-        timeout_keep_alive=get_settings().http_keepalive_timeout,
-    )
+    serve("agora.app:create_app", host=host, port=port, workers=workers)
 
 
 @app.command()

@@ -68,3 +68,20 @@ async def test_migrations_create_exactly_the_models(database: Database) -> None:
     async with database.engine.connect() as connection:
         differences = await connection.run_sync(diff)
     assert differences == []
+
+
+async def test_a_connection_cut_while_idle_is_replaced_before_use(database: Database) -> None:
+    """Without a ping on every checkout, a pooled connection that sat idle is pinged first, and
+    one the server has closed meanwhile (a restart, an idle timeout) is swapped for a new one."""
+    pooled = Database(database.engine.url.render_as_string(False), idle_ping_after=0)
+    try:
+        async with pooled.unit_of_work() as session:
+            backend = await session.scalar(select(func.pg_backend_pid()))
+        async with database.unit_of_work() as session:
+            await session.execute(select(func.pg_terminate_backend(backend)))
+
+        async with pooled.unit_of_work() as session:
+            replaced = await session.scalar(select(func.pg_backend_pid()))
+    finally:
+        await pooled.dispose()
+    assert replaced != backend

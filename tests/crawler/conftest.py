@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from agora.crawler.fetch import Fetcher, FetchLimits
-from agora.crawler.frontier import Frontier
-from agora.crawler.process import build_crawler, frontier_for
+from agora.crawler.frontier import Frontier, frontier_for
+from agora.crawler.process import build_crawler
 from agora.crawler.worker import Crawler, Page, Verdict
 from agora.settings import Settings
 from tests.support import ROOT

@@ -26,6 +26,7 @@ class Hit:
     start: float
     end: float
     status: int
+    agent: str = ""
 
 
 @dataclass

@@ -46,6 +46,18 @@ async def test_robots_txt_is_read_first_and_obeyed(
         assert min_gap(sites.hits(0)) >= 0.2 - 0.005
 
 
+async def test_a_stopped_crawler_gives_back_the_leases_it_held(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    with local_sites(tmp_path, {"robots": "", "pages": 100, "sleep_ms": 100}) as sites:
+        paths = [f"/p/{n}" for n in range(100)]
+        await _watch(frontier, sites.base(0), paths, HostPolicy(0, 100, 3600, 3600))
+        handler = PageLog()
+        async with running_crawler(frontier, crawl_settings, handler, concurrency=4):
+            await wait_for(lambda: _count(handler, 4), timeout=20)
+        assert await frontier.sizes() == (100, 0)  # none left leased: no lease TTL to wait
+
+
 async def _count(handler: PageLog, count: int) -> bool:
     return len(handler.pages) >= count
 

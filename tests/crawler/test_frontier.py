@@ -103,6 +103,31 @@ async def test_the_gate_holds_max_concurrency_and_delay_for_concurrent_leasers(
     assert len(granted) == 1
 
 
+async def test_live_crawlers_share_each_hosts_slots(frontier: Frontier) -> None:
+    await _urls_ready(frontier, HOST, 20, HostPolicy(0, 4, 60, 60))
+    other = Frontier(frontier.redis, frontier.config)
+    assert (await other.lease(0))[0] == []  # counted live from its first call
+    mine, _ = await frontier.lease(10)
+    theirs, _ = await other.lease(10)
+    assert (len(mine), len(theirs)) == (2, 2)
+    await other.ack([Ack(lease, Outcome.SAME) for lease in theirs])
+    await other.retire()
+    assert len((await frontier.lease(10))[0]) == 2  # alone again: all four slots
+
+
+async def test_a_host_with_a_delay_is_leased_only_for_an_idle_fetcher(frontier: Frontier) -> None:
+    await _urls_ready(frontier, HOST, 10, HostPolicy(0, 10, 60, 60))
+    await _urls_ready(frontier, "slow.test", 10, HostPolicy(300, 5, 60, 60))
+    await asyncio.sleep(0.35)  # storing robots.txt counted as a start
+    ahead = await frontier.lease_ahead(0, 5)
+    assert {lease.host for lease in ahead.leases} == {HOST}
+    assert not any(lease.has_delay for lease in ahead.leases)
+    assert ahead.passed_over
+    [timed, *_] = (await frontier.lease_ahead(1, 5)).leases
+    assert timed.host == "slow.test"
+    assert timed.has_delay
+
+
 async def test_retry_after_pauses_the_host(frontier: Frontier) -> None:
     await _urls_ready(frontier, HOST, 5, HostPolicy(0, 5, 60, 60))
     leases, _ = await frontier.lease(1)

@@ -2,8 +2,8 @@
 
 ``python -m tests.crawler.testsite CONFIG.json`` serves every site the JSON file describes and
 prints ``ready`` once all listen. Each request is written to the access log (JSON lines: site,
-path, start, end, status; wall-clock seconds) as it ends, with status 499 when its client went
-away first; ``/_control`` (not logged) sets a page's price. A site is a dict:
+path, start, end, status, agent; wall-clock seconds) as it ends, with status 499 when its
+client went away first; ``/_control`` (not logged) sets a page's price. A site is a dict:
 
 - ``port``; ``robots``: the robots.txt text, or an HTTP status to answer it with;
 - ``pages``: how many product pages (``/p/0`` ...), priced ``1000 + n`` minor units of EUR;
@@ -101,6 +101,7 @@ class Site:
                         "start": start,
                         "end": time.time(),
                         "status": status,
+                        "agent": request.headers.get("User-Agent", ""),
                     }
                 )
                 + "\n"

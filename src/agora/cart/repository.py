@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, load_only
 
 from agora.cart.models import Cart, CartItem, CartStatus
-from agora.catalog.models import Product, ProductVariant
+from agora.catalog.models import Product, ProductStatus, ProductVariant
 
 # What a cart line shows of its product: its name and whether it is on sale, not the search
 # vector, description and images a full product row carries.
@@ -41,6 +42,47 @@ async def load_cart(
         statement = statement.with_for_update(of=Cart)
     result = await session.execute(statement)
     return result.unique().scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class LineRow:
+    """A cart line as checkout reads it: the line, its variant and its product, flat."""
+
+    id: uuid.UUID
+    variant_id: uuid.UUID
+    quantity: int
+    sku: str
+    price_amount: int
+    currency: str
+    weight_grams: int
+    product_name: str
+    product_status: ProductStatus
+
+
+_LINE_COLUMNS = (
+    CartItem.id,
+    CartItem.variant_id,
+    CartItem.quantity,
+    ProductVariant.sku,
+    ProductVariant.price_amount,
+    ProductVariant.currency,
+    ProductVariant.weight_grams,
+    Product.name,
+    Product.status,
+)
+
+
+async def line_rows(session: AsyncSession, cart_id: uuid.UUID) -> list[LineRow]:
+    """A cart's lines with their variants and products, oldest first, as plain rows: checkout
+    only reads them, so no ORM objects are built for them."""
+    result = await session.execute(
+        select(*_LINE_COLUMNS)
+        .join(ProductVariant, ProductVariant.id == CartItem.variant_id)
+        .join(Product, Product.id == ProductVariant.product_id)
+        .where(CartItem.cart_id == cart_id)
+        .order_by(CartItem.created_at)
+    )
+    return [LineRow(*row) for row in result]
 
 
 async def active_cart_id_of_user(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -80,13 +122,8 @@ async def cart_id_by_token(session: AsyncSession, token_hash: str) -> uuid.UUID 
     )
 
 
-async def get_variant(session: AsyncSession, variant_id: uuid.UUID) -> ProductVariant | None:
-    """A variant with its product's name and status."""
-    return await session.scalar(
-        select(ProductVariant)
-        .where(ProductVariant.id == variant_id)
-        .options(joinedload(ProductVariant.product).options(_PRODUCT_FIELDS))
-    )
+# How a variant put in a cart is loaded: with its product's name and status.
+WITH_PRODUCT = joinedload(ProductVariant.product).options(_PRODUCT_FIELDS)
 
 
 def add_item(session: AsyncSession, cart: Cart, variant: ProductVariant, quantity: int) -> CartItem:

@@ -99,7 +99,7 @@ async def open_cart(session: AsyncSession, owner: CartOwner) -> CartView:
                 return _view(await _load(session, existing))
         token = secrets.token_urlsafe(32)
         cart_id = await repository.create_anonymous_cart(session, hash_token(token))
-        return _view(await _load(session, cart_id), token=token, is_new=True)
+        return CartView(cart_id, CartStatus.ACTIVE, None, [], token=token, is_new=True)
     cart_id, created = await repository.open_user_cart(session, owner.user_id)
     if owner.token is None:
         if created:  # nothing to load: a new cart is empty
@@ -124,13 +124,13 @@ async def add_item(
 ) -> tuple[CartView, uuid.UUID]:
     """Add units of a variant (to its line if there is one); the cart and the line's id."""
     cart = await _authorised(session, cart_id, owner, for_update=True)
-    variant = await _buyable_variant(session, variant_id)
+    variant, available = await _buyable_variant(session, variant_id)
     currencies = {item.variant.currency for item in cart.items if item.variant_id != variant_id}
     if currencies and variant.currency not in currencies:
         raise ValidationFailed("A cart holds items of one currency only.", code="currency_mismatch")
     item = next((item for item in cart.items if item.variant_id == variant_id), None)
     total = quantity + (item.quantity if item else 0)
-    await _check_quantity(session, variant_id, total)
+    _check_quantity(total, available)
     if item is None:
         item = repository.add_item(session, cart, variant, total)
     else:
@@ -145,7 +145,8 @@ async def update_item(
     """Set the quantity of a line."""
     cart = await _authorised(session, cart_id, owner, for_update=True)
     item = _item(cart, item_id)
-    await _check_quantity(session, item.variant_id, quantity)
+    available = await inventory.available_quantities(session, [item.variant_id])
+    _check_quantity(quantity, available[item.variant_id])
     item.quantity = quantity
     await session.flush()
     return _view(cart)
@@ -174,10 +175,22 @@ async def claim_for_checkout(
         if cart is None or cart.user_id != user_id:
             raise NotFound("No such cart.", code="cart_not_found")
         raise Conflict("This cart was already checked out.", code="cart_not_active")
-    view = _view(await _load(session, cart_id))
-    if not view.lines:
+    lines = [
+        CartLine(
+            id=row.id,
+            variant_id=row.variant_id,
+            sku=row.sku,
+            product_name=row.product_name,
+            quantity=row.quantity,
+            unit_price=Money(amount=row.price_amount, currency=row.currency),
+            weight_grams=row.weight_grams,
+            is_for_sale=row.product_status == ProductStatus.PUBLISHED,
+        )
+        for row in await repository.line_rows(session, cart_id)
+    ]
+    if not lines:
         raise ValidationFailed("The cart is empty.", code="cart_empty")
-    return view
+    return CartView(cart_id, CartStatus.CHECKED_OUT, user_id, lines)
 
 
 async def _merge_anonymous_cart(session: AsyncSession, cart: Cart, token: str) -> None:
@@ -249,19 +262,21 @@ def _item(cart: Cart, item_id: uuid.UUID) -> CartItem:
     return item
 
 
-async def _buyable_variant(session: AsyncSession, variant_id: uuid.UUID) -> ProductVariant:
-    variant = await repository.get_variant(session, variant_id)
-    if variant is None or variant.product.status != ProductStatus.PUBLISHED:
+async def _buyable_variant(
+    session: AsyncSession, variant_id: uuid.UUID
+) -> tuple[ProductVariant, int]:
+    """A variant on sale and its available units, read together (422 if it is not on sale)."""
+    found = await inventory.variant_with_available(session, variant_id, repository.WITH_PRODUCT)
+    if found is None or found[0].product.status != ProductStatus.PUBLISHED:
         raise ValidationFailed("This variant is not for sale.", code="variant_unavailable")
-    return variant
+    return found
 
 
-async def _check_quantity(session: AsyncSession, variant_id: uuid.UUID, quantity: int) -> None:
+def _check_quantity(quantity: int, available: int) -> None:
     if quantity > MAX_LINE_QUANTITY:
         raise ValidationFailed(
             f"At most {MAX_LINE_QUANTITY} units of an item per order.", code="quantity_limit"
         )
-    available = (await inventory.available_quantities(session, [variant_id]))[variant_id]
     if quantity > available:
         raise Conflict(
             f"Only {available} units are available.",

@@ -9,16 +9,26 @@ the "Authorize" button posts to the token endpoint of this origin.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
-import swagger_ui
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from agora.core.serialization import dumps
 
-ASSETS_DIR = Path(swagger_ui.__file__).parent / "static"
+
+def _package_dir(name: str) -> Path:
+    """Where an installed package lies, found without importing it: the assets are files, and
+    importing ``swagger_ui`` would load its template engine (3 MB) into every API process."""
+    spec = find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(name)
+    return Path(spec.origin).parent
+
+
+ASSETS_DIR = _package_dir("swagger_ui") / "static"
 DOCS_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import time
 
-from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Scope
 
 from agora.core.errors import RateLimited, error_response
-from agora.core.ratelimit import RateLimit, RateLimiter, client_identity
+from agora.core.ratelimit import RateLimit, RateLimiter, address_identity
 
 _MAX_BATCH = 32
 _MAX_CLIENTS = 100_000
@@ -47,7 +46,7 @@ class BatchedBudget:
     async def spend(self, scope: Scope) -> Response | None:
         """Count one request of the scope's client; the refusal to send when its budget is
         spent, else None."""
-        identity = client_identity(HTTPConnection(scope), None)
+        identity = address_identity(scope)
         refused = self._refused.get(identity)
         if refused is not None:
             if refused[0] > time.monotonic():

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, event, func
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, RelationshipProperty, Session, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -36,6 +40,8 @@ MAX_BIND_PARAMETERS = 32_767  # PostgreSQL's limit for one statement
 _Row = TypeVar("_Row")
 _PENDING_KEY = "agora.after_commit.pending"
 _COMMITTED_KEY = "agora.after_commit.committed"
+_CHECKED_IN_KEY = "agora.checked_in_at"
+IDLE_PING_AFTER = 5.0  # seconds a pooled connection may sit idle and still be used unchecked
 
 
 class Base(DeclarativeBase):
@@ -93,10 +99,20 @@ class TimestampMixin:
 class Database:
     """One engine and its session factory for the life of a process."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        idle_ping_after: float = IDLE_PING_AFTER,
+    ) -> None:
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+            url, pool_size=pool_size, max_overflow=pool_size, echo=echo
         )
+        pool = self.engine.sync_engine.pool
+        event.listen(pool, "checkin", _note_checkin)
+        event.listen(pool, "checkout", partial(_ping_if_idle, idle_ping_after))
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def dispose(self) -> None:
@@ -114,6 +130,31 @@ class Database:
                 await session.rollback()
                 raise
             await _flush_committed(session)
+
+
+def _note_checkin(_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_CHECKED_IN_KEY] = time.monotonic()
+
+
+def _ping_if_idle(
+    idle_ping_after: float, connection: Any, record: ConnectionPoolEntry, _proxy: Any
+) -> None:
+    """Ping a pooled connection before use only when it sat idle for ``idle_ping_after``
+    seconds: when a server restart, an idle timeout or a firewall may have cut it.
+
+    A ping on every checkout (``pool_pre_ping``) costs asyncpg three round trips (BEGIN, a
+    query, ROLLBACK) per request; a connection in steady use was known good moments ago. A
+    failed ping invalidates the pool (its older connections go too) and the pool hands out a
+    fresh connection instead. A connection that breaks while in steady use fails its request
+    once, and SQLAlchemy then invalidates the pool the same way (optimistic disconnect handling).
+    """
+    checked_in_at = record.info.get(_CHECKED_IN_KEY)
+    if checked_in_at is None or time.monotonic() - checked_in_at < idle_ping_after:
+        return
+    try:
+        connection.ping()
+    except Exception as error:
+        raise InvalidatePoolError(str(error)) from error
 
 
 def pending(session: AsyncSession | Session, flush: AfterCommitFlush) -> list[Any]:

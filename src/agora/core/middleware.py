@@ -100,6 +100,7 @@ class SecurityHeadersMiddleware:
         policy = b"content-security-policy"
         self.json_headers = [(policy, JSON_CONTENT_SECURITY_POLICY.encode()), *common]
         self.html_headers = [(policy, HTML_CONTENT_SECURITY_POLICY.encode()), *common]
+        self.names = frozenset(name for name, _ in self.json_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,11 +118,15 @@ class SecurityHeadersMiddleware:
         self, headers: Iterable[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
         merged = list(headers)
-        present = {name.lower() for name, _ in merged}
-        content_type = next(
-            (value for name, value in merged if name.lower() == b"content-type"), b""
-        )
-        extra = self.html_headers if content_type.startswith(b"text/html") else self.json_headers
+        extra = self.json_headers
+        present: set[bytes] = set()
+        for name, value in merged:
+            lowered = name.lower()
+            if lowered == b"content-type":
+                if value.startswith(b"text/html"):
+                    extra = self.html_headers
+            elif lowered in self.names:
+                present.add(lowered)
         merged.extend(header for header in extra if header[0] not in present)
         return merged
 
@@ -196,9 +201,10 @@ class BodySizeLimitMiddleware:
 
 
 def _declared_length(scope: Scope) -> int | None:
-    """The declared ``Content-Length``; None when the body's length is not declared (chunked,
-    or no header), so that it is counted as it streams in."""
-    length = None
+    """The declared ``Content-Length``; None when the body is chunked (or its length is not a
+    number), so that it is counted as it streams in. A request with neither header has no body
+    (RFC 9112, section 6.3): zero, and nothing to count, as on most GETs."""
+    length = 0
     for name, value in scope["headers"]:
         if name == b"transfer-encoding":
             return None

@@ -257,7 +257,14 @@ def client_identity(connection: HTTPConnection, principal: Principal | None) -> 
     """Who spends the default budget: the user of a valid bearer token, else the address."""
     if principal is not None:
         return f"user:{principal.user_id}"
-    return f"ip:{client_ip(connection)}"
+    return address_identity(connection.scope)
+
+
+def address_identity(scope: Scope) -> str:
+    """Who spends the default budget when nobody is signed in: the caller's address, read from
+    the scope (the trusted-proxy layer has already put the forwarded client there)."""
+    client = scope.get("client")
+    return f"ip:{client[0] if client else 'unknown'}"
 
 
 def default_budget(settings: Settings) -> RateLimit:

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends
 from agora.core.dependencies import ServicesDep
 from agora.core.security import StaffPrincipal
 from agora.crawler import service
-from agora.crawler.frontier import Frontier
-from agora.crawler.process import frontier_for
+from agora.crawler.frontier import Frontier, frontier_for
 from agora.crawler.schemas import CrawlStatsResponse, HostStatsResponse
 
 router = APIRouter(prefix="/crawler", tags=["crawler"])

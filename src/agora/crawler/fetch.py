@@ -19,7 +19,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -212,7 +212,9 @@ class Fetcher:
     async def _check(self, url: str, deadline: float) -> None:
         """Refuse a URL whose host is not public (aiohttp skips the resolver for an address
         written in the URL, so this check covers those); a host passed is trusted a while."""
-        host = urlsplit(url).netloc
+        # what lies between "//" and the next "/": the host, or more (a different key is only
+        # a miss), never a string another host's check could have passed
+        host = url.partition("//")[2].partition("/")[0]
         if self._checked.get(host, 0.0) > time.monotonic():
             return
         async with asyncio.timeout_at(deadline):

@@ -24,6 +24,7 @@ import datetime as dt
 import enum
 import functools
 import hashlib
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -85,6 +86,7 @@ class Outcome(enum.StrEnum):
     SKIP = "skip"
     DEFER = "defer"
     LATER = "later"
+    RELEASED = "release"
 
 
 @dataclass(frozen=True)
@@ -98,11 +100,23 @@ class Lease:
     last_modified: str | None = None
     last_fetched_ms: int | None = None
     held_ms: int = 0
+    has_delay: bool = False
+    took_last_slot: bool = False
 
-    @property
+    @functools.cached_property
     def host(self) -> str:
         """The host (with its port when not the scheme's default) whose gate granted it."""
-        return urlsplit(self.url).netloc
+        return host_of(self.url)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one lease call gave: the leases, how many seconds until a host is next ready (None:
+    none is), and whether a host with a delay was ready while no fetcher was idle."""
+
+    leases: list[Lease]
+    wait_s: float | None
+    passed_over: bool
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ def url_id(url: str) -> bytes:
 
 def host_of(url: str) -> str:
     """The host key of a canonical URL (``host`` or ``host:port``)."""
-    return urlsplit(url).netloc
+    return url.split("/", 3)[2]
 
 
 def _from_ms(value: float | None) -> dt.datetime | None:
@@ -175,6 +189,8 @@ class Frontier:
         self.redis = redis
         self.config = config
         self.prefix = prefix
+        # Who leases through this object, to share each host's slots fairly among crawlers.
+        self.crawler_id = uuid.uuid4().hex
         common = _lua("common")
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(common + _lua(name))
@@ -231,12 +247,29 @@ class Frontier:
     ) -> tuple[list[Lease], float | None]:
         """Up to ``count`` URLs whose hosts' gates are open, after freeing the slots of the
         ``ended`` fetches; also how many seconds until a host is next ready (None: none is)."""
-        freed = [value for lease in ended for value in (lease.id, lease.token)]
+        grant = await self.lease_ahead(count, 0, ended)
+        return grant.leases, grant.wait_s
+
+    async def lease_ahead(self, idle: int, ahead: int, ended: Sequence[Lease] = ()) -> Grant:
+        """Up to ``idle`` URLs to start now, and up to ``ahead`` more of hosts without a delay
+        to hold until a fetcher is free, after freeing the slots of the ``ended`` fetches."""
         config = self.config
-        reply = await self._run("lease", count, config.lease_ttl_ms, config.start_margin_ms, *freed)
+        reply = await self._run(
+            "lease",
+            idle,
+            ahead,
+            config.lease_ttl_ms,
+            config.start_margin_ms,
+            self.crawler_id,
+            _packed((lease.id, (lease.token,)) for lease in ended),
+        )
         wait_ms = int(reply[0])
-        leases = [_lease(*reply[i : i + 5]) for i in range(1, len(reply), 5)]
-        return leases, (wait_ms / 1000 if wait_ms >= 0 else None)
+        leases = [_lease(*reply[i : i + 6]) for i in range(2, len(reply), 6)]
+        return Grant(leases, wait_ms / 1000 if wait_ms >= 0 else None, bool(reply[1]))
+
+    async def retire(self) -> None:
+        """Stop counting this crawler among the live ones (it leases no more)."""
+        await self.redis.zrem(self.key("crawlers"), self.crawler_id)
 
     async def enter_gate(self, host: str, token: str) -> int:
         """Let one request that no lease covers through ``host``'s gate, holding a slot under
@@ -271,15 +304,21 @@ class Frontier:
         """Acknowledge leases with their outcomes; returns how many were still current."""
         if not acks:
             return 0
-        args: list[Any] = [self.config.breaker_cooldown_ms]
-        for ack in acks:
-            validators = "\t".join(
-                (value or "").replace("\t", " ") for value in (ack.etag, ack.last_modified)
+        records = (
+            (
+                ack.lease.id,
+                (
+                    ack.lease.token,
+                    ack.outcome.value,
+                    str(ack.wait_ms),
+                    str(ack.urgency),
+                    f"{_field(ack.etag)}\t{_field(ack.last_modified)}",
+                ),
             )
-            lease = ack.lease
-            args += [lease.id, lease.token, ack.outcome.value, ack.wait_ms, ack.urgency]
-            args.append(validators)
-        return int(await self._run("ack", *args))
+            for ack in acks
+        )
+        cooldown = self.config.breaker_cooldown_ms
+        return int(await self._run("ack", cooldown, self.crawler_id, _packed(records)))
 
     async def store_robots(
         self, host: str, body: str | None, *, crawl_delay_ms: int, pause_ms: int
@@ -323,6 +362,27 @@ class Frontier:
         return UrlStatus(UrlState.UNKNOWN, None, None)
 
 
+def frontier_for(redis: Redis, settings: Settings) -> Frontier:
+    """The frontier as the settings configure it."""
+    return Frontier(redis, FrontierConfig.from_settings(settings))
+
+
+def _packed(records: Iterable[tuple[bytes, Sequence[str]]]) -> bytes:
+    """Records for a script, in one argument: an 8-byte URL id, then fields separated by byte 31,
+    ended by byte 30 (``unpack_records`` in ``lua/common.lua``)."""
+    return b"".join(
+        identifier + "\x1f".join(fields).encode() + b"\x1e" for identifier, fields in records
+    )
+
+
+_FIELD_BREAKS = str.maketrans({"\t": " ", "\x1e": " ", "\x1f": " "})
+
+
+def _field(value: str | None) -> str:
+    """A header value as a record field: no tab (it separates validators) nor record byte."""
+    return (value or "").translate(_FIELD_BREAKS)
+
+
 def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
     """ETag, Last-Modified and last fetch time (ms) from a URL's meta entry."""
     parts = as_text(meta).split("\t")
@@ -331,10 +391,22 @@ def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
     return parts[2] or None, parts[3] or None, int(parts[1])
 
 
-def _lease(identifier: bytes, url: bytes, token: bytes | int, meta: bytes, held: int) -> Lease:
+def _lease(
+    identifier: bytes, url: bytes, token: bytes | int, meta: bytes, held: int, flags: int
+) -> Lease:
     token_text = str(token) if isinstance(token, int) else as_text(token)
-    etag, last_modified, fetched_ms = _parse_meta(meta)
-    return Lease(identifier, as_text(url), token_text, etag, last_modified, fetched_ms, int(held))
+    etag, last_modified, fetched_ms = _parse_meta(meta) if meta else (None, None, None)
+    return Lease(
+        identifier,
+        as_text(url),
+        token_text,
+        etag,
+        last_modified,
+        fetched_ms,
+        int(held),
+        has_delay=bool(flags & 1),
+        took_last_slot=bool(flags & 2),
+    )
 
 
 @functools.cache

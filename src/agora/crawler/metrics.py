@@ -9,6 +9,7 @@ gauge into one multiprocess folder agree (``mostrecent``).
 from __future__ import annotations
 
 import enum
+import functools
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -47,6 +48,12 @@ FRONTIER_URLS = Gauge(
     ["state"],
     multiprocess_mode="mostrecent",
 )
+
+
+@functools.cache
+def fetch_counter(outcome: FetchOutcome) -> Counter:
+    """The fetch counter of one outcome (a label lookup costs more than the increment)."""
+    return FETCHES.labels(outcome)
 
 
 def set_frontier_sizes(queued: int, leased: int) -> None:

@@ -7,23 +7,19 @@ nothing either, only time: the process's leases expire and go back to their queu
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
-
 from agora.crawler.fetch import Fetcher, FetchLimits
-from agora.crawler.frontier import Frontier, FrontierConfig
+from agora.crawler.frontier import Frontier
 from agora.crawler.gate import HostGate
 from agora.crawler.robots import RobotsBook
 from agora.crawler.worker import Crawler, PageHandler
 from agora.settings import Settings
 
-
-def frontier_for(redis: Redis, settings: Settings) -> Frontier:
-    """The frontier as the settings configure it."""
-    return Frontier(redis, FrontierConfig.from_settings(settings))
+YOUNG_GC_THRESHOLD = 10_000
 
 
 async def run_crawler(
@@ -35,8 +31,16 @@ async def run_crawler(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     fetcher = Fetcher(FetchLimits.from_settings(settings), connections=concurrency)
+    crawler = build_crawler(frontier, fetcher, handler, settings, concurrency)
+    # What is loaded by now (modules, the extraction libraries, sessions) lives as long as the
+    # process: kept out of the garbage collector's full passes, each of which otherwise walked
+    # all of it, about 120 ms every few thousand pages. Collecting the youngest generation every
+    # 10,000 new objects rather than every 700 takes collections from about 12 µs of CPU a page
+    # to about 1.
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
-        await build_crawler(frontier, fetcher, handler, settings, concurrency).run(stop)
+        await crawler.run(stop)
     finally:
         await fetcher.close()
 

@@ -1,7 +1,11 @@
 """A crawler process's loop: lease URLs, fetch them politely, hand pages over, acknowledge.
 
-One asyncio loop runs up to ``concurrency`` fetches on one shared HTTP session. Whenever a fetch
-ends, its host's slot is freed in the same Redis call that leases the next URLs. Fetched pages
+One asyncio loop runs ``concurrency`` fetchers on one shared HTTP session, each taking the next
+lease in hand as soon as its fetch ends. A leasing loop keeps leases in hand: for idle fetchers
+at once, and, of hosts without a delay (whose starts are not timed from the grant), up to
+``concurrency`` more, asked for in one Redis call once half are used, so a fetch never waits for
+a round trip to Redis. An ended fetch's host slot is freed in the next lease call, at once when
+it was the last slot its host gives this crawler. Fetched pages
 are handed to the ``PageHandler`` in batches (price watch writes a batch in one transaction),
 and only once the handler returned are their leases acknowledged: a process killed before that
 leaves the leases to expire, and the URLs are fetched again, by whichever process comes next.
@@ -12,6 +16,7 @@ counted, and the frontier's sizes published, for ``/metrics`` (``metrics.py``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Sequence
@@ -24,15 +29,14 @@ from agora.crawler.fetch import Fetcher, FetchResult
 from agora.crawler.frontier import Ack, Frontier, Lease, Outcome
 from agora.crawler.gate import HELD_BACK, ROBOTS_DISALLOWED, HostGate
 from agora.crawler.metrics import (
-    FETCHES,
     POLITENESS_WAIT_SECONDS,
     FetchOutcome,
+    fetch_counter,
     set_frontier_sizes,
 )
 from agora.crawler.robots import allows
 
 IDLE_POLL_S = 0.05
-COALESCE_S = 0.002
 STOP_GRACE_S = 10.0
 SIZES_INTERVAL_S = 1.0
 log = structlog.get_logger(__name__)
@@ -105,12 +109,22 @@ class Crawler:
         self.robots = gate.robots
         self.handler = handler
         self.concurrency = concurrency
+        self.ahead = concurrency
+        # a lease in hand unused for half its TTL is given back rather than fetched: it could
+        # expire mid-fetch, and its slot be given to another fetch of the host
+        self.keep_s = frontier.config.lease_ttl_ms / 2000
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self._active: set[asyncio.Task[None]] = set()
+        self._in_hand: collections.deque[tuple[float, Lease]] = collections.deque()
+        self._stale: list[Lease] = []
+        self._idle = 0
+        self._busy = 0
+        self._passed_over = False
         self._ended: list[Lease] = []
+        self._free_now = False
         self._done: list[_Done] = []
         self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._sizes_due = 0.0
 
@@ -118,44 +132,104 @@ class Crawler:
         """Crawl until ``stop`` is set, then finish the fetches under way and acknowledge."""
         flusher = asyncio.create_task(self._flush_loop(stop))
         waker = asyncio.create_task(self._wake_on(stop))
+        fetchers = [asyncio.create_task(self._fetch_loop(stop)) for _ in range(self.concurrency)]
         try:
-            while not stop.is_set():
-                await self._lease_more(stop)
-            if self._active:
-                await asyncio.wait(self._active, timeout=STOP_GRACE_S)
+            await self._lease_loop(stop)
+            await asyncio.wait(fetchers, timeout=STOP_GRACE_S)
         finally:
             waker.cancel()
-            for task in self._active:
+            for task in fetchers:
                 task.cancel()
+            await asyncio.gather(*fetchers, return_exceptions=True)
+            await self._release_in_hand()
             self._flush_now.set()
             await flusher
+            with contextlib.suppress(Exception):
+                await self.frontier.retire()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
-        """Wake the leasing loop when ``stop`` is set (so it waits on one event, not two)."""
+        """Wake the leasing loop and the idle fetchers when ``stop`` is set."""
         await stop.wait()
         self._wake.set()
+        self._ready.set()
 
-    async def _lease_more(self, stop: asyncio.Event) -> None:
-        free = self.concurrency - len(self._active)
-        if 0 < free < self.concurrency // 4 and not stop.is_set():
-            # A few slots free: let more fetches end, then lease for all in one Redis call.
-            await asyncio.sleep(COALESCE_S)
-            free = self.concurrency - len(self._active)
-        ended, self._ended = self._ended, []
-        leases, wait_s = await self.frontier.lease(max(free, 0), ended)
-        for lease in leases:
-            task = asyncio.create_task(self._crawl(lease))
-            self._active.add(task)
-            task.add_done_callback(self._active.discard)
-        if free - len(leases) > 0 and wait_s == 0:
-            return
-        self._wake.clear()
-        if stop.is_set():
-            return
-        timeout = IDLE_POLL_S if wait_s is None else min(wait_s, IDLE_POLL_S)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
+    async def _lease_loop(self, stop: asyncio.Event) -> None:
+        """Lease for idle fetchers at once; keep up to ``ahead`` leases of hosts without a delay
+        in hand, asked for in batches once half are used; return ended fetches' slots with the
+        next call, at once for a host whose slots they were the last of; and call at least
+        every ``IDLE_POLL_S``, which also keeps this crawler counted live."""
+        loop = asyncio.get_running_loop()
+        poll_at = 0.0
+        while not stop.is_set():
+            self._wake.clear()  # before looking: a wake while the call runs is not lost
+            idle = max(0, self._idle - len(self._in_hand))
+            ahead = 0 if self._passed_over else self.ahead - len(self._in_hand)
+            wait_s: float | None = IDLE_POLL_S
+            if idle or ahead > self.ahead // 2 or self._free_now or loop.time() >= poll_at:
+                if self._stale:
+                    stale, self._stale = self._stale, []
+                    await self.frontier.ack([Ack(lease, Outcome.RELEASED) for lease in stale])
+                ended, self._ended, self._free_now = self._ended, [], False
+                grant = await self.frontier.lease_ahead(idle, ahead, ended)
+                poll_at = loop.time() + IDLE_POLL_S
+                self._passed_over = grant.passed_over
+                keep_until = loop.time() + self.keep_s
+                for lease in grant.leases:
+                    # a host with a delay timed its next start from this grant: start it first
+                    if lease.has_delay:
+                        self._in_hand.appendleft((keep_until, lease))
+                    else:
+                        self._in_hand.append((keep_until, lease))
+                if grant.leases:
+                    self._ready.set()
+                    if grant.wait_s == 0 and len(grant.leases) < idle + ahead:
+                        continue  # more may be ready: a host gives so many URLs a call
+                wait_s = grant.wait_s
+            timeout = min(poll_at - loop.time(), wait_s or IDLE_POLL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(timeout, 0)):
+                    await self._wake.wait()
+
+    async def _fetch_loop(self, stop: asyncio.Event) -> None:
+        """One fetcher: crawl leases in hand, one after the other, until ``stop``."""
+        while (lease := await self._next_lease(stop)) is not None:
+            try:
+                await self._crawl(lease)
+            except Exception:
+                log.exception("acknowledgement failed; the lease will expire", url=lease.url)
+            finally:
+                self._busy -= 1
+
+    async def _next_lease(self, stop: asyncio.Event) -> Lease | None:
+        while True:
+            while not self._in_hand:
+                if stop.is_set():
+                    return None
+                self._idle += 1
+                self._wake.set()
+                self._ready.clear()
+                try:
+                    await self._ready.wait()
+                finally:
+                    self._idle -= 1
+            if stop.is_set():
+                return None
+            keep_until, lease = self._in_hand.popleft()
+            if len(self._in_hand) <= self.ahead // 2:
+                self._wake.set()
+            if asyncio.get_running_loop().time() <= keep_until:
+                self._busy += 1
+                return lease
+            self._stale.append(lease)
+
+    async def _release_in_hand(self) -> None:
+        """Give back the leases in hand that no fetcher took (due again at once)."""
+        held = [lease for _, lease in self._in_hand] + self._stale
+        self._in_hand, self._stale = collections.deque(), []
+        try:
+            await self.frontier.ack([Ack(lease, Outcome.RELEASED) for lease in held])
+        except Exception:
+            log.exception("could not give leases back; they will expire")
 
     async def _crawl(self, lease: Lease) -> None:
         try:
@@ -163,7 +237,7 @@ class Crawler:
         except Exception:
             log.exception("crawl failed", url=lease.url)
             done = _Done(lease, FetchOutcome.ERROR)
-        FETCHES.labels(done.outcome).inc()
+        fetch_counter(done.outcome).inc()
         if done.result is None:
             # Nothing for the handler: acknowledged at once, so that a 429 or an error weighs
             # on the host's gate before its slot can be given to another fetch.
@@ -173,7 +247,9 @@ class Crawler:
             self._done.append(done)
             if len(self._done) >= self.batch_size:
                 self._flush_now.set()
-        self._wake.set()
+            if lease.took_last_slot:
+                self._free_now = True
+                self._wake.set()
 
     async def _visit(self, lease: Lease) -> _Done:
         if lease.held_ms > 0:
@@ -200,7 +276,7 @@ class Crawler:
                 await self._publish_sizes()
             except Exception:
                 log.exception("flush failed; the leases will expire and be crawled again")
-            if stop.is_set() and not self._active:
+            if stop.is_set() and not self._busy:
                 await self.flush()
                 return
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from agora.core.dependencies import AppServices
 from agora.crawler import service as crawler
-from agora.crawler.process import frontier_for
+from agora.crawler.frontier import frontier_for
 from agora.crawler.service import HostStats
 from agora.dashboard.ranges import TimeRange
 from agora.dashboard.snapshot import Section

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Double, func, or_, select, type_coerce, update
+from sqlalchemy import CTE, ColumnElement, Double, func, literal, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.interfaces import ORMOption
 
 from agora.catalog.models import ProductVariant
 from agora.core.db import statement_batches
@@ -197,6 +198,26 @@ async def available_by_variant(
     return {variant_id: int(available) for variant_id, available in rows}
 
 
+async def variant_with_available(
+    session: AsyncSession, variant_id: uuid.UUID, *options: ORMOption
+) -> tuple[ProductVariant, int] | None:
+    """A variant (loaded with ``options``) and its units available for sale over every
+    warehouse, in one query; None for an unknown variant."""
+    available = (
+        select(func.coalesce(func.sum(_available_units), 0))
+        .where(StockLevel.variant_id == ProductVariant.id)
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(
+            select(ProductVariant, available)
+            .where(ProductVariant.id == variant_id)
+            .options(*options)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], int(row[1]))
+
+
 async def warehouses_with_stock(session: AsyncSession, variant_id: uuid.UUID) -> list[uuid.UUID]:
     """The warehouses holding available units of a variant, in primary-key order.
 
@@ -211,10 +232,11 @@ async def warehouses_with_stock(session: AsyncSession, variant_id: uuid.UUID) ->
 
 
 async def reserve_in_first_warehouse(
-    session: AsyncSession, variant_id: uuid.UUID, quantity: int
+    session: AsyncSession, reference_id: uuid.UUID, variant_id: uuid.UUID, quantity: int
 ) -> tuple[uuid.UUID, int] | None:
-    """Hold ``quantity`` units in the first warehouse (in key order) that has them all, in one
-    statement; that warehouse and the units left there, or None.
+    """Hold ``quantity`` units for ``reference_id`` in the first warehouse (in key order) that has
+    them all, recording the reservation and its movement, in one statement; that warehouse and
+    the units left there, or None (and nothing written).
 
     The warehouse is picked from the statement's snapshot and the update re-checks the count on
     the row it locks, so None also means "a concurrent buyer emptied the picked warehouse".
@@ -230,7 +252,7 @@ async def reserve_in_first_warehouse(
         .limit(1)
         .scalar_subquery()
     )
-    held = await session.execute(
+    held = (
         update(StockLevel)
         .where(
             StockLevel.variant_id == variant_id,
@@ -238,11 +260,32 @@ async def reserve_in_first_warehouse(
             _available_units >= quantity,
         )
         .values(reserved=StockLevel.reserved + quantity)
-        .returning(StockLevel.warehouse_id, _available_units)
-        .execution_options(synchronize_session=False)
+        .returning(StockLevel.warehouse_id, _available_units.label("available"))
+        .cte("held")
     )
-    row = held.one_or_none()
+    units = {"variant_id": variant_id, "quantity": quantity, "reference_id": reference_id}
+    reservation = {"id": uuid.uuid4(), "status": ReservationStatus.HELD, **units}
+    movement = {"kind": MovementKind.RESERVATION, **units}
+    statement = select(held.c.warehouse_id, held.c.available).add_cte(
+        _insert_held(StockReservation, held, reservation),
+        _insert_held(StockMovement, held, movement),
+    )
+    row = (await session.execute(statement)).one_or_none()
     return None if row is None else (row[0], int(row[1]))
+
+
+def _insert_held(
+    model: type[StockReservation] | type[StockMovement], held: CTE, values: dict[str, Any]
+) -> CTE:
+    """An INSERT of a ``model`` row of ``values`` in each warehouse ``held`` returns, as a CTE."""
+    table = model.__table__
+    row = [literal(value, table.c[name].type) for name, value in values.items()]
+    source = select(*row, held.c.warehouse_id)
+    return (
+        insert(model)
+        .from_select([*values, "warehouse_id"], source)
+        .cte(f"{model.__tablename__}_held")
+    )
 
 
 async def reserve_units(

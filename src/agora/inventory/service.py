@@ -29,8 +29,10 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.interfaces import ORMOption
 
 from agora.catalog import service as catalog
+from agora.catalog.models import ProductVariant
 from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
@@ -154,6 +156,14 @@ async def available_quantities(
     return {variant_id: found.get(variant_id, 0) for variant_id in variant_ids}
 
 
+async def variant_with_available(
+    session: AsyncSession, variant_id: uuid.UUID, *options: ORMOption
+) -> tuple[ProductVariant, int] | None:
+    """A variant (loaded with ``options``) and its units available for sale, in one query; None
+    for an unknown variant."""
+    return await repository.variant_with_available(session, variant_id, *options)
+
+
 async def in_stock_variant_ids(
     session: AsyncSession, variant_ids: Sequence[uuid.UUID]
 ) -> set[uuid.UUID]:
@@ -185,16 +195,24 @@ async def reserve(
         )
     if warehouse_id is not None:
         await get_warehouse(session, warehouse_id)
-    held = []
+    unrecorded = []  # held one at a time, their reservation and movement still to write
     for variant_id in sorted(quantities):
         quantity = quantities[variant_id]
-        taken_from, left = await _reserve_line(session, variant_id, quantity, warehouse_id)
-        held.append(WarehouseUnits(variant_id, taken_from, quantity))
+        held = None
+        if warehouse_id is None:  # the common case: held and recorded in one statement
+            held = await repository.reserve_in_first_warehouse(
+                session, reference_id, variant_id, quantity
+            )
+        if held is None:
+            held = await _reserve_line(session, variant_id, quantity, warehouse_id)
+            unrecorded.append(WarehouseUnits(variant_id, held[0], quantity))
+        taken_from, left = held
         _note_low_stock(session, variant_id, taken_from, left + quantity, left)
         await _note_availability(session, redis, variant_id, left + quantity, left)
         _announce_change(session, redis, variant_id)
-    await repository.add_reservations(session, reference_id, held)
-    await repository.add_movements(session, MovementKind.RESERVATION, held, reference_id)
+    if unrecorded:
+        await repository.add_reservations(session, reference_id, unrecorded)
+        await repository.add_movements(session, MovementKind.RESERVATION, unrecorded, reference_id)
 
 
 def quantities_of(lines: Iterable[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, int]:
@@ -208,15 +226,12 @@ def quantities_of(lines: Iterable[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, int
 async def _reserve_line(
     session: AsyncSession, variant_id: uuid.UUID, quantity: int, warehouse_id: uuid.UUID | None
 ) -> tuple[uuid.UUID, int]:
-    """Hold the units in ``warehouse_id``, or else in the first warehouse (in key order) that
-    has them all; that warehouse and the units left in it."""
+    """Hold the units in ``warehouse_id``, or else in each warehouse that has any in key order
+    until one has them all (the first warehouse that had them was emptied by a concurrent buyer,
+    or none had them all); that warehouse and the units left in it."""
     if warehouse_id is not None:
         candidates = [warehouse_id]
     else:
-        held = await repository.reserve_in_first_warehouse(session, variant_id, quantity)
-        if held is not None:
-            return held
-        # None of them had enough, or a concurrent buyer emptied the one picked: try each.
         candidates = await repository.warehouses_with_stock(session, variant_id)
     for candidate in candidates:
         left = await repository.reserve_units(session, variant_id, candidate, quantity)

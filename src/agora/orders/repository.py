@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, func, or_, select, tuple_, update
+from sqlalchemy import ARRAY, CTE, Insert, Update, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
 from agora.core.money import Money
-from agora.orders.models import Order, OrderStatus, ShippingMethod, Voucher
+from agora.orders.models import Order, OrderLine, OrderStatus, ShippingMethod, Voucher
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,41 @@ async def variants_with_products(
         .options(joinedload(ProductVariant.product))
     )
     return {variant.id: variant for variant in result}
+
+
+_ASSIGNED = frozenset({"number", "created_at", "updated_at"})  # by the database, on insert
+_WRITTEN = [column for column in Order.__table__.c if column.key not in _ASSIGNED]
+_LINE_COLUMNS = list(OrderLine.__table__.c)
+
+
+async def insert_order(
+    session: AsyncSession, order: Order, announce: Callable[[CTE], Insert]
+) -> None:
+    """Write a new order, its lines and what ``announce`` inserts from the written order's row
+    (the CTE it is handed: an outbox event), in one statement; the number and timestamps the
+    database assigned are set on ``order``, which stays out of the session (nothing re-reads it).
+    """
+    created = (
+        insert(Order)
+        .values({column.key: getattr(order, column.key) for column in _WRITTEN})
+        .returning(Order.number, Order.created_at, Order.updated_at)
+        .cte("created_order")
+    )
+    # One array per column, unnested into rows: the same statement (cached, prepared once)
+    # whatever the number of lines, where a multi-row VALUES would be compiled every time.
+    rows = [
+        func.unnest(
+            literal([getattr(line, column.key) for line in order.lines], ARRAY(column.type))
+        )
+        for column in _LINE_COLUMNS
+    ]
+    lines = (
+        insert(OrderLine)
+        .from_select([column.key for column in _LINE_COLUMNS], select(*rows))
+        .cte("created_lines")
+    )
+    statement = select(created).add_cte(lines, announce(created).cte("announced"))
+    order.number, order.created_at, order.updated_at = (await session.execute(statement)).one()
 
 
 async def get_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:

@@ -25,9 +25,11 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy import CTE, Insert, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.cart import service as cart
@@ -36,7 +38,7 @@ from agora.core.db import Database, utcnow
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.jobs import defer
 from agora.core.money import Money
-from agora.core.outbox import record_event
+from agora.core.outbox import event_insert, record_event
 from agora.core.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from agora.inventory import pickup
 from agora.inventory import service as inventory
@@ -156,6 +158,8 @@ async def _create(
             raise _unavailable(item.variant_id)
         order.lines.append(
             OrderLine(
+                id=uuid.uuid4(),
+                order_id=order.id,
                 position=position,
                 variant_id=item.variant_id,
                 sku=item.sku,
@@ -172,14 +176,12 @@ async def _create(
     order.total_amount = order.subtotal_amount + order.shipping_amount - order.discount_amount
     order.shipping_address = checkout.shipping_address
     order.payment_due_at = utcnow() + dt.timedelta(seconds=payment_timeout)
-    session.add(order)
-    await session.flush()
+    await repository.insert_order(session, order, partial(_announce_created, session, order))
     # Last, so the stock rows (the hot ones) stay locked for as little of the transaction as can be.
     quantities = inventory.quantities_of((item.variant_id, item.quantity) for item in items)
     await inventory.reserve(
         session, order.id, quantities, redis=redis, warehouse_id=order.pickup_point_id
     )
-    _announce(session, order, "order.created")
     if order.total_amount == 0:  # nothing to pay (a 100 % voucher, free shipping): paid now
         return await mark_paid(session, order.id)
     return order
@@ -459,13 +461,22 @@ async def _announce_moved(session: AsyncSession, order_id: uuid.UUID, status: Or
 
 def _announce(session: AsyncSession, order: Order | repository.MovedOrder, topic: str) -> None:
     """Record an order event for its buyer (and staff) in the current transaction."""
-    payload = {
-        "order_id": order.id,
-        "number": order.number,
-        "status": order.status.value,
-        "total": order.total.model_dump(),
-    }
+    payload = {"number": order.number, **_event_payload(order)}
     record_event(session, topic, payload, user_id=order.user_id)
+
+
+def _announce_created(session: AsyncSession, order: Order, created: CTE) -> Insert:
+    """``order.created``, written by the statement that writes the order (``created``), which
+    assigns the number it carries."""
+    number = func.jsonb_build_object("number", created.c.number)
+    return event_insert(
+        session, "order.created", _event_payload(order), number, user_id=order.user_id
+    )
+
+
+def _event_payload(order: Order | repository.MovedOrder) -> dict[str, Any]:
+    """What an order event says of its order, but its number."""
+    return {"order_id": order.id, "status": order.status.value, "total": order.total.model_dump()}
 
 
 def _illegal(order: Order, target: OrderStatus) -> Conflict:

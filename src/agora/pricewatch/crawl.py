@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from agora.core.db import Database
 from agora.core.redis import create_redis
-from agora.crawler.process import frontier_for, run_crawler
+from agora.crawler.frontier import frontier_for
+from agora.crawler.process import run_crawler
 from agora.crawler.worker import Page, Verdict
 from agora.pricewatch import readings, service
 from agora.settings import Settings

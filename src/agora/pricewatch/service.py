@@ -7,7 +7,6 @@ by ``readings`` (in crawler processes).
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -17,11 +16,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import call_after_commit
-from agora.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from agora.crawler.fetch import HopRefused
+from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.crawler.frontier import Frontier, HostPolicy, UrlStatus, canonical_url, host_of
-from agora.crawler.process import polite_fetcher
-from agora.pricewatch import repository, sitemaps
+from agora.pricewatch import repository
 from agora.pricewatch.models import PriceChange, Site, Target
 from agora.settings import Settings
 
@@ -145,16 +142,11 @@ async def discover(
     site = await repository.site(session, site_id)
     if site is None:
         raise NotFound("No such site.", code="site_not_found")
-    try:
-        async with polite_fetcher(frontier, settings, connections=4) as gate:
-            listed = await sitemaps.sitemap_urls(gate, site.base_url)
-    except HopRefused as refused:
-        wait = refused.retry_after_s
-        raise ServiceUnavailable(
-            f"{site.host} cannot be read now: {refused.reason}.",
-            code="site_unavailable",
-            headers={"Retry-After": str(math.ceil(wait))} if wait else None,
-        ) from refused
+    # Reading sitemaps takes the crawler's HTTP client and an XML parser (aiohttp, parsel and
+    # lxml: about 14 MB); an API process that never discovers a site never loads them.
+    from agora.pricewatch import sitemaps
+
+    listed = await sitemaps.listed_pages(frontier, settings, site.base_url)
     matched = sitemaps.matching(listed, pattern, site.host)
     known = await repository.targets_by_url(session, [canonical_url(url) for url in matched])
     targets = await add_targets(session, frontier, [(url, None) for url in matched])

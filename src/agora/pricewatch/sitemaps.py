@@ -5,26 +5,47 @@ Every fetch goes through the crawler's ``HostGate``: robots.txt is read through 
 (and kept for the crawlers), a sitemap robots.txt disallows is not read, and each request waits
 for its host's next allowed start like any crawl. A site whose robots.txt cannot be read, or
 whose gate stays closed, is refused with ``HopRefused``: nothing of it may be read now.
+
+The API imports this module on its first discovery only (see ``service.discover``).
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import math
 import re
 from collections.abc import Iterable
 
 from parsel import Selector
 
+from agora.core.errors import ServiceUnavailable
 from agora.core.netguard import UnsafeTarget
 from agora.crawler.fetch import HopRefused
-from agora.crawler.frontier import canonical_url, host_of
+from agora.crawler.frontier import Frontier, canonical_url, host_of
 from agora.crawler.gate import HostGate
+from agora.crawler.process import polite_fetcher
+from agora.settings import Settings
 
 MAX_SITEMAPS = 50
 MAX_URLS = 50_000
 _GZIP_MAGIC = b"\x1f\x8b"
 ROBOTS_UNREADABLE = "robots.txt cannot be read"
+
+
+async def listed_pages(frontier: Frontier, settings: Settings, base_url: str) -> list[str]:
+    """The page URLs a site's sitemaps list, read through a short-lived polite fetcher; 503
+    ``site_unavailable`` (with the gate's ``Retry-After``) when the site may not be read now."""
+    try:
+        async with polite_fetcher(frontier, settings, connections=4) as gate:
+            return await sitemap_urls(gate, base_url)
+    except HopRefused as refused:
+        wait = refused.retry_after_s
+        raise ServiceUnavailable(
+            f"{host_of(base_url)} cannot be read now: {refused.reason}.",
+            code="site_unavailable",
+            headers={"Retry-After": str(math.ceil(wait))} if wait else None,
+        ) from refused
 
 
 async def sitemap_urls(gate: HostGate, base_url: str) -> list[str]:

@@ -1,5 +1,6 @@
--- ARGV: prefix, breaker threshold, breaker cooldown ms, then per URL
--- (id, token, outcome, wait ms, urgency 0-100, validators "etag \t last_modified").
+-- ARGV: prefix, breaker threshold, breaker cooldown ms, the acknowledging crawler's id, then
+-- one record per URL, packed (see unpack_records): id, token, outcome, wait ms, urgency 0-100,
+-- validators "etag \t last_modified".
 -- Outcomes:
 --   changed / same / notmod  fetched (200 with a change, 200 without, 304): the recrawl interval
 --                            halves or grows by half within the host's bounds
@@ -7,6 +8,7 @@
 --   error    timeout, connection or 5xx: counts towards the host's circuit breaker
 --   skip     not to fetch now (robots.txt disallows it, 4xx): due again after the longest interval
 --   defer    the lease was spent on robots.txt: the URL is due again at once
+--   release  held ahead but never fetched (its crawler stopped first): due again at once
 --   later    a redirect's target host kept its gate closed for longer than the fetch could
 --            wait: the URL is due again after wait ms, and its own host is not blamed
 -- An ack whose token is not the URL's current lease (it expired and was handed out again) is
@@ -14,6 +16,7 @@
 local now = now_ms()
 local threshold = tonumber(ARGV[2])
 local cooldown = tonumber(ARGV[3])
+local owner = ARGV[4]
 local applied = 0
 
 local fetched_now = 0
@@ -62,9 +65,9 @@ local function failed(hkey)
   return now + cooldown * fails / threshold
 end
 
-for i = 4, #ARGV, 6 do
-  local id, token, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local wait, urgency, validators = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
+for _, record in ipairs(unpack_records(ARGV[5])) do
+  local id, token, outcome = record[1], record[2], record[3]
+  local wait, urgency, validators = tonumber(record[4]), tonumber(record[5]), record[6]
   if num(redis.call('ZSCORE', P .. 'leases', id), -1) == tonumber(token) then
     local host = host_of(redis.call('HGET', P .. 'url', id))
     local hkey = P .. 'host:' .. host
@@ -72,6 +75,7 @@ for i = 4, #ARGV, 6 do
     local due = now
     redis.call('ZREM', P .. 'leases', id)
     redis.call('ZREM', P .. 'hold:' .. host, id)
+    redis.call('ZREM', P .. 'mine:' .. owner .. ':' .. host, id)
     state.leased = state.leased + 1
     if outcome == 'changed' or outcome == 'same' or outcome == 'notmod' then
       due = fetched(id, state, outcome, urgency, validators)

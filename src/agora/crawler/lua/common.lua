@@ -8,6 +8,8 @@
 --   host:<host>   hash   policy (delay, rdelay, maxc, min, max) and state (next, pause, open,
 --                        fails, leased) and counters (fetched, notmod, errors)
 --   hosts         zset   host -> the time it may next give a URL (absent: nothing to give)
+--   crawlers      zset   crawler id -> until when it counts as live (it leased within a TTL)
+--   mine:<crawler>:<host>  zset  id -> lease expiry, the host's slots that crawler holds
 --   meta          hash   id -> "interval_s \t fetched_ms \t etag \t last_modified"
 --   robots:<host> string the host's robots.txt, kept for the robots TTL
 local P = ARGV[1]
@@ -19,6 +21,23 @@ end
 
 local function host_of(url)
   return string.match(url, '^[%a][%w+.-]*://([^/?#]+)')
+end
+
+-- Records the crawler packs into one argument (one string costs it far less to send than many):
+-- each is an 8-byte URL id, then its fields separated by byte 31, ended by byte 30 (the id may
+-- hold any byte; the fields hold neither of those two).
+local function unpack_records(packed)
+  local records, pos = {}, 1
+  while pos <= #packed do
+    local stop = string.find(packed, '\30', pos + 8, true)
+    local record = {string.sub(packed, pos, pos + 7)}
+    for field in string.gmatch(string.sub(packed, pos + 8, stop - 1) .. '\31', '([^\31]*)\31') do
+      record[#record + 1] = field
+    end
+    records[#records + 1] = record
+    pos = stop + 1
+  end
+  return records
 end
 
 local function num(value, default)

@@ -1,25 +1,50 @@
--- ARGV: prefix, breaker threshold, how many URLs wanted, lease TTL ms, start margin ms,
--- then (id, token) of fetches that just ended, whose hosts' slots are freed first.
+-- ARGV: prefix, breaker threshold, URLs wanted for idle fetchers, URLs more to hold ahead (only
+-- of hosts without a delay), lease TTL ms, start margin ms, the leasing crawler's id, then
+-- records (id, token) of fetches that just ended, packed (see unpack_records), whose hosts'
+-- slots are freed first.
+-- The crawler is counted live for a lease TTL (crawlers, scored by when that ends); while
+-- several are, a host gives one crawler at most ceil(its limit / live crawlers) slots
+-- (mine:<crawler>:<host>), so one cannot hold every slot of a host while others starve.
 -- Expired leases go back to their queue (due now) before anything is handed out. A host gives
 -- a URL only when its gate is open: fewer fetches in flight than its limit, its next allowed
 -- start reached, not paused (Retry-After, robots.txt unreachable) and its circuit not open.
--- Hosts are served round-robin, in passes, until enough URLs are granted.
--- Returns {wait_ms, id1, url1, token1, meta1, held1, id2, ...}; wait_ms is when a host is next
--- ready (-1: none is); held is how long (ms) the URL, due, waited for its host's gate to open
--- (next allowed start, pause, open circuit): the politeness wait.
+-- Hosts are served round-robin, in passes, until enough URLs are granted; a host with a delay
+-- only ever gives a URL for an idle fetcher (its start is timed from the grant), and goes
+-- first.
+-- Returns {wait_ms, passed, id1, url1, token1, meta1, held1, flags1, id2, ...}; wait_ms is when
+-- a host is next ready (-1: none is); passed is 1 when a host with a delay was ready but no
+-- fetcher idle; held is how long (ms) the URL, due, waited for its host's gate to open (next
+-- allowed start, pause, open circuit): the politeness wait; flags: 1 its host has a delay (start
+-- it now), 2 this grant took the last slot its host gives this crawler (free it as soon as the
+-- fetch ends).
 local now = now_ms()
 local threshold = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local margin = tonumber(ARGV[5])
+local extra = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[5])
+local margin = tonumber(ARGV[6])
+local owner = ARGV[7]
 
-for i = 6, #ARGV, 2 do
-  local id, token = ARGV[i], ARGV[i + 1]
+local crawlers = P .. 'crawlers'
+redis.call('ZADD', crawlers, now + ttl, owner)
+redis.call('ZREMRANGEBYSCORE', crawlers, '-inf', now)
+local live = redis.call('ZCARD', crawlers)
+
+local freed = {}
+for _, record in ipairs(unpack_records(ARGV[8])) do
+  local id, token = record[1], record[2]
   local url = redis.call('HGET', P .. 'url', id)
-  if url and num(redis.call('ZSCORE', P .. 'hold:' .. host_of(url), id), -1) == tonumber(token) then
-    redis.call('ZREM', P .. 'hold:' .. host_of(url), id)
-    reschedule(host_of(url), now, threshold)
+  if url then
+    local host = host_of(url)
+    if num(redis.call('ZSCORE', P .. 'hold:' .. host, id), -1) == tonumber(token) then
+      redis.call('ZREM', P .. 'hold:' .. host, id)
+      redis.call('ZREM', P .. 'mine:' .. owner .. ':' .. host, id)
+      freed[host] = true
+    end
   end
+end
+for host in pairs(freed) do
+  reschedule(host, now, threshold)
 end
 
 -- An expired lease's URL goes back to the head of its queue: what a dead crawler held has
@@ -32,24 +57,39 @@ for _, id in ipairs(expired) do
   reschedule(host, now, threshold)
 end
 
-local out = {-1}
+local out = {-1, 0}
 local granted = 0
--- Grant what the host's gate allows now: with a delay, one URL; without, as many as it has
--- slots free. Returns whether the host may give more in this call.
-local function grant(host)
+-- Grant what the host's gate allows now: with a delay, one URL for an idle fetcher; without, as
+-- many as it has slots free (this crawler's share of them). Returns whether the host may give
+-- more in this call.
+local function grant(host, h)
   local hkey = P .. 'host:' .. host
-  local h = redis.call('HMGET', hkey, 'delay', 'rdelay', 'next', 'pause', 'open', 'maxc', 'fails')
   local opened = math.max(num(h[3], 0), num(h[4], 0), num(h[5], 0))
   if now < opened then
     return false
   end
-  local holders = redis.call('ZCOUNT', P .. 'hold:' .. host, now, '+inf')
-  local free = concurrency_limit(host, num(h[6], 1), num(h[7], 0), threshold) - holders
   local delay = math.max(num(h[1], 0), num(h[2], 0))
+  local budget = wanted + extra - granted
   if delay > 0 then
-    free = math.min(free, 1)
+    if granted >= wanted then
+      if redis.call('ZCOUNT', P .. 'q:' .. host, '-inf', now) > 0 then
+        out[2] = 1
+      end
+      return false
+    end
+    budget = 1
   end
-  free = math.min(free, wanted - granted, 1000)
+  local limit = concurrency_limit(host, num(h[6], 1), num(h[7], 0), threshold)
+  local hold = P .. 'hold:' .. host
+  local holders = redis.call('ZCOUNT', hold, now, '+inf')
+  local mine = P .. 'mine:' .. owner .. ':' .. host
+  local free = limit - holders
+  if live > 1 then
+    redis.call('ZREMRANGEBYSCORE', mine, '-inf', now)
+    free = math.min(free, math.ceil(limit / live) - redis.call('ZCARD', mine))
+  end
+  local last = free
+  free = math.min(free, budget, 1000)
   if free <= 0 then
     return false
   end
@@ -70,10 +110,16 @@ local function grant(host)
   end
   redis.call('ZREM', P .. 'q:' .. host, unpack(ids))
   redis.call('ZADD', P .. 'leases', unpack(scored))
-  redis.call('ZADD', P .. 'hold:' .. host, unpack(scored))
+  redis.call('ZADD', hold, unpack(scored))
+  redis.call('ZADD', mine, unpack(scored))
+  redis.call('PEXPIRE', mine, ttl)
   redis.call('HINCRBY', hkey, 'leased', #ids)
   if delay > 0 then
     redis.call('HSET', hkey, 'next', now + delay + margin)
+  end
+  local flags = delay > 0 and 1 or 0
+  if #ids >= last then
+    flags = flags + 2
   end
   local urls = redis.call('HMGET', P .. 'url', unpack(ids))
   local metas = redis.call('HMGET', P .. 'meta', unpack(ids))
@@ -83,22 +129,41 @@ local function grant(host)
     out[#out + 1] = tostring(expiry)
     out[#out + 1] = metas[i] or ''
     out[#out + 1] = held[i]
+    out[#out + 1] = flags
   end
   granted = granted + #ids
   return delay == 0 and #ids == free
 end
 
-local ready = redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', now, 'LIMIT', 0, wanted)
-while granted < wanted and #ready > 0 do
+-- Hosts with a delay first: each gives one URL at most, to an idle fetcher.
+local function policies(hosts)
+  local delayed, others = {}, {}
+  for _, host in ipairs(hosts) do
+    local h = redis.call('HMGET', P .. 'host:' .. host, 'delay', 'rdelay', 'next', 'pause', 'open', 'maxc', 'fails')
+    local entry = {host, h}
+    if math.max(num(h[1], 0), num(h[2], 0)) > 0 then
+      delayed[#delayed + 1] = entry
+    else
+      others[#others + 1] = entry
+    end
+  end
+  for _, entry in ipairs(others) do
+    delayed[#delayed + 1] = entry
+  end
+  return delayed
+end
+
+local ready = policies(redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', now, 'LIMIT', 0, wanted + extra))
+while granted < wanted + extra and #ready > 0 do
   local again = {}
-  for _, host in ipairs(ready) do
-    if granted < wanted and grant(host) then
-      again[#again + 1] = host
+  for _, entry in ipairs(ready) do
+    if granted < wanted + extra and grant(entry[1], entry[2]) then
+      again[#again + 1] = entry
     end
   end
   ready = again
 end
-for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', now, 'LIMIT', 0, wanted)) do
+for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'hosts', '-inf', now, 'LIMIT', 0, wanted + extra)) do
   reschedule(host, now, threshold)
 end
 
