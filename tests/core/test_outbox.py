@@ -87,3 +87,18 @@ async def test_concurrent_relays_share_the_events_without_duplicates(
     counts = await asyncio.gather(*(relay() for _ in range(4)))
 
     assert sum(counts) == 500
+
+
+async def test_one_relay_drains_a_backlog_of_several_batches(
+    database: Database, redis: Redis
+) -> None:
+    async with database.unit_of_work() as session:
+        for number in range(450):
+            record_event(session, "backlog", {"n": number})
+
+    async with database.unit_of_work() as session:
+        assert await relay_pending(session, redis) == 450
+
+    async with database.unit_of_work() as session:
+        unrelayed = select(func.count()).where(OutboxEvent.relayed_at.is_(None))
+        assert await session.scalar(unrelayed) == 0
