@@ -48,6 +48,7 @@ from bench.harness import (
     access_token,
     agora_env,
     agora_server,
+    app_server,
     asyncpg_dsn,
     bench_services,
     free_port,
@@ -55,7 +56,6 @@ from bench.harness import (
     load_options,
     print_table,
     run_load,
-    uvicorn_server,
 )
 from bench.seeding import connected, published_variant
 
@@ -180,7 +180,7 @@ def main() -> None:
     asyncio.run(_reset_baseline(dsn, args.units))
     os.environ["BASELINE_DATABASE_URL"] = dsn
     baseline_app = "bench.flashsale_baseline_app:create_app"
-    with uvicorn_server(baseline_app, free_port(), workers=args.processes) as url:
+    with app_server(baseline_app, free_port(), workers=args.processes) as url:
         baseline = asyncio.run(
             run_load(
                 "PostgreSQL SELECT … FOR UPDATE (baseline)",
@@ -245,7 +245,7 @@ def _rowlock_in_agora_race(
     metrics_dir.mkdir(parents=True)
     server_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     port = free_port()
-    with uvicorn_server(ROWLOCK_IN_AGORA_APP, port, workers=args.processes, env=server_env) as url:
+    with app_server(ROWLOCK_IN_AGORA_APP, port, workers=args.processes, env=server_env) as url:
         result = asyncio.run(
             run_load(
                 "PostgreSQL SELECT … FOR UPDATE inside Agora's stack",
