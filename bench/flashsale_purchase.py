@@ -26,6 +26,7 @@ from rich.table import Table
 
 from bench.flashsale import create_sale, seed_sale_buyers
 from bench.harness import agora_env, agora_server, app_server, bench_services, free_port
+from bench.profiling import print_profile, profile_during
 from bench.wrk import (
     Measured,
     PreparedRequest,
@@ -55,15 +56,19 @@ def purchases(sale_id: str, tokens: list[str]) -> RequestSequence:
     )
 
 
-def measure(name: str, sequence: RequestSequence, url: str, load: dict[str, int]) -> Measured:
-    """A one-second warm-up, then the measured run from where the warm-up stopped."""
+def measure(
+    name: str, sequence: RequestSequence, url: str, load: dict[str, int]
+) -> tuple[Measured, int]:
+    """A one-second warm-up, then the measured run from where the warm-up stopped; with the
+    position in the sequence where a further run may start (no buyer is used twice)."""
     warmup = sequence.measure("warm-up", url, connections=load["connections"], duration=1)
     start = warmup.requests + load["connections"]
     process = server_process(int(url.rsplit(":", 1)[1]))
     cpu_before = server_cpu_seconds(process)
     result = sequence.measure(name, url, start=start, **load)
     cpu = server_cpu_seconds(process) - cpu_before
-    return Measured(result, cpu / result.requests * 1e6 if result.requests else float("nan"))
+    per_request = cpu / result.requests * 1e6 if result.requests else float("nan")
+    return Measured(result, per_request), start + result.requests + load["connections"]
 
 
 def print_table(title: str, bare: Measured, agora: Measured) -> None:
@@ -102,17 +107,25 @@ def main() -> None:
     variant_id, tokens, staff_token = asyncio.run(seed_sale_buyers(urls, args.buyers, args.buyers))
     env = agora_env(urls, AGORA_RATE_LIMIT_FLASH_SALE_IP="1000000/second")
     with app_server(BARE_APP, free_port(), workers=args.processes) as bare_url:
-        bare = measure("bare JSON (floor)", purchases(str(uuid.uuid4()), tokens), bare_url, load)
+        bare, _ = measure("bare JSON (floor)", purchases(str(uuid.uuid4()), tokens), bare_url, load)
     with agora_server(env, free_port(), workers=args.processes) as url:
         sale_id = asyncio.run(create_sale(url, staff_token, variant_id, args.buyers))
-        agora = measure("agora purchase", purchases(sale_id, tokens), url, load)
-    print_table(
-        "Flash-sale purchase against bare JSON (both served as `agora api` serves Agora, "
-        f"{args.processes} process(es), wrk -t1 -c{args.connections}, {args.duration}s each, "
-        "one buyer per request)",
-        bare,
-        agora,
-    )
+        sequence = purchases(sale_id, tokens)
+        agora, next_buyer = measure("agora purchase", sequence, url, load)
+        print_table(
+            "Flash-sale purchase against bare JSON (both served as `agora api` serves Agora, "
+            f"{args.processes} process(es), wrk -t1 -c{args.connections}, {args.duration}s "
+            "each, one buyer per request)",
+            bare,
+            agora,
+        )
+        if agora.load.throughput < TARGET * bare.load.throughput:
+            _, profile = profile_during(
+                server_process(int(url.rsplit(":", 1)[1])).pid,
+                args.duration,
+                lambda: sequence.measure("profiled", url, start=next_buyer, **load),
+            )
+            print_profile(f"Below {TARGET}x: where a purchase's CPU goes", profile)
 
 
 if __name__ == "__main__":
