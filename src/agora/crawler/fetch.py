@@ -164,7 +164,11 @@ class Fetcher:
         # cost a third of a plain request.
         deadline = asyncio.get_running_loop().time() + self.limits.timeout_s
         try:
-            return await self._follow(url, headers, hops, deadline)
+            # most pages answer at once: their fetch is this one request, no further layer
+            answer = await self._request(url, headers, deadline)
+            if isinstance(answer, FetchResult):
+                return answer
+            return await self._follow(url, answer, headers, hops, deadline)
         except HopRefused as refused:
             return FetchResult(
                 refused.url, 0, error=refused.reason, retry_after_s=refused.retry_after_s
@@ -175,11 +179,11 @@ class Fetcher:
             return FetchResult(url, 0, error=type(error).__name__ or "error")
 
     async def _follow(
-        self, url: str, headers: dict[str, str], hops: Hops | None, deadline: float
+        self, origin: str, url: str, headers: dict[str, str], hops: Hops | None, deadline: float
     ) -> FetchResult:
-        origin = url
-        for hop in range(self.limits.max_redirects + 1):
-            if hop and hops is not None:
+        """The redirects from ``origin``, whose first hop is ``url``."""
+        for _ in range(self.limits.max_redirects):
+            if hops is not None:
                 async with hops.passage(url, origin=origin, deadline=deadline):
                     answer = await self._request(url, headers, deadline)
             else:
@@ -193,7 +197,11 @@ class Fetcher:
         self, url: str, headers: dict[str, str], deadline: float
     ) -> FetchResult | str:
         """One request, done by ``deadline``: its result, or the URL it redirects to."""
-        await self._check(url, deadline)
+        # what lies between "//" and the next "/": the host, or more (a different key is only
+        # a miss), never a string another host's check could have passed
+        host = url.partition("//")[2].partition("/")[0]
+        if self._checked.get(host, 0.0) <= time.monotonic():
+            await self._check(url, host, deadline)
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise TimeoutError
@@ -203,46 +211,43 @@ class Fetcher:
             async with self.session.get(
                 url, headers=headers or None, allow_redirects=False, timeout=timeout
             ) as response:
-                if response.status in _REDIRECTS and "Location" in response.headers:
+                status = response.status
+                if status in _REDIRECTS and "Location" in response.headers:
                     return urljoin(url, response.headers["Location"])
-                return await _result(url, response, self.limits.max_bytes)
+                if status != 200:
+                    return _result(url, response, b"")
+                declared = response.content_length
+                if (declared or 0) > self.limits.max_bytes:
+                    return FetchResult(url, 0, error="too large")
+                if declared is not None and "Content-Encoding" not in response.headers:
+                    body = await response.read()  # no more than the length declared, which fits
+                else:
+                    bounded = await _read_bounded(response, self.limits.max_bytes)
+                    if bounded is None:
+                        return FetchResult(url, 0, error="too large")
+                    body = bounded
+                return _result(url, response, body)
         finally:
             FETCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _check(self, url: str, deadline: float) -> None:
+    async def _check(self, url: str, host: str, deadline: float) -> None:
         """Refuse a URL whose host is not public (aiohttp skips the resolver for an address
         written in the URL, so this check covers those); a host passed is trusted a while."""
-        # what lies between "//" and the next "/": the host, or more (a different key is only
-        # a miss), never a string another host's check could have passed
-        host = url.partition("//")[2].partition("/")[0]
-        if self._checked.get(host, 0.0) > time.monotonic():
-            return
         async with asyncio.timeout_at(deadline):
             await resolve_allowed(url, allow_private=self.limits.allow_private)
         self._checked[host] = time.monotonic() + _CHECK_TTL_S
 
 
-async def _result(url: str, response: aiohttp.ClientResponse, max_bytes: int) -> FetchResult:
-    body = b""
-    if response.status == 200:
-        declared = response.content_length
-        if (declared or 0) > max_bytes:
-            return FetchResult(url, 0, error="too large")
-        if declared is not None and "Content-Encoding" not in response.headers:
-            body = await response.read()  # no more than the length declared, which fits
-        else:
-            bounded = await _read_bounded(response, max_bytes)
-            if bounded is None:
-                return FetchResult(url, 0, error="too large")
-            body = bounded
+def _result(url: str, response: aiohttp.ClientResponse, body: bytes) -> FetchResult:
+    headers = response.headers
     return FetchResult(
         url=url,
         status=response.status,
         body=body,
-        content_type=response.headers.get("Content-Type", ""),
-        etag=response.headers.get("ETag"),
-        last_modified=response.headers.get("Last-Modified"),
-        retry_after_s=retry_after(response.headers.get("Retry-After")),
+        content_type=headers.get("Content-Type", ""),
+        etag=headers.get("ETag"),
+        last_modified=headers.get("Last-Modified"),
+        retry_after_s=retry_after(headers.get("Retry-After")),
     )
 
 

@@ -30,11 +30,19 @@ class RobotsBook:
         self.retry_ms = int(retry_s * 1000)
         self._parsed: dict[str, tuple[float, Protego]] = {}
 
-    async def rules(self, host: str) -> Protego | None:
-        """The host's rules, or None when its robots.txt must be fetched first."""
+    def parsed(self, host: str) -> Protego | None:
+        """The host's rules if this process parsed them within their TTL (no await: the
+        crawler asks on every page)."""
         cached = self._parsed.get(host)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        return None
+
+    async def rules(self, host: str) -> Protego | None:
+        """The host's rules, or None when its robots.txt must be fetched first."""
+        cached = self.parsed(host)
+        if cached is not None:
+            return cached
         body, ttl_ms = await self.frontier.robots(host)
         if body is None:
             return None

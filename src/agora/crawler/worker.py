@@ -113,6 +113,7 @@ class Crawler:
         # a lease in hand unused for half its TTL is given back rather than fetched: it could
         # expire mid-fetch, and its slot be given to another fetch of the host
         self.keep_s = frontier.config.lease_ttl_ms / 2000
+        self._cooldown_ms = frontier.config.breaker_cooldown_ms
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self._in_hand: collections.deque[tuple[float, Lease]] = collections.deque()
@@ -192,13 +193,30 @@ class Crawler:
 
     async def _fetch_loop(self, stop: asyncio.Event) -> None:
         """One fetcher: crawl leases in hand, one after the other, until ``stop``."""
-        while (lease := await self._next_lease(stop)) is not None:
+        while not stop.is_set():
+            # no coroutine to await while leases are in hand
+            lease = self._take_in_hand() or await self._next_lease(stop)
+            if lease is None:
+                return
             try:
                 await self._crawl(lease)
             except Exception:
                 log.exception("acknowledgement failed; the lease will expire", url=lease.url)
             finally:
                 self._busy -= 1
+
+    def _take_in_hand(self) -> Lease | None:
+        """The next lease in hand still worth fetching, if any."""
+        now = asyncio.get_running_loop().time()
+        while self._in_hand:
+            keep_until, lease = self._in_hand.popleft()
+            if len(self._in_hand) <= self.ahead // 2:
+                self._wake.set()
+            if now <= keep_until:
+                self._busy += 1
+                return lease
+            self._stale.append(lease)
+        return None
 
     async def _next_lease(self, stop: asyncio.Event) -> Lease | None:
         while True:
@@ -214,13 +232,8 @@ class Crawler:
                     self._idle -= 1
             if stop.is_set():
                 return None
-            keep_until, lease = self._in_hand.popleft()
-            if len(self._in_hand) <= self.ahead // 2:
-                self._wake.set()
-            if asyncio.get_running_loop().time() <= keep_until:
-                self._busy += 1
+            if (lease := self._take_in_hand()) is not None:
                 return lease
-            self._stale.append(lease)
 
     async def _release_in_hand(self) -> None:
         """Give back the leases in hand that no fetcher took (due again at once)."""
@@ -232,8 +245,24 @@ class Crawler:
             log.exception("could not give leases back; they will expire")
 
     async def _crawl(self, lease: Lease) -> None:
+        # one coroutine from lease to acknowledgement: every resumption of a fetch passes
+        # through each coroutine layer above it
         try:
-            done = await self._visit(lease)
+            if lease.held_ms > 0:
+                POLITENESS_WAIT_SECONDS.observe(lease.held_ms / 1000)
+            rules = self.robots.parsed(lease.host)
+            if rules is None:
+                rules = await self.robots.rules(lease.host)
+            if rules is None:
+                await self.robots.learn(lease.url)
+                done = _Done(lease, FetchOutcome.ROBOTS_TXT)
+            elif not allows(rules, lease.url):
+                done = _Done(lease, FetchOutcome.ROBOTS_DISALLOWED)
+            else:
+                result = await self.fetcher.fetch(
+                    lease.url, etag=lease.etag, last_modified=lease.last_modified, hops=self.gate
+                )
+                done = _classify(lease, result, self._cooldown_ms)
         except Exception:
             log.exception("crawl failed", url=lease.url)
             done = _Done(lease, FetchOutcome.ERROR)
@@ -250,20 +279,6 @@ class Crawler:
             if lease.took_last_slot:
                 self._free_now = True
                 self._wake.set()
-
-    async def _visit(self, lease: Lease) -> _Done:
-        if lease.held_ms > 0:
-            POLITENESS_WAIT_SECONDS.observe(lease.held_ms / 1000)
-        rules = await self.robots.rules(lease.host)
-        if rules is None:
-            await self.robots.learn(lease.url)
-            return _Done(lease, FetchOutcome.ROBOTS_TXT)
-        if not allows(rules, lease.url):
-            return _Done(lease, FetchOutcome.ROBOTS_DISALLOWED)
-        result = await self.fetcher.fetch(
-            lease.url, etag=lease.etag, last_modified=lease.last_modified, hops=self.gate
-        )
-        return _classify(lease, result, self.frontier.config.breaker_cooldown_ms)
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while True:
