@@ -98,7 +98,7 @@ async def plain_loop(base_url: str, concurrency: int, duration: float) -> PageRu
 
 async def seed_targets(database_url: str, redis_url: str, base_url: str) -> None:
     """A fresh site with ``TARGETS`` pages, and a fresh frontier."""
-    database, redis = Database(database_url, pool_size=1), Redis.from_url(redis_url)
+    database, redis = Database(database_url, pool_size=2), Redis.from_url(redis_url)
     try:
         await redis.flushdb()
         async with database.unit_of_work() as session:

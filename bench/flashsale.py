@@ -134,7 +134,7 @@ async def _remaining(base_url: str, sale_id: str) -> int:
 
 async def _settled_tickets(urls: ServiceUrls, sale_id: str, other_than: TicketStatus) -> int:
     """Tickets of the sale in any status but ``other_than``."""
-    database = Database(urls.database_url, pool_size=1)
+    database = Database(urls.database_url, pool_size=2)
     try:
         async with database.unit_of_work() as session:
             count = await session.scalar(

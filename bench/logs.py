@@ -98,7 +98,7 @@ def ndjson_body(randomness: random.Random, lines: int) -> bytes:
 
 async def make_partitions(database_url: str, settings: Settings) -> None:
     """Today's partitions and the days around it, as beat would make them."""
-    database = Database(database_url, pool_size=1)
+    database = Database(database_url, pool_size=2)
     try:
         await keep_storage(database, settings)
     finally:

@@ -85,7 +85,7 @@ async def seed(dsn: str, count: int) -> None:
 
 async def measure(database_url: str, queries: list[tuple[float, float]]) -> list[LoadResult]:
     """Run every query both ways, checking that both give the same distances."""
-    database = Database(database_url, pool_size=1)
+    database = Database(database_url, pool_size=2)
     indexed, scanned = LoadResult("GiST KNN + box search"), LoadResult("sequential scan (baseline)")
     try:
         async with database.unit_of_work() as session:

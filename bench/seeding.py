@@ -23,7 +23,7 @@ from agora.settings import get_settings
 @contextlib.asynccontextmanager
 async def connected(urls: ServiceUrls) -> AsyncIterator[tuple[Database, Redis]]:
     """The benchmark database (one connection) and Redis, to seed through; closed afterwards."""
-    database = Database(urls.database_url, pool_size=1)
+    database = Database(urls.database_url, pool_size=2)
     redis = create_redis(urls.redis_url, get_settings())
     try:
         yield database, redis

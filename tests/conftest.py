@@ -72,7 +72,7 @@ def service_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture(scope="session")
 async def database(service_urls: ServiceUrls) -> AsyncIterator[Database]:
     """A database handle for assertions made directly on the tables."""
-    db = Database(service_urls.database_url, pool_size=5)
+    db = Database(service_urls.database_url, pool_size=10)
     yield db
     await db.dispose()
 

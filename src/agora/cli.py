@@ -275,7 +275,7 @@ def check_worker(timeout: Annotated[float, typer.Option(help="Seconds to wait.")
     async def round_trip() -> bool:
         token = uuid.uuid4().hex
         database, redis = (
-            Database(urls.database_url, pool_size=1),
+            Database(urls.database_url, pool_size=2),
             create_redis(urls.redis_url, get_settings()),
         )
         try:
@@ -319,7 +319,7 @@ def _load_demo(*, only_if_empty: bool) -> int:
     async def run(progress: Progress) -> int:
         task = progress.add_task("demo catalog", total=len(CATEGORIES) * PRODUCTS_PER_CATEGORY)
         database, redis = (
-            Database(urls.database_url, pool_size=1),
+            Database(urls.database_url, pool_size=2),
             create_redis(urls.redis_url, get_settings()),
         )
         try:
@@ -364,7 +364,7 @@ def import_products(
     async def run(progress: Progress) -> ImportReport:
         task = progress.add_task(f"importing {file.name}", total=len(rows))
         database, redis = (
-            Database(urls.database_url, pool_size=1),
+            Database(urls.database_url, pool_size=2),
             create_redis(urls.redis_url, get_settings()),
         )
         try:
@@ -487,7 +487,7 @@ def user_create(
     urls = _export_service_urls()
 
     async def create() -> uuid.UUID:
-        database = Database(urls.database_url, pool_size=1)
+        database = Database(urls.database_url, pool_size=2)
         try:
             async with database.unit_of_work() as session:
                 user = await service.register(

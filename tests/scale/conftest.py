@@ -179,7 +179,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         redis_url=REDIS_URL,
         _env_file=None,  # type: ignore[call-arg]
     )
-    database = Database(database_url, pool_size=5)
+    database = Database(database_url, pool_size=10)
     stack = Stack(
         base_url=f"http://127.0.0.1:{proxy_port}",
         api_urls=[f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{api_port + 1}"],

@@ -245,7 +245,7 @@ class WorkerRuntime:
     def database(self) -> Database:
         """The process's database, created on first use inside the runtime's loop."""
         if self._database is None:
-            self._database = Database(self.database_url, pool_size=5)
+            self._database = Database(self.database_url, pool_size=10)
         return self._database
 
     @property

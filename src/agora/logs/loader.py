@@ -277,7 +277,7 @@ def _rollup_columns(rows: list[list[Any]]) -> list[list[Any]]:
 
 async def serve(database_url: str, redis_url: str, settings: Settings, stop: asyncio.Event) -> None:
     """Run one loader on the given services until ``stop`` is set (``agora logs worker``)."""
-    database = Database(database_url, pool_size=2)
+    database = Database(database_url, pool_size=4)
     redis = Redis.from_url(redis_url)
     loader = Loader(
         database,

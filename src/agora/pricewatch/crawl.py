@@ -32,7 +32,7 @@ async def run(settings: Settings, concurrency: int) -> None:
     """A price-watch crawler process: sync the frontier with the watched pages, then crawl."""
     assert settings.database_url is not None
     assert settings.redis_url is not None
-    database = Database(settings.database_url, pool_size=2)
+    database = Database(settings.database_url, pool_size=4)
     redis = create_redis(settings.redis_url, settings)
     frontier = frontier_for(redis, settings)
     try:
