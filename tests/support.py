@@ -88,7 +88,7 @@ class WorkerProcess:
 
 @dataclass
 class ApiProcess:
-    """A real ``agora api`` server (uvicorn) on a free port, for real concurrent clients;
+    """A real ``agora api`` server on a free port, for real concurrent clients;
     its output goes to ``log_path`` when given."""
 
     env: dict[str, str]

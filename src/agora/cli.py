@@ -1,7 +1,7 @@
 """The ``agora`` command line: run the stack, its parts, migrations and admin chores.
 
 Commands import the application lazily, after the service URLs are in the environment, so that
-every child process (uvicorn workers, Celery pool) sees the same configuration.
+every child process (API workers, Celery pool) sees the same configuration.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ async def admin_headers(client: httpx.AsyncClient, database: Database) -> dict[s
 
 @pytest.fixture
 def api_server(service_env: dict[str, str]) -> Iterator[str]:
-    """A real ``agora api`` (uvicorn, two worker processes) on a free port; yields its base URL."""
+    """A real ``agora api`` (two worker processes) on a free port; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "agora", "api", "--port", str(port), "--workers", "2"],

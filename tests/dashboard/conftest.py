@@ -30,7 +30,7 @@ def _running(process: Process) -> Iterator[Process]:
 
 @pytest.fixture(scope="module")
 def server(service_env: dict[str, str]) -> Iterator[ApiProcess]:
-    """One real API server (uvicorn, WebSockets) for the tests of a module, logging its own
+    """One real API server (``agora api``, WebSockets) for the tests of a module, logging its own
     requests into the log platform as in production."""
     env = {**service_env, "AGORA_WEBHOOK_ALLOW_PRIVATE": "true", "AGORA_LOG_SELF_REQUESTS": "true"}
     yield from _running(ApiProcess(env=env))

@@ -144,7 +144,7 @@ async def units_per_buyer_in_live_orders(database: Database, sale_id: str) -> di
 
 @contextlib.contextmanager
 def api_server(env: dict[str, str], **settings: str) -> Iterator[str]:
-    """A real ``agora api`` process (uvicorn) on a free port; yields its base URL."""
+    """A real ``agora api`` process on a free port; yields its base URL."""
     port = free_port()
     process_env = {**env, **{f"AGORA_{name.upper()}": value for name, value in settings.items()}}
     process = subprocess.Popen(

@@ -6,9 +6,8 @@ carry the security and CORS headers.
 
 ``X-Forwarded-For`` is believed only from the peers named by ``AGORA_TRUSTED_PROXIES`` (none by
 default): anyone else could name a new address on every request and escape every per-address
-budget. The server's own proxy-header handling is off (``agora api`` starts uvicorn with
-``proxy_headers=False``), so ``FORWARDED_ALLOW_IPS`` has no effect; this is the one place that
-decides.
+budget. The server reads no proxy header (``agora api`` serves with granian, which has no such
+handling; uvicorn's ``FORWARDED_ALLOW_IPS`` has no effect): this is the one place that decides.
 """
 
 from __future__ import annotations
