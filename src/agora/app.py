@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +19,7 @@ from agora.catalog.api import router as catalog_router
 from agora.catalog.service import register_stock_lookup
 from agora.core.apidocs import install_api_docs
 from agora.core.cache import TwoLevelCache
+from agora.core.collector import freeze_start_up
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.edge import EdgeCache, mark_public
@@ -173,13 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 @functools.cache
 def _freeze_loaded_objects() -> None:
-    """Move what the process has loaded by its first start-up (modules, routes, schemas,
-    clients: some 200,000 objects that live as long as it does) out of the garbage collector's
-    reach, so that a full collection no longer walks them: each one cost about 150 ms, paid by
-    whichever request triggered it, and a purchase about a third of its CPU. Garbage is
-    collected first, so none is kept; once per process (the tests start many apps in one)."""
-    gc.collect()
-    gc.freeze()
+    """``freeze_start_up`` once per process, at its first start-up (the tests start many apps in
+    one process): a full collection cost a purchase about a third of its CPU."""
+    freeze_start_up()
 
 
 _ALIVE = b'{"status":"ok"}'

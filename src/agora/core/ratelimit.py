@@ -238,7 +238,7 @@ def _window_stats(
 
 def client_ip(connection: HTTPConnection) -> str:
     """The caller's address: the peer, or the client a trusted proxy names (``core/middleware``)."""
-    return connection.client.host if connection.client else "unknown"
+    return _address(connection.scope)
 
 
 def bearer_principal(connection: HTTPConnection, settings: Settings) -> Principal | None:
@@ -263,8 +263,12 @@ def client_identity(connection: HTTPConnection, principal: Principal | None) -> 
 def address_identity(scope: Scope) -> str:
     """Who spends the default budget when nobody is signed in: the caller's address, read from
     the scope (the trusted-proxy layer has already put the forwarded client there)."""
+    return f"ip:{_address(scope)}"
+
+
+def _address(scope: Scope) -> str:
     client = scope.get("client")
-    return f"ip:{client[0] if client else 'unknown'}"
+    return str(client[0]) if client else "unknown"
 
 
 def default_budget(settings: Settings) -> RateLimit:

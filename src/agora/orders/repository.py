@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, CTE, Insert, Update, func, literal, or_, select, tuple_, update
+from sqlalchemy import ARRAY, Update, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
 from agora.core.money import Money
+from agora.core.outbox import event_insert
 from agora.orders.models import Order, OrderLine, OrderStatus, ShippingMethod, Voucher
 
 
@@ -48,12 +49,11 @@ _LINE_COLUMNS = list(OrderLine.__table__.c)
 
 
 async def insert_order(
-    session: AsyncSession, order: Order, announce: Callable[[CTE], Insert]
+    session: AsyncSession, order: Order, event_topic: str, event_payload: dict[str, Any]
 ) -> None:
-    """Write a new order, its lines and what ``announce`` inserts from the written order's row
-    (the CTE it is handed: an outbox event), in one statement; the number and timestamps the
-    database assigned are set on ``order``, which stays out of the session (nothing re-reads it).
-    """
+    """Write a new order, its lines and its outbox event (``event_payload`` plus the number the
+    database assigned), in one statement; the number and timestamps the database assigned are
+    set on ``order``, which stays out of the session (nothing re-reads it)."""
     created = (
         insert(Order)
         .values({column.key: getattr(order, column.key) for column in _WRITTEN})
@@ -73,7 +73,9 @@ async def insert_order(
         .from_select([column.key for column in _LINE_COLUMNS], select(*rows))
         .cte("created_lines")
     )
-    statement = select(created).add_cte(lines, announce(created).cte("announced"))
+    number = func.jsonb_build_object("number", created.c.number)
+    announced = event_insert(session, event_topic, event_payload, number, user_id=order.user_id)
+    statement = select(created).add_cte(lines, announced.cte("announced"))
     order.number, order.created_at, order.updated_at = (await session.execute(statement)).one()
 
 

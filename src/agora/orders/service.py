@@ -25,11 +25,9 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import CTE, Insert, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.cart import service as cart
@@ -38,7 +36,7 @@ from agora.core.db import Database, utcnow
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.jobs import defer
 from agora.core.money import Money
-from agora.core.outbox import event_insert, record_event
+from agora.core.outbox import record_event
 from agora.core.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from agora.inventory import pickup
 from agora.inventory import service as inventory
@@ -176,7 +174,7 @@ async def _create(
     order.total_amount = order.subtotal_amount + order.shipping_amount - order.discount_amount
     order.shipping_address = checkout.shipping_address
     order.payment_due_at = utcnow() + dt.timedelta(seconds=payment_timeout)
-    await repository.insert_order(session, order, partial(_announce_created, session, order))
+    await repository.insert_order(session, order, "order.created", _event_payload(order))
     # Last, so the stock rows (the hot ones) stay locked for as little of the transaction as can be.
     quantities = inventory.quantities_of((item.variant_id, item.quantity) for item in items)
     await inventory.reserve(
@@ -463,15 +461,6 @@ def _announce(session: AsyncSession, order: Order | repository.MovedOrder, topic
     """Record an order event for its buyer (and staff) in the current transaction."""
     payload = {"number": order.number, **_event_payload(order)}
     record_event(session, topic, payload, user_id=order.user_id)
-
-
-def _announce_created(session: AsyncSession, order: Order, created: CTE) -> Insert:
-    """``order.created``, written by the statement that writes the order (``created``), which
-    assigns the number it carries."""
-    number = func.jsonb_build_object("number", created.c.number)
-    return event_insert(
-        session, "order.created", _event_payload(order), number, user_id=order.user_id
-    )
 
 
 def _event_payload(order: Order | repository.MovedOrder) -> dict[str, Any]:
