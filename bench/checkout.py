@@ -49,6 +49,7 @@ from bench.harness import (
 )
 from bench.profiling import print_profile, profile_during
 from bench.seeding import connected, published_variant
+from bench.wrk import cpu_seconds_by_process
 
 ADDRESS = {
     "name": "Bench Buyer",
@@ -196,26 +197,16 @@ def _postgres() -> psutil.Process:
     return psutil.Process(int(pid_file.read_text().split()[0]))
 
 
-def _cpu_seconds(root: psutil.Process) -> dict[int, float]:
-    """CPU seconds used so far by ``root`` and each of its descendants, by process id."""
-    used = {}
-    for process in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = process.cpu_times()
-            used[process.pid] = times.user + times.system
-    return used
-
-
 @contextlib.contextmanager
 def cpu_meter(roots: dict[str, psutil.Process]) -> Iterator[dict[str, float]]:
     """CPU seconds each process tree in ``roots`` used during the block, and under
     ``<name>:busiest`` the share of it its busiest process used (filled in at the block's end);
     processes started inside the block count whole."""
-    before = {name: _cpu_seconds(root) for name, root in roots.items()}
+    before = {name: cpu_seconds_by_process(root) for name, root in roots.items()}
     spent: dict[str, float] = {}
     yield spent
     for name, root in roots.items():
-        after = _cpu_seconds(root)
+        after = cpu_seconds_by_process(root)
         used = [cpu - before[name].get(pid, 0.0) for pid, cpu in after.items()]
         spent[name] = sum(used)
         spent[f"{name}:busiest"] = max(used) / spent[name] if spent[name] else 0.0

@@ -34,6 +34,7 @@ from bench.wrk import (
     server_cpu_seconds,
     server_process,
     wrk_arguments,
+    wrk_load,
 )
 
 BARE_APP = "bench.flashsale_bare_app:create_app"
@@ -101,7 +102,7 @@ def main() -> None:
     parser = wrk_arguments(__doc__)
     parser.add_argument("--buyers", type=int, default=20000, help="buyers, and units on sale")
     args = parser.parse_args()
-    load = {"connections": args.connections, "duration": args.duration}
+    load = wrk_load(args)
 
     urls = bench_services()
     variant_id, tokens, staff_token = asyncio.run(seed_sale_buyers(urls, args.buyers, args.buyers))

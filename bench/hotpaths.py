@@ -44,7 +44,7 @@ from bench.harness import (
     uvicorn_server,
 )
 from bench.profiling import print_profile, profile_during
-from bench.wrk import Measured, measure_on, server_process
+from bench.wrk import Measured, measure_on, server_process, wrk_load
 
 AGORA = "agora.app:create_app"
 BARE = "bench.bare_bytes_app:create_app"
@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side; the best counts")
     parser.add_argument("--memory-seconds", type=int, default=60)
     args = parser.parse_args()
-    load = {"connections": args.connections, "duration": args.duration}
+    load = wrk_load(args)
     urls = bench_services()
     env = agora_env(urls)
     load_demo(env)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from agora.app import create_app
 from bench.harness import agora_env, app_server, bench_services, free_port
-from bench.wrk import measure_on
+from bench.wrk import measure_on, wrk_load
 
 FACTORY = "bench.middleware_app:create_app"
 PATHS = {"/healthz": "/healthz", "/readyz": "/readyz"}
@@ -30,7 +30,7 @@ PATHS = {"/healthz": "/healthz", "/readyz": "/readyz"}
 def cpu_per_request(env: dict[str, str], left_out: str, args: argparse.Namespace) -> list[float]:
     """Server CPU µs per request on each path of the app less ``left_out`` (the whole stack
     when empty)."""
-    load = {"connections": args.connections, "duration": args.duration}
+    load = wrk_load(args)
     with app_server(FACTORY, free_port(), env={**env, "AGORA_BENCH_WITHOUT": left_out}) as url:
         return [measure_on(name, url, path, load).cpu_us for name, path in PATHS.items()]
 

@@ -57,6 +57,7 @@ from bench.wrk import (
     server_cpu_seconds,
     server_process,
     wrk_arguments,
+    wrk_load,
 )
 
 PROVIDERS = ("alipay", "wechatpay", "stripe")
@@ -214,7 +215,7 @@ def main() -> None:
     parser = wrk_arguments(__doc__)
     parser.add_argument("--payments", type=int, default=1500, help="open payments per provider")
     args = parser.parse_args()
-    load = {"connections": args.connections, "duration": args.duration}
+    load = wrk_load(args)
 
     urls = bench_services()
     keys = RunKeys.generate()

@@ -62,6 +62,12 @@ def wrk_arguments(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def wrk_load(args: argparse.Namespace) -> dict[str, int]:
+    """The ``connections`` and ``duration`` of parsed wrk options, as the measuring calls take
+    them."""
+    return {"connections": args.connections, "duration": args.duration}
+
+
 async def measure_get(
     name: str, base_url: str, path: str, *, connections: int = 32, duration: int = 5
 ) -> LoadResult:
@@ -203,10 +209,20 @@ class Measured:
     cpu_us: float
 
 
+def cpu_seconds_by_process(root: psutil.Process) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by ``root`` and each of its descendants, by
+    process id (a process gone meanwhile is left out)."""
+    used = {}
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            used[process.pid] = times.user + times.system
+    return used
+
+
 def server_cpu_seconds(process: psutil.Process) -> float:
     """CPU time of a server process and of its workers."""
-    processes = [process, *process.children(recursive=True)]
-    return sum(sum(p.cpu_times()[:2]) for p in processes)
+    return sum(cpu_seconds_by_process(process).values())
 
 
 def measure_on(name: str, base_url: str, path: str, load: dict[str, int]) -> Measured:

@@ -37,6 +37,18 @@ async def _received(pubsub: Any) -> list[dict[str, Any]]:
     return messages
 
 
+async def _record_many(database: Database, topic: str, count: int) -> None:
+    """``count`` events of ``topic`` committed in one transaction."""
+    async with database.unit_of_work() as session:
+        for number in range(count):
+            record_event(session, topic, {"n": number})
+
+
+async def _unrelayed(database: Database) -> int | None:
+    async with database.unit_of_work() as session:
+        return await session.scalar(select(func.count()).where(OutboxEvent.relayed_at.is_(None)))
+
+
 async def test_committed_events_are_relayed_to_owner_and_ops_once(
     database: Database, redis: Redis
 ) -> None:
@@ -55,9 +67,7 @@ async def test_committed_events_are_relayed_to_owner_and_ops_once(
     await pubsub.aclose()
     assert sorted(m["topic"] for m in messages) == ["ops.only", "thing.happened", "thing.happened"]
     assert all(m["data"] in ({"thing_id": str(owner)}, {"n": 1}) for m in messages)
-    async with database.unit_of_work() as session:
-        unrelayed = select(func.count()).where(OutboxEvent.relayed_at.is_(None))
-        assert await session.scalar(unrelayed) == 0
+    assert await _unrelayed(database) == 0
 
 
 async def test_rolled_back_events_do_not_exist(database: Database, redis: Redis) -> None:
@@ -76,9 +86,7 @@ async def test_rolled_back_events_do_not_exist(database: Database, redis: Redis)
 async def test_concurrent_relays_share_the_events_without_duplicates(
     database: Database, redis: Redis
 ) -> None:
-    async with database.unit_of_work() as session:
-        for number in range(500):
-            record_event(session, "bulk", {"n": number})
+    await _record_many(database, "bulk", 500)
 
     async def relay() -> int:
         async with database.unit_of_work() as session:
@@ -92,13 +100,9 @@ async def test_concurrent_relays_share_the_events_without_duplicates(
 async def test_one_relay_drains_a_backlog_of_several_batches(
     database: Database, redis: Redis
 ) -> None:
-    async with database.unit_of_work() as session:
-        for number in range(450):
-            record_event(session, "backlog", {"n": number})
+    await _record_many(database, "backlog", 450)
 
     async with database.unit_of_work() as session:
         assert await relay_pending(session, redis) == 450
 
-    async with database.unit_of_work() as session:
-        unrelayed = select(func.count()).where(OutboxEvent.relayed_at.is_(None))
-        assert await session.scalar(unrelayed) == 0
+    assert await _unrelayed(database) == 0
