@@ -21,7 +21,7 @@ from agora.core.dependencies import ServicesDep, SessionDep
 from agora.core.errors import Conflict
 from agora.core.ratelimit import DefaultBudgetMiddleware
 from agora.core.security import CurrentPrincipal
-from agora.flashsale.api import purchase_budgets
+from agora.flashsale.direct_purchase import purchase_budgets
 from agora.flashsale.schemas import PurchaseRequest
 from bench.flashsale_baseline_app import ALREADY_BOUGHT, LOCK_STOCK, RECORD_PURCHASE, TAKE_ONE
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -39,6 +40,7 @@ from agora.dashboard.sections import DASHBOARD_SECTIONS
 from agora.dashboard.snapshot import SnapshotBoard
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
+from agora.flashsale.direct_purchase import DirectPurchaseMiddleware
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.logs.alerts_api import router as alerts_router
@@ -141,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,),
         self_metered_paths=(API_PREFIX + PURCHASE_PATH, API_PREFIX + INGEST_PATH),
         edge=edge,
+        # Well-formed flash-sale purchases are answered before routing (the rest by the route).
+        direct_handlers=[Middleware(DirectPurchaseMiddleware, path=API_PREFIX + PURCHASE_PATH)],
     )
     # Agora's own requests become log lines, queued in memory and flushed off the request path.
     app.add_middleware(RequestContextMiddleware, request_sink=request_log)

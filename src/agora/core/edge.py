@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.core.batched_budget import BatchedBudget
 from agora.core.cache import LocalEntries
-from agora.core.observability import route_template
+from agora.core.observability import RouteLabel, route_template
 
 _MARK = "agora.edge_tags"
 _EXCLUDED_REQUEST_HEADERS = frozenset({b"authorization", b"cookie"})
@@ -44,20 +44,13 @@ def mark_public(state: dict[str, object], tags: Iterable[str]) -> None:
     state[_MARK] = tuple(tags)
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """What the access log and metrics read from ``scope["route"]`` on a hit."""
-
-    path: str
-
-
 @dataclass(slots=True)
 class _Entry:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     etag: bytes
     not_modified_headers: list[tuple[bytes, bytes]]
-    route: _Route
+    route: RouteLabel
 
 
 class EdgeCache(LocalEntries):
@@ -141,7 +134,7 @@ class EdgeCacheMiddleware:
             body=body,
             etag=etag,
             not_modified_headers=kept,
-            route=_Route(route_template(scope)),
+            route=RouteLabel(route_template(scope)),
         )
         self.edge.remember(key, tags, entry, epoch)
 

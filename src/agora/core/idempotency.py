@@ -44,7 +44,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 DEFAULT_TTL = dt.timedelta(hours=24)
 _LOCK_NAMESPACE = 7_461_101  # first half of the two-int advisory lock key, apart from other locks
-_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
 class IdempotencyRecord(Base):
@@ -118,7 +118,7 @@ async def idempotent_request(
         str | None,
         Header(
             alias=IDEMPOTENCY_HEADER,
-            pattern=_KEY_PATTERN,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Retry-safe key (1-255 visible ASCII characters), scoped to the caller.",
         ),
     ] = None,

@@ -12,9 +12,10 @@ handling; uvicorn's ``FORWARDED_ALLOW_IPS`` has no effect): this is the one plac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -43,12 +44,15 @@ def install_http_middleware(
     unmetered_prefixes: tuple[str, ...] = (),
     self_metered_paths: tuple[str, ...] = (),
     edge: EdgeCache | None = None,
+    direct_handlers: Sequence[Middleware] = (),
 ) -> None:
     """Add the hardening middleware; the last added runs first. Paths under
     ``unmetered_prefixes`` skip the default budget (callers authenticated another way); routes
     whose template is in ``self_metered_paths`` spend it themselves with their own budgets.
     An ``edge`` cache answers its hits in front of the default budget, spending it in batches
-    (``core/edge.py``), behind every layer that adds headers."""
+    (``core/edge.py``), behind every layer that adds headers. ``direct_handlers`` answer their
+    own requests in front of the edge cache and the default budget, behind the same layers
+    (a self-metered route's requests answered before routing)."""
     app.add_middleware(
         DefaultBudgetMiddleware,
         settings=settings,
@@ -59,6 +63,8 @@ def install_http_middleware(
     if edge is not None:
         budget = BatchedBudget(default_budget(settings))
         app.add_middleware(EdgeCacheMiddleware, edge=edge, budget=budget, metered_prefix=api_prefix)
+    for handler in direct_handlers:
+        app.add_middleware(handler.cls, *handler.args, **handler.kwargs)
     app.add_middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size)
     if settings.cors_origin_list:
         app.add_middleware(

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import structlog
@@ -268,6 +269,14 @@ def _incoming_request_id(scope: Scope) -> str | None:
             if candidate.replace("-", "").isalnum():
                 return candidate
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLabel:
+    """What the access log and metrics read from ``scope["route"]``, for a request answered
+    before routing (an edge-cache hit, a direct purchase)."""
+
+    path: str
 
 
 def route_template(scope: Scope) -> str:

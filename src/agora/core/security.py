@@ -40,6 +40,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
+from jwt.algorithms import HMACAlgorithm
 
 from agora.core.errors import Forbidden, Unauthorized
 from agora.settings import Settings
@@ -170,6 +171,30 @@ def issue_access_token(
     }
     return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
 
+
+class _OncePreparedHMAC(HMACAlgorithm):
+    """HS256 whose key is checked once per key, not on every token: PyJWT's checks that an HMAC
+    secret is not an asymmetric key, a certificate or a JWK (its guard against algorithm
+    confusion) cost about a sixth of a token's verification. A key that fails them is refused
+    every time; the few keys a process signs with (its secret, one per rotation) are kept."""
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._prepared: dict[str | bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        """The checked key, from memory after its first use."""
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = super().prepare_key(key)
+            if len(self._prepared) < _PREPARED_KEYS:
+                self._prepared[key] = prepared
+        return prepared
+
+
+_PREPARED_KEYS = 8
+jwt.unregister_algorithm(ALGORITHM)
+jwt.register_algorithm(ALGORITHM, _OncePreparedHMAC())
 
 # Verified tokens (keyed by signing key and token) with their expiry: a token is checked once,
 # not on every request of its owner (nor twice per request: the default budget reads it too).

@@ -29,7 +29,7 @@ NonNegativeBigInt = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
 PositiveBigInt = Annotated[int, Field(ge=1, le=MAX_SAFE_INTEGER)]
 
 NUL = "\x00"
-_ESCAPED_NUL = b"\\u0000"
+ESCAPED_NUL = b"\\u0000"  # how a NUL stands in a JSON string
 _URLENCODED = "application/x-www-form-urlencoded"
 _URLENCODED_NULS = (b"%00", b"\x00")  # how a NUL can stand in a url-encoded form
 _FORM_TYPES = (_URLENCODED, "multipart/form-data")
@@ -73,7 +73,7 @@ async def _body_locations(request: Request) -> list[tuple[str | int, ...]]:
     if "json" not in content_type:
         return []
     body = await request.body()
-    if _ESCAPED_NUL not in body:  # the cheap test: a JSON string can only hold NUL escaped
+    if ESCAPED_NUL not in body:  # the cheap test: a JSON string can only hold NUL escaped
         return []
     try:
         document = loads(body)

@@ -2,7 +2,9 @@
 
 The purchase endpoint opens no database session: the caller is authorised from the token's
 claims, and its rate limits, the check that its token was not revoked and the purchase itself
-are one Redis Lua call.
+are one Redis Lua call. Well-formed purchases are answered before routing by
+``flashsale/direct_purchase.py`` with the same ``accept``; this route answers the rest (a bad
+token, a body that fails validation) and documents the operation.
 """
 
 from __future__ import annotations
@@ -11,19 +13,11 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from agora.core.dependencies import AppServices, RedisDep, SessionDep, app_services
-from agora.core.idempotency import REPLAYED_HEADER, IdempotencyDep
+from agora.core.dependencies import RedisDep, SessionDep, app_services
+from agora.core.idempotency import IdempotencyDep
 from agora.core.money import Money
-from agora.core.ratelimit import (
-    BudgetCall,
-    client_identity,
-    client_ip,
-    default_budget,
-    rate_limit,
-)
-from agora.core.security import CurrentPrincipal, Principal, StaffPrincipal
-from agora.core.serialization import dumps
-from agora.flashsale import service
+from agora.core.security import CurrentPrincipal, StaffPrincipal
+from agora.flashsale import direct_purchase, service
 from agora.flashsale.schemas import (
     FlashSaleCreate,
     FlashSaleResponse,
@@ -104,26 +98,11 @@ async def purchase(
     principal: CurrentPrincipal,
     idempotency: IdempotencyDep,
 ) -> Response:
-    services = app_services(request)
-    address = body.shipping_address
-    ticket = await service.purchase(
-        services.redis,
-        sale_id,
-        principal.user_id,
-        body.quantity,
-        shipping_address=address.model_dump(exclude_none=True) if address else None,
-        request_key=idempotency.key,
-        fingerprint=idempotency.fingerprint,
-        budgets=purchase_budgets(services, request, principal),
+    # Well-formed purchases are answered before routing, by the same ``accept``
+    # (``flashsale/direct_purchase.py``); this route answers the others and documents them all.
+    return await direct_purchase.accept(
+        app_services(request), request, sale_id, principal, body, idempotency
     )
-    # The ticket's path next to this one: ``url_for`` would walk every route of the app.
-    sale_path = request.scope["path"].removesuffix("/purchase")
-    headers = {"Location": f"{sale_path}/tickets/{ticket.ticket_id}"}
-    if ticket.is_replay:
-        headers[REPLAYED_HEADER] = "true"
-    # The body is ``PurchaseAccepted``, encoded directly: a UUID needs no model to validate it.
-    body_bytes = dumps({"ticket_id": ticket.ticket_id})
-    return Response(body_bytes, status.HTTP_202_ACCEPTED, headers, media_type="application/json")
 
 
 @router.get(
@@ -153,22 +132,4 @@ async def get_ticket(
         quantity=view.quantity,
         order_id=view.order_id,
         reason=view.reason,
-    )
-
-
-def purchase_budgets(services: AppServices, request: Request, principal: Principal) -> BudgetCall:
-    """The default budget (skipped by the middleware on the purchase path) and the purchase's
-    own ones, per client address and per buyer, with the check that the token was not revoked:
-    spent by the purchase's own Redis call (429 when one is spent, 401 when revoked)."""
-    settings = services.settings
-    return BudgetCall.of(
-        [
-            (default_budget(settings), client_identity(request, principal)),
-            (rate_limit("flash-sale-ip", settings.rate_limit_flash_sale_ip), client_ip(request)),
-            (
-                rate_limit("flash-sale-buyer", settings.rate_limit_flash_sale_buyer),
-                str(principal.user_id),
-            ),
-        ],
-        principal=principal,
     )
