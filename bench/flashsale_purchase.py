@@ -20,6 +20,7 @@ One API process by default, rate limits lifted, no worker (the tickets stay queu
 
     .venv/bin/python -m bench.flashsale_purchase [--connections 32] [--duration 5]
                                                  [--buyers 20000] [--processes 1]
+                                                 [--profile-rows 12]
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def main() -> None:
     """Seed buyers and two sales, measure the two floors, then Agora; print the table."""
     parser = wrk_arguments(__doc__)
     parser.add_argument("--buyers", type=int, default=20000, help="buyers, and units per sale")
+    parser.add_argument("--profile-rows", type=int, default=12, help="rows of the profile")
     args = parser.parse_args()
     load = wrk_load(args)
 
@@ -159,7 +161,8 @@ def main() -> None:
                 args.duration,
                 lambda: sequence.measure("profiled", url, start=next_buyer, **load),
             )
-            print_profile(f"Below {TARGET}x: where a purchase's CPU goes", profile)
+            title = f"Below {TARGET}x: where a purchase's CPU goes"
+            print_profile(title, profile, top=args.profile_rows)
 
 
 if __name__ == "__main__":
