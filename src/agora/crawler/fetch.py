@@ -55,7 +55,7 @@ class FetchLimits:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchResult:
     """What a fetch returned: a status (0 when no answer came) and, for a 200, the body."""
 

@@ -89,24 +89,25 @@ class Outcome(enum.StrEnum):
     RELEASED = "release"
 
 
-@dataclass(frozen=True)
+# The records a crawler makes for every page (a lease, its fetch's result, its acknowledgement)
+# are slotted dataclasses, not frozen ones: a frozen one's fields are each set through
+# ``object.__setattr__``, five times the cost, which summed over a page's records came to
+# several microseconds of CPU a page. Nothing changes them once made.
+@dataclass(slots=True)
 class Lease:
-    """A URL handed to one crawler until ``token`` (its expiry, in Redis milliseconds)."""
+    """A URL handed to one crawler until ``token`` (its expiry, in Redis milliseconds), and
+    the host (with its port when not the scheme's default) whose gate granted it."""
 
     id: bytes
     url: str
     token: str
+    host: str
     etag: str | None = None
     last_modified: str | None = None
     last_fetched_ms: int | None = None
     held_ms: int = 0
     has_delay: bool = False
     took_last_slot: bool = False
-
-    @functools.cached_property
-    def host(self) -> str:
-        """The host (with its port when not the scheme's default) whose gate granted it."""
-        return host_of(self.url)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class Grant:
     passed_over: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ack:
     """The acknowledgement of a lease: its outcome and what the next crawl needs."""
 
@@ -396,10 +397,12 @@ def _lease(
 ) -> Lease:
     token_text = str(token) if isinstance(token, int) else as_text(token)
     etag, last_modified, fetched_ms = _parse_meta(meta) if meta else (None, None, None)
+    url_text = as_text(url)
     return Lease(
         identifier,
-        as_text(url),
+        url_text,
         token_text,
+        host_of(url_text),
         etag,
         last_modified,
         fetched_ms,

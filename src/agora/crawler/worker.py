@@ -42,7 +42,7 @@ SIZES_INTERVAL_S = 1.0
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Page:
     """A page fetched with a 200: what a handler looks at."""
 
@@ -51,7 +51,7 @@ class Page:
     content_type: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Verdict:
     """A handler's reading of a page: whether what it watches changed, and how urgent the page
     is (0-100: an urgent page is crawled again sooner)."""
@@ -81,7 +81,7 @@ _ACKED_AS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Done:
     lease: Lease
     outcome: FetchOutcome
@@ -284,10 +284,10 @@ class Crawler:
         except Exception:
             log.exception("crawl failed", url=lease.url)
             done = _Done(lease, FetchOutcome.ERROR)
-        fetch_counter(done.outcome).inc()
         if done.result is None:
             # Nothing for the handler: acknowledged at once, so that a 429 or an error weighs
             # on the host's gate before its slot can be given to another fetch.
+            fetch_counter(done.outcome).inc()
             await self.frontier.ack([_ack(done)])
         else:
             self._ended.append(lease)
@@ -318,6 +318,7 @@ class Crawler:
         done, self._done = self._done, []
         if not done:
             return
+        fetch_counter(FetchOutcome.OK).inc(len(done))  # once a batch: pages are the most
         pages = [
             Page(item.lease.url, item.result.body, item.result.content_type)
             for item in done
