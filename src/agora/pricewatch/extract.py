@@ -44,7 +44,7 @@ _OPENGRAPH_PRICE = ("product:price:amount", "og:price:amount")
 _OPENGRAPH_CURRENCY = ("product:price:currency", "og:price:currency")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reading:
     """What a page says: a price in minor units of ``currency``, and availability if stated."""
 
