@@ -19,12 +19,13 @@ from sqlalchemy import (
     column,
     func,
     insert,
+    literal_column,
     select,
     tuple_,
     update,
     values,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -113,7 +114,8 @@ async def watched_pages(session: AsyncSession, urls: Sequence[str]) -> dict[str,
             Target.price_amount,
             Target.currency,
             Target.in_stock,
-            Site.rules,
+            # most sites have no rules: NULL, not a JSON document to decode once a page
+            func.nullif(Site.rules, literal_column("'{}'::jsonb"), type_=JSONB),
         )
         .join(Site, Site.id == Target.site_id)
         .where(_url_among(urls))
