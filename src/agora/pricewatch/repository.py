@@ -103,23 +103,27 @@ class WatchedPage:
     rules: dict[str, Any] | None
 
 
+# Built once: a crawler runs it for every batch of pages, with the batch's URLs as its parameter.
+_WATCHED_PAGES = (
+    select(
+        Target.id,
+        Target.url,
+        Target.site_id,
+        Target.variant_id,
+        Target.price_amount,
+        Target.currency,
+        Target.in_stock,
+        # most sites have no rules: NULL, not a JSON document to decode once a page
+        func.nullif(Site.rules, literal_column("'{}'::jsonb"), type_=JSONB),
+    )
+    .join(Site, Site.id == Target.site_id)
+    .where(Target.url == any_(bindparam("urls", type_=ARRAY(String))))
+)
+
+
 async def watched_pages(session: AsyncSession, urls: Sequence[str]) -> dict[str, WatchedPage]:
     """The targets of these URLs with their sites' rules, by URL (one statement)."""
-    rows = await session.execute(
-        select(
-            Target.id,
-            Target.url,
-            Target.site_id,
-            Target.variant_id,
-            Target.price_amount,
-            Target.currency,
-            Target.in_stock,
-            # most sites have no rules: NULL, not a JSON document to decode once a page
-            func.nullif(Site.rules, literal_column("'{}'::jsonb"), type_=JSONB),
-        )
-        .join(Site, Site.id == Target.site_id)
-        .where(_url_among(urls))
-    )
+    rows = await session.execute(_WATCHED_PAGES, {"urls": list(urls)})
     return {row.url: WatchedPage(*row) for row in rows}
 
 
