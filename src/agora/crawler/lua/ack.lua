@@ -8,7 +8,8 @@
 --   error    timeout, connection or 5xx: counts towards the host's circuit breaker
 --   skip     not to fetch now (robots.txt disallows it, 4xx): due again after the longest interval
 --   defer    the lease was spent on robots.txt: the URL is due again at once
---   release  held ahead but never fetched (its crawler stopped first): due again at once
+--   release  held ahead but never fetched (its crawler stopped first, or it was held for half
+--            the lease TTL): due again at once
 --   later    a redirect's target host kept its gate closed for longer than the fetch could
 --            wait: the URL is due again after wait ms, and its own host is not blamed
 -- An ack whose token is not the URL's current lease (it expired and was handed out again) is
