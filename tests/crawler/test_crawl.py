@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agora.crawler.frontier import Frontier, HostPolicy, canonical_url, host_of
+from agora.crawler.frontier import Frontier, HostPolicy, canonical_url, host_of, url_id
 from agora.settings import Settings
 from tests.crawler.conftest import PageLog, running_crawler
 from tests.crawler.sites import LocalSites, local_sites, max_in_flight, min_gap
@@ -168,3 +168,42 @@ async def _throughput(
         await asyncio.sleep(3.0)
     window = [hit for hit in sites.hits()[first:] if started < hit.start <= started + 3.0]
     return sum(1 for hit in window if hit.site != sites.ports[3])
+
+
+async def test_a_lease_held_unused_for_half_its_ttl_is_given_back(
+    tmp_path: Path, frontier: Frontier, crawl_settings: Settings
+) -> None:
+    # One fetcher stuck on a host that never answers (for longer than the test) and one lease
+    # in hand that it cannot take: that lease goes back after half the lease TTL, so that its
+    # slot may serve another fetch, rather than being held until it expires.
+    settings = crawl_settings.model_copy(update={"crawler_fetch_timeout": 30.0})
+    ttl_ms = settings.crawler_lease_ttl * 1000
+    with local_sites(tmp_path, {"hang": True, "pages": 3}) as sites:
+        urls = [canonical_url(f"{sites.base(0)}/p/{n}") for n in range(3)]
+        await frontier.store_robots(host_of(urls[0]), "", crawl_delay_ms=0, pause_ms=0)
+        await _watch(
+            frontier, sites.base(0), [f"/p/{n}" for n in range(3)], HostPolicy(0, 4, 3600, 3600)
+        )
+        async with running_crawler(frontier, settings, PageLog(), concurrency=1):
+            # one lease fetching, one in hand: nothing more is leased while both are held
+            first = await wait_for(lambda: _leased(frontier, urls, 2), timeout=20)
+            third = await wait_for(lambda: _leased_other_than(frontier, urls, first), timeout=20)
+        # the third URL was leased once the lease in hand was given back: before the first two
+        # leases expired, and no sooner than half their TTL after they were granted
+        assert third < max(first.values()) + ttl_ms
+        assert third >= min(first.values()) + ttl_ms / 2
+
+
+async def _leased(frontier: Frontier, urls: list[str], count: int) -> dict[str, float]:
+    """The leased URLs among ``urls`` by lease expiry (Redis ms), once ``count`` are."""
+    scores = await frontier.redis.zmscore(frontier.key("leases"), [url_id(url) for url in urls])
+    leased = {url: score for url, score in zip(urls, scores, strict=True) if score is not None}
+    return leased if len(leased) >= count else {}
+
+
+async def _leased_other_than(
+    frontier: Frontier, urls: list[str], first: dict[str, float]
+) -> float | None:
+    """The lease expiry of a URL leased that is not one of ``first``, if any."""
+    leased = await _leased(frontier, [url for url in urls if url not in first], 1)
+    return max(leased.values(), default=None)

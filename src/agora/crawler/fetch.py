@@ -55,7 +55,7 @@ class FetchLimits:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchResult:
     """What a fetch returned: a status (0 when no answer came) and, for a 200, the body."""
 
@@ -240,14 +240,16 @@ class Fetcher:
 
 def _result(url: str, response: aiohttp.ClientResponse, body: bytes) -> FetchResult:
     headers = response.headers
+    status = response.status
     return FetchResult(
         url=url,
-        status=response.status,
+        status=status,
         body=body,
         content_type=headers.get("Content-Type", ""),
         etag=headers.get("ETag"),
         last_modified=headers.get("Last-Modified"),
-        retry_after_s=retry_after(headers.get("Retry-After")),
+        # only a 429 or a 503 is waited out (a header lookup costs as much as the rest)
+        retry_after_s=retry_after(headers.get("Retry-After")) if status in (429, 503) else None,
     )
 
 

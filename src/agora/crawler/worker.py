@@ -42,7 +42,7 @@ SIZES_INTERVAL_S = 1.0
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Page:
     """A page fetched with a 200: what a handler looks at."""
 
@@ -51,7 +51,7 @@ class Page:
     content_type: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Verdict:
     """A handler's reading of a page: whether what it watches changed, and how urgent the page
     is (0-100: an urgent page is crawled again sooner)."""
@@ -81,7 +81,7 @@ _ACKED_AS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Done:
     lease: Lease
     outcome: FetchOutcome
@@ -157,16 +157,24 @@ class Crawler:
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         """Lease for idle fetchers at once; keep up to ``ahead`` leases of hosts without a delay
         in hand, asked for in batches once half are used; return ended fetches' slots with the
-        next call, at once for a host whose slots they were the last of; and call at least
-        every ``IDLE_POLL_S``, which also keeps this crawler counted live."""
+        next call, at once for a host whose slots they were the last of; give back the leases
+        in hand for half their TTL; and call at least every ``IDLE_POLL_S``, which also keeps
+        this crawler counted live."""
         loop = asyncio.get_running_loop()
         poll_at = 0.0
         while not stop.is_set():
             self._wake.clear()  # before looking: a wake while the call runs is not lost
+            self._put_aside_stale(loop.time())
             idle = max(0, self._idle - len(self._in_hand))
             ahead = 0 if self._passed_over else self.ahead - len(self._in_hand)
             wait_s: float | None = IDLE_POLL_S
-            if idle or ahead > self.ahead // 2 or self._free_now or loop.time() >= poll_at:
+            if (
+                idle
+                or ahead > self.ahead // 2
+                or self._free_now
+                or self._stale
+                or loop.time() >= poll_at
+            ):
                 if self._stale:
                     stale, self._stale = self._stale, []
                     await self.frontier.ack([Ack(lease, Outcome.RELEASED) for lease in stale])
@@ -204,6 +212,16 @@ class Crawler:
                 log.exception("acknowledgement failed; the lease will expire", url=lease.url)
             finally:
                 self._busy -= 1
+
+    def _put_aside_stale(self, now: float) -> None:
+        """Set aside the leases in hand kept past their time, to be given back: while every
+        fetcher is busy (a slow host) no fetcher looks at them."""
+        if any(keep_until < now for keep_until, _ in self._in_hand):
+            fresh = [
+                (keep_until, lease) for keep_until, lease in self._in_hand if keep_until >= now
+            ]
+            self._stale += [lease for keep_until, lease in self._in_hand if keep_until < now]
+            self._in_hand = collections.deque(fresh)
 
     def _take_in_hand(self) -> Lease | None:
         """The next lease in hand still worth fetching, if any."""
@@ -266,10 +284,10 @@ class Crawler:
         except Exception:
             log.exception("crawl failed", url=lease.url)
             done = _Done(lease, FetchOutcome.ERROR)
-        fetch_counter(done.outcome).inc()
         if done.result is None:
             # Nothing for the handler: acknowledged at once, so that a 429 or an error weighs
             # on the host's gate before its slot can be given to another fetch.
+            fetch_counter(done.outcome).inc()
             await self.frontier.ack([_ack(done)])
         else:
             self._ended.append(lease)
@@ -300,6 +318,7 @@ class Crawler:
         done, self._done = self._done, []
         if not done:
             return
+        fetch_counter(FetchOutcome.OK).inc(len(done))  # once a batch: pages are the most
         pages = [
             Page(item.lease.url, item.result.body, item.result.content_type)
             for item in done

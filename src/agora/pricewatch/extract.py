@@ -33,6 +33,8 @@ _SYMBOLS = {"€": "EUR", "$": "USD", "US$": "USD", "£": "GBP", "¥": "CNY", "�
 _SYMBOLS |= {"円": "JPY", "₩": "KRW", "₹": "INR", "CHF": "CHF", "kr": "SEK", "zł": "PLN"}
 _CODE = re.compile(r"^[A-Z]{3}$")
 _PLAIN_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+_NOT_LETTERS = re.compile(r"[^a-z]")
+_ONE = Decimal(1)
 _JSON_LD = re.compile(
     rb"<script[^>]*type\s*=\s*[\"']?application/ld\+json[\"']?[^>]*>(.*?)</script",
     re.IGNORECASE | re.DOTALL,
@@ -44,7 +46,7 @@ _OPENGRAPH_PRICE = ("product:price:amount", "og:price:amount")
 _OPENGRAPH_CURRENCY = ("product:price:currency", "og:price:currency")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reading:
     """What a page says: a price in minor units of ``currency``, and availability if stated."""
 
@@ -192,13 +194,13 @@ def _currency_code(value: str | None) -> str | None:
 
 def _minor_units(amount: Decimal, currency: str | None) -> int:
     exponent = 0 if currency in _ZERO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
-    return int((amount * 10**exponent).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int((amount * 10**exponent).quantize(_ONE, rounding=ROUND_HALF_UP))
 
 
 def _availability(value: Any) -> bool | None:
     if not isinstance(value, str):
         return None
-    letters = re.sub(r"[^a-z]", "", value.lower().rsplit("/", 1)[-1])
+    letters = _NOT_LETTERS.sub("", value.lower().rsplit("/", 1)[-1])
     if letters.startswith(_OUT_OF_STOCK):
         return False
     if letters.startswith(_IN_STOCK):

@@ -29,7 +29,6 @@ async def record_pages(
     undercut events; per page, whether it changed and how urgent it is (0-100: near our price
     is urgent)."""
     targets = await repository.watched_pages(session, [page[0] for page in pages])
-    rules = await repository.site_rules(session, sorted({t.site_id for t in targets.values()}))
     variant_ids = [t.variant_id for t in targets.values() if t.variant_id is not None]
     ours = await repository.variant_prices(session, variant_ids) if variant_ids else {}
     readings: dict[str, Reading] = {}
@@ -37,7 +36,7 @@ async def record_pages(
         target = targets.get(url)
         if target is None:
             continue
-        reading = read_page(body, url, rules.get(target.site_id), content_type)
+        reading = read_page(body, url, target.rules, content_type)
         if reading is not None:
             readings[url] = reading
     changed = await repository.record_changes(

@@ -8,7 +8,8 @@
 --   error    timeout, connection or 5xx: counts towards the host's circuit breaker
 --   skip     not to fetch now (robots.txt disallows it, 4xx): due again after the longest interval
 --   defer    the lease was spent on robots.txt: the URL is due again at once
---   release  held ahead but never fetched (its crawler stopped first): due again at once
+--   release  held ahead but never fetched (its crawler stopped first, or it was held for half
+--            the lease TTL): due again at once
 --   later    a redirect's target host kept its gate closed for longer than the fetch could
 --            wait: the URL is due again after wait ms, and its own host is not blamed
 -- An ack whose token is not the URL's current lease (it expired and was handed out again) is
@@ -43,9 +44,10 @@ local function interval_after(state, meta, outcome)
   return math.min(state.max, math.max(state.min, interval))
 end
 
-local function fetched(id, state, outcome, urgency, validators)
-  local interval = interval_after(state, redis.call('HGET', P .. 'meta', id) or '', outcome)
-  redis.call('HSET', P .. 'meta', id, interval .. '\t' .. now .. '\t' .. validators)
+local function fetched(id, meta, state, outcome, urgency, validators, metas)
+  local interval = interval_after(state, meta, outcome)
+  metas[#metas + 1] = id
+  metas[#metas + 1] = interval .. '\t' .. now .. '\t' .. validators
   state.fetched = state.fetched + 1
   if outcome == 'notmod' then
     state.notmod = state.notmod + 1
@@ -65,34 +67,69 @@ local function failed(hkey)
   return now + cooldown * fails / threshold
 end
 
-for _, record in ipairs(unpack_records(ARGV[5])) do
-  local id, token, outcome = record[1], record[2], record[3]
-  local wait, urgency, validators = tonumber(record[4]), tonumber(record[5]), record[6]
-  if num(redis.call('ZSCORE', P .. 'leases', id), -1) == tonumber(token) then
-    local host = host_of(redis.call('HGET', P .. 'url', id))
-    local hkey = P .. 'host:' .. host
-    local state = host_state(host)
-    local due = now
-    redis.call('ZREM', P .. 'leases', id)
-    redis.call('ZREM', P .. 'hold:' .. host, id)
-    redis.call('ZREM', P .. 'mine:' .. owner .. ':' .. host, id)
-    state.leased = state.leased + 1
-    if outcome == 'changed' or outcome == 'same' or outcome == 'notmod' then
-      due = fetched(id, state, outcome, urgency, validators)
-    elseif outcome == 'retry' then
-      due = now + wait
-      redis.call('HSET', hkey, 'pause', due)
-      failed(hkey)
-    elseif outcome == 'error' then
-      due = failed(hkey)
-    elseif outcome == 'skip' then
-      due = now + state.max * 1000
-    elseif outcome == 'later' then
-      due = now + wait
-    end
-    redis.call('ZADD', P .. 'q:' .. host, due, id)
-    applied = applied + 1
+-- The current leases among the records, read in three calls whatever their number: their
+-- scores (the lease tokens), then the URLs and meta entries of those that are current.
+local records = unpack_records(ARGV[5])
+local ids = {}
+for i, record in ipairs(records) do
+  ids[i] = record[1]
+end
+local scores = call_many('ZMSCORE', P .. 'leases', ids)
+local current, seen = {}, {}
+for i, record in ipairs(records) do
+  if not seen[record[1]] and num(scores[i], -1) == tonumber(record[2]) then
+    seen[record[1]] = true
+    current[#current + 1] = record
   end
+end
+ids = {}
+for i, record in ipairs(current) do
+  ids[i] = record[1]
+end
+local urls = call_many('HMGET', P .. 'url', ids)
+local metas = call_many('HMGET', P .. 'meta', ids)
+
+-- Each URL's next due time, gathered by host, and its new meta entry when it was fetched: written
+-- in one call per host and key.
+local queued, ended, fetched_metas = {}, {}, {}
+for i, record in ipairs(current) do
+  local id, outcome = record[1], record[3]
+  local wait, urgency, validators = tonumber(record[4]), tonumber(record[5]), record[6]
+  local host = host_of(urls[i])
+  local hkey = P .. 'host:' .. host
+  local state = host_state(host)
+  local due = now
+  state.leased = state.leased + 1
+  if outcome == 'changed' or outcome == 'same' or outcome == 'notmod' then
+    due = fetched(id, metas[i] or '', state, outcome, urgency, validators, fetched_metas)
+  elseif outcome == 'retry' then
+    due = now + wait
+    redis.call('HSET', hkey, 'pause', due)
+    failed(hkey)
+  elseif outcome == 'error' then
+    due = failed(hkey)
+  elseif outcome == 'skip' then
+    due = now + state.max * 1000
+  elseif outcome == 'later' then
+    due = now + wait
+  end
+  if not queued[host] then
+    queued[host], ended[host] = {}, {}
+  end
+  local scored = queued[host]
+  scored[#scored + 1] = due
+  scored[#scored + 1] = id
+  ended[host][#ended[host] + 1] = id
+  applied = applied + 1
+end
+if applied > 0 then
+  call_many('ZREM', P .. 'leases', ids)
+  call_many('HSET', P .. 'meta', fetched_metas)
+end
+for host, scored in pairs(queued) do
+  call_many('ZREM', P .. 'hold:' .. host, ended[host])
+  call_many('ZREM', P .. 'mine:' .. owner .. ':' .. host, ended[host])
+  call_many('ZADD', P .. 'q:' .. host, scored)
 end
 for host, state in pairs(hosts) do
   local hkey = P .. 'host:' .. host

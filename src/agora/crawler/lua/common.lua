@@ -40,6 +40,21 @@ local function unpack_records(packed)
   return records
 end
 
+-- Call a command on one key with many arguments, a thousand at a time (Lua's unpack is bounded);
+-- returns the replies in order (each a list, for ZMSCORE and HMGET).
+local function call_many(command, key, args)
+  local replies = {}
+  for first = 1, #args, 1000 do
+    local reply = redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
+    if type(reply) == 'table' then
+      for _, value in ipairs(reply) do
+        replies[#replies + 1] = value
+      end
+    end
+  end
+  return replies
+end
+
 local function num(value, default)
   if value then
     return tonumber(value)

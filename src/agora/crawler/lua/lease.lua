@@ -30,21 +30,35 @@ redis.call('ZADD', crawlers, now + ttl, owner)
 redis.call('ZREMRANGEBYSCORE', crawlers, '-inf', now)
 local live = redis.call('ZCARD', crawlers)
 
-local freed = {}
-for _, record in ipairs(unpack_records(ARGV[8])) do
-  local id, token = record[1], record[2]
-  local url = redis.call('HGET', P .. 'url', id)
+-- The ended fetches' slots, by host: a few calls per host, whatever their number.
+local ended = unpack_records(ARGV[8])
+local ended_ids = {}
+for i, record in ipairs(ended) do
+  ended_ids[i] = record[1]
+end
+local by_host = {}
+for i, url in ipairs(call_many('HMGET', P .. 'url', ended_ids)) do
   if url then
     local host = host_of(url)
-    if num(redis.call('ZSCORE', P .. 'hold:' .. host, id), -1) == tonumber(token) then
-      redis.call('ZREM', P .. 'hold:' .. host, id)
-      redis.call('ZREM', P .. 'mine:' .. owner .. ':' .. host, id)
-      freed[host] = true
-    end
+    by_host[host] = by_host[host] or {ids = {}, tokens = {}}
+    local slots = by_host[host]
+    slots.ids[#slots.ids + 1] = ended[i][1]
+    slots.tokens[#slots.tokens + 1] = tonumber(ended[i][2])
   end
 end
-for host in pairs(freed) do
-  reschedule(host, now, threshold)
+for host, slots in pairs(by_host) do
+  local held = call_many('ZMSCORE', P .. 'hold:' .. host, slots.ids)
+  local freed = {}
+  for i, id in ipairs(slots.ids) do
+    if num(held[i], -1) == slots.tokens[i] then
+      freed[#freed + 1] = id
+    end
+  end
+  if #freed > 0 then
+    call_many('ZREM', P .. 'hold:' .. host, freed)
+    call_many('ZREM', P .. 'mine:' .. owner .. ':' .. host, freed)
+    reschedule(host, now, threshold)
+  end
 end
 
 -- An expired lease's URL goes back to the head of its queue: what a dead crawler held has
