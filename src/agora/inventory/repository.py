@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Double, func, literal, or_, select, type_coerce, update
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    ColumnElement,
+    Double,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +33,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from agora.catalog.models import ProductVariant
 from agora.core.db import statement_batches
+from agora.core.driver import DriverStatement
 from agora.core.errors import Conflict
 from agora.inventory.geo import EARTH_RADIUS_M, bounding_boxes
 from agora.inventory.models import (
@@ -231,16 +244,11 @@ async def warehouses_with_stock(session: AsyncSession, variant_id: uuid.UUID) ->
     return list(found)
 
 
-async def reserve_in_first_warehouse(
-    session: AsyncSession, reference_id: uuid.UUID, variant_id: uuid.UUID, quantity: int
-) -> tuple[uuid.UUID, int] | None:
-    """Hold ``quantity`` units for ``reference_id`` in the first warehouse (in key order) that has
-    them all, recording the reservation and its movement, in one statement; that warehouse and
-    the units left there, or None (and nothing written).
-
-    The warehouse is picked from the statement's snapshot and the update re-checks the count on
-    the row it locks, so None also means "a concurrent buyer emptied the picked warehouse".
-    """
+def _reserve_in_first_warehouse() -> DriverStatement:
+    """The statement of ``reserve_in_first_warehouse``, built once: its values are the
+    bindparams ``variant_id``, ``quantity``, ``reference_id`` and ``reservation_id``."""
+    variant_id: BindParameter[uuid.UUID] = bindparam("variant_id")
+    quantity: BindParameter[int] = bindparam("quantity")
     candidate = aliased(StockLevel)
     first = (
         select(candidate.warehouse_id)
@@ -263,29 +271,66 @@ async def reserve_in_first_warehouse(
         .returning(StockLevel.warehouse_id, _available_units.label("available"))
         .cte("held")
     )
-    units = {"variant_id": variant_id, "quantity": quantity, "reference_id": reference_id}
-    reservation = {"id": uuid.uuid4(), "status": ReservationStatus.HELD, **units}
-    movement = {"kind": MovementKind.RESERVATION, **units}
-    statement = select(held.c.warehouse_id, held.c.available).add_cte(
-        _insert_held(StockReservation, held, reservation),
-        _insert_held(StockMovement, held, movement),
+    units: dict[str, ColumnElement[Any]] = {
+        "variant_id": variant_id,
+        "quantity": quantity,
+        "reference_id": bindparam("reference_id"),
+    }
+    reservation: dict[str, ColumnElement[Any]] = {
+        "id": bindparam("reservation_id"),
+        "status": literal(ReservationStatus.HELD, StockReservation.status.type),
+        **units,
+    }
+    movement: dict[str, ColumnElement[Any]] = {
+        "kind": literal(MovementKind.RESERVATION, StockMovement.kind.type),
+        **units,
+    }
+    return DriverStatement(
+        select(held.c.warehouse_id, held.c.available).add_cte(
+            _insert_held(StockReservation, held, reservation),
+            _insert_held(StockMovement, held, movement),
+        )
     )
-    row = (await session.execute(statement)).one_or_none()
+
+
+async def reserve_in_first_warehouse(
+    session: AsyncSession, reference_id: uuid.UUID, variant_id: uuid.UUID, quantity: int
+) -> tuple[uuid.UUID, int] | None:
+    """Hold ``quantity`` units for ``reference_id`` in the first warehouse (in key order) that has
+    them all, recording the reservation and its movement, in one statement; that warehouse and
+    the units left there, or None (and nothing written).
+
+    The warehouse is picked from the statement's snapshot and the update re-checks the count on
+    the row it locks, so None also means "a concurrent buyer emptied the picked warehouse".
+    Every checkout sends it: built once, and sent straight to the driver (``core/driver.py``).
+    """
+    row = await _RESERVE_IN_FIRST_WAREHOUSE.fetchrow(
+        session,
+        variant_id=variant_id,
+        quantity=quantity,
+        reference_id=reference_id,
+        reservation_id=uuid.uuid4(),
+    )
     return None if row is None else (row[0], int(row[1]))
 
 
 def _insert_held(
-    model: type[StockReservation] | type[StockMovement], held: CTE, values: dict[str, Any]
+    model: type[StockReservation] | type[StockMovement],
+    held: CTE,
+    values: Mapping[str, ColumnElement[Any]],
 ) -> CTE:
     """An INSERT of a ``model`` row of ``values`` in each warehouse ``held`` returns, as a CTE."""
     table = model.__table__
-    row = [literal(value, table.c[name].type) for name, value in values.items()]
+    row = [type_coerce(value, table.c[name].type) for name, value in values.items()]
     source = select(*row, held.c.warehouse_id)
     return (
         insert(model)
         .from_select([*values, "warehouse_id"], source)
         .cte(f"{model.__tablename__}_held")
     )
+
+
+_RESERVE_IN_FIRST_WAREHOUSE = _reserve_in_first_warehouse()
 
 
 async def reserve_units(
