@@ -29,9 +29,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.orm.interfaces import ORMOption
 
-from agora.catalog.models import ProductVariant
+from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import statement_batches
 from agora.core.driver import DriverStatement
 from agora.core.errors import Conflict
@@ -211,24 +210,49 @@ async def available_by_variant(
     return {variant_id: int(available) for variant_id, available in rows}
 
 
-async def variant_with_available(
-    session: AsyncSession, variant_id: uuid.UUID, *options: ORMOption
-) -> tuple[ProductVariant, int] | None:
-    """A variant (loaded with ``options``) and its units available for sale over every
-    warehouse, in one query; None for an unknown variant."""
-    available = (
-        select(func.coalesce(func.sum(_available_units), 0))
-        .where(StockLevel.variant_id == ProductVariant.id)
-        .scalar_subquery()
+@dataclass(frozen=True)
+class VariantUnits:
+    """A variant as a cart line shows it, with its units available over every warehouse."""
+
+    id: uuid.UUID
+    product_name: str
+    product_status: ProductStatus
+    sku: str
+    price_amount: int
+    currency: str
+    weight_grams: int
+    available: int
+
+
+_available_of_variant = (
+    select(func.coalesce(func.sum(_available_units), 0))
+    .where(StockLevel.variant_id == ProductVariant.id)
+    .scalar_subquery()
+)
+# Read on every item added to a cart: built once, sent straight to the driver (core/driver.py).
+_VARIANT_UNITS = DriverStatement(
+    select(
+        ProductVariant.id,
+        Product.name.label("product_name"),
+        Product.status.label("product_status"),
+        ProductVariant.sku,
+        ProductVariant.price_amount,
+        ProductVariant.currency,
+        ProductVariant.weight_grams,
+        _available_of_variant.label("available"),
     )
-    row = (
-        await session.execute(
-            select(ProductVariant, available)
-            .where(ProductVariant.id == variant_id)
-            .options(*options)
-        )
-    ).one_or_none()
-    return None if row is None else (row[0], int(row[1]))
+    .join(Product, Product.id == ProductVariant.product_id)
+    .where(ProductVariant.id == bindparam("variant_id"))
+)
+
+
+async def variant_units(session: AsyncSession, variant_id: uuid.UUID) -> VariantUnits | None:
+    """A variant with its product's name and status and its units available for sale over
+    every warehouse, in one query; None for an unknown variant."""
+    row = await _VARIANT_UNITS.fetchrow(session, variant_id=variant_id)
+    if row is None:
+        return None
+    return VariantUnits(**{**dict(row), "product_status": ProductStatus(row["product_status"])})
 
 
 async def warehouses_with_stock(session: AsyncSession, variant_id: uuid.UUID) -> list[uuid.UUID]:
