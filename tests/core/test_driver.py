@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from asyncpg import Record
 from sqlalchemy import bindparam, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from agora.core.db import Database
 from agora.core.driver import DriverStatement
@@ -67,6 +68,19 @@ async def test_a_driver_statement_after_an_orm_one_commits_with_it(database: Dat
         await _INSERT.fetch(session, scope=scope, headers={})
 
     assert await _stored(database, scope) == 1
+
+
+async def test_a_violated_constraint_raises_sqlalchemys_integrity_error(
+    database: Database,
+) -> None:
+    scope = uuid.uuid4().hex
+    async with database.unit_of_work() as session:
+        await _INSERT.fetch(session, scope=scope, headers={})
+        with pytest.raises(IntegrityError):
+            await _INSERT.fetch(session, scope=scope, headers={})  # the same primary key
+        await session.rollback()
+
+    assert await _stored(database, scope) == 0
 
 
 async def test_the_engines_listeners_see_a_driver_statement(database: Database) -> None:

@@ -25,6 +25,7 @@ from asyncpg import Record
 from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -57,20 +58,26 @@ class DriverStatement:
     async def fetch(self, session: AsyncSession, **values: Any) -> list[Record]:
         """Every row the statement returns."""
         connection, parameters = await _prepared(session, self, values)
-        rows: list[Record] = await connection.fetch(self.sql, *parameters)
+        try:
+            rows: list[Record] = await connection.driver_connection.fetch(self.sql, *parameters)
+        except Exception as error:
+            raise await _translated(session, connection, self.sql, parameters, error) from error
         return rows
 
     async def fetchrow(self, session: AsyncSession, **values: Any) -> Record | None:
         """The first row the statement returns, or None."""
         connection, parameters = await _prepared(session, self, values)
-        row: Record | None = await connection.fetchrow(self.sql, *parameters)
+        try:
+            row: Record | None = await connection.driver_connection.fetchrow(self.sql, *parameters)
+        except Exception as error:
+            raise await _translated(session, connection, self.sql, parameters, error) from error
         return row
 
 
 async def _prepared(
     session: AsyncSession, statement: DriverStatement, values: dict[str, Any]
 ) -> tuple[Any, Sequence[Any]]:
-    """The asyncpg connection of the session's transaction (begun if need be) and the
+    """The pooled connection of the session's transaction (begun if need be) and the
     statement's parameters in order, announced to the engine's listeners."""
     parameters = tuple(
         _value(processor, values.get(name, default)) for name, default, processor in statement.binds
@@ -83,7 +90,33 @@ async def _prepared(
     if adapted._transaction is None:  # type: ignore[union-attr]
         await adapted._start_transaction()  # type: ignore[union-attr]
     _announce(connection.sync_connection, statement.sql, parameters)
-    return raw.driver_connection, parameters
+    return raw, parameters
+
+
+async def _translated(
+    session: AsyncSession, raw: Any, sql: str, parameters: Sequence[Any], error: Exception
+) -> Exception:
+    """The exception SQLAlchemy would have raised for ``error``: asyncpg's errors become the
+    same ``sqlalchemy.exc`` classes (an ``IntegrityError`` for a violated constraint), so callers
+    catch one family whichever way a statement was sent; a connection found dead is invalidated,
+    so the pool replaces it instead of handing it out again."""
+    adapted = raw.dbapi_connection
+    try:
+        adapted._handle_exception(error)  # raises the DB-API error SQLAlchemy's adapter would
+    except Exception as dbapi_error:
+        dead = _DIALECT.is_disconnect(dbapi_error, adapted, None)  # type: ignore[no-untyped-call]
+        if dead:
+            connection = await session.connection()
+            await connection.invalidate(dbapi_error)
+        return DBAPIError.instance(
+            sql,
+            tuple(parameters),
+            dbapi_error,
+            adapted.dbapi.Error,
+            connection_invalidated=dead,
+            dialect=_DIALECT,
+        )
+    return error
 
 
 def _value(processor: _Processor, value: Any) -> Any:
