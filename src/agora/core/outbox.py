@@ -124,16 +124,21 @@ def event_insert(
     payload: dict[str, Any],
     assigned: ColumnElement[Any],
     *,
-    user_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | ColumnElement[Any] | None = None,
 ) -> Insert:
     """``record_event`` for a change written by one statement, as an ``INSERT … SELECT`` the
     caller runs inside that statement (a CTE): ``assigned`` is a JSONB object, read from the
     statement's other parts, of what the database assigns there (an identity), merged into
-    ``payload``. The event still commits exactly with the change, and saves a round trip."""
+    ``payload``; ``user_id`` may be read from them too. The event still commits exactly with
+    the change, and saves a round trip."""
     nudge(session, RELAY_TASK)
     merged = literal(loads(dumps(payload)), JSONB).op("||", return_type=JSONB)(assigned)
     topic_value = literal(topic, OutboxEvent.topic.type)
-    owner = literal(user_id, OutboxEvent.user_id.type)
+    owner = (
+        user_id
+        if isinstance(user_id, ColumnElement)
+        else literal(user_id, OutboxEvent.user_id.type)
+    )
     return insert(OutboxEvent).from_select(
         ["topic", "payload", "user_id"], select(topic_value, merged, owner)
     )

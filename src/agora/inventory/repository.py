@@ -366,9 +366,10 @@ async def take_reservations(
     reference_id: uuid.UUID,
     statuses: Iterable[ReservationStatus],
     new_status: ReservationStatus,
+    kind: MovementKind,
 ) -> list[tuple[WarehouseUnits, ReservationStatus]]:
-    """Lock a reference's reservations in ``statuses`` and move them to ``new_status``, in one
-    statement (locked in (variant, warehouse) order).
+    """Lock a reference's reservations in ``statuses``, move them to ``new_status`` and append
+    a ledger line of ``kind`` for each, in one statement (locked in (variant, warehouse) order).
 
     Returns the units of each with its previous status, in (variant, warehouse) order, so that
     the stock rows are then locked in primary-key order. A concurrent caller waits, then finds
@@ -384,7 +385,7 @@ async def take_reservations(
         .with_for_update()
         .subquery()
     )
-    rows = await session.execute(
+    taken = (
         update(StockReservation)
         .where(StockReservation.id == locked.c.id)
         .values(status=new_status, updated_at=func.now())
@@ -394,10 +395,22 @@ async def take_reservations(
             StockReservation.quantity,
             locked.c.previous,
         )
-        .execution_options(synchronize_session=False)
+        .cte("taken")
     )
-    taken = [(WarehouseUnits(*row[:3]), ReservationStatus(row[3])) for row in rows]
-    return sorted(taken, key=lambda item: (item[0].variant_id, item[0].warehouse_id))
+    table = StockMovement.__table__
+    ledger = select(
+        taken.c.variant_id,
+        taken.c.warehouse_id,
+        literal(kind, table.c.kind.type),
+        taken.c.quantity,
+        literal(reference_id, table.c.reference_id.type),
+    ).order_by(taken.c.variant_id, taken.c.warehouse_id)
+    recorded = insert(StockMovement).from_select(
+        ["variant_id", "warehouse_id", "kind", "quantity", "reference_id"], ledger
+    )
+    rows = await session.execute(select(taken).add_cte(recorded.cte("recorded")))
+    moved = [(WarehouseUnits(*row[:3]), ReservationStatus(row[3])) for row in rows]
+    return sorted(moved, key=lambda item: (item[0].variant_id, item[0].warehouse_id))
 
 
 async def add_movements(

@@ -15,7 +15,6 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
-from agora.core.money import Money
 from agora.core.outbox import event_insert
 from agora.orders.models import Order, OrderLine, OrderStatus, ShippingMethod, Voucher
 
@@ -128,37 +127,32 @@ async def update_status(
     return moved is not None
 
 
-@dataclass(frozen=True)
-class MovedOrder:
-    """What an order event says of an order that has just moved, read back by its move."""
-
-    id: uuid.UUID
-    number: int
-    user_id: uuid.UUID
-    status: OrderStatus
-    total_amount: int
-    currency: str
-
-    @property
-    def total(self) -> Money:
-        """What the buyer pays."""
-        return Money(amount=self.total_amount, currency=self.currency)
-
-
-async def move_status(
+async def move_announced(
     session: AsyncSession,
     order_id: uuid.UUID,
     allowed_from: Collection[OrderStatus],
     to: OrderStatus,
+    topic: str,
     **values: Any,
-) -> MovedOrder | None:
-    """``update_status`` that reads back what the move's event needs, in the same statement;
-    None if the order did not move."""
-    statement = _move(order_id, allowed_from, to, False, False, values).returning(
-        Order.id, Order.number, Order.user_id, Order.status, Order.total_amount, Order.currency
+) -> bool:
+    """``update_status`` that also writes the move's outbox event ``topic`` for the order's
+    buyer, in the same statement (its payload read back from the moved row, so the order is
+    not loaded); whether it moved. The payload is the one ``service`` gives every order event:
+    the order's number, id, status and total."""
+    moved = (
+        _move(order_id, allowed_from, to, False, False, values)
+        .returning(
+            Order.id, Order.number, Order.user_id, Order.status, Order.total_amount, Order.currency
+        )
+        .cte("moved")
     )
-    row = (await session.execute(statement)).one_or_none()
-    return None if row is None else MovedOrder(*row)
+    total = func.jsonb_build_object("amount", moved.c.total_amount, "currency", moved.c.currency)
+    said = func.jsonb_build_object(
+        "number", moved.c.number, "order_id", moved.c.id, "status", moved.c.status, "total", total
+    )
+    announced = event_insert(session, topic, {}, said, user_id=moved.c.user_id)
+    statement = select(moved.c.id).add_cte(announced.cte("announced"))
+    return (await session.scalar(statement)) is not None
 
 
 def _move(
