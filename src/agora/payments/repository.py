@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, false, func, literal, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from agora.payments.models import (
     InboxEvent,
@@ -21,6 +22,7 @@ from agora.payments.models import (
     Refund,
     RefundStatus,
 )
+from agora.payments.providers.base import CallbackEvent
 
 
 async def add_open_payment(session: AsyncSession, **values: Any) -> Payment | None:
@@ -52,30 +54,60 @@ async def get_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment |
     return await session.get(Payment, payment_id)
 
 
-async def lock_payment(
-    session: AsyncSession,
-    provider: str,
-    payment_id: uuid.UUID | None,
-    provider_reference: str | None,
-) -> Payment | None:
-    """The provider's payment named by our id or by the provider's reference, row-locked.
+async def lock_and_store(
+    session: AsyncSession, provider: str, event: CallbackEvent, store_unknown: bool
+) -> tuple[Payment | None, bool]:
+    """The provider's payment the event names (by our id or by the provider's reference),
+    row-locked, and the event stored in the inbox as ``applied`` (the caller records another
+    outcome), in one statement; the payment, and whether the event was stored now: False when
+    this (provider, event id) was stored already, or when the event names no payment we know
+    and ``store_unknown`` is False.
 
-    Locking serialises every callback about one payment, so their effects never interleave.
+    Locking serialises every callback about one payment, so their effects never interleave. The
+    inbox row reads the locked payment's id, so it is written once the lock is held: a
+    redelivery racing its first delivery waits for it, then finds its row and stores nothing.
     """
-    if payment_id is not None:
-        condition = Payment.id == payment_id
-    elif provider_reference:
-        condition = Payment.provider_reference == provider_reference
+    if event.payment_id is not None:
+        condition = Payment.id == event.payment_id
+    elif event.provider_reference:
+        condition = Payment.provider_reference == event.provider_reference
     else:
-        return None
-    statement = (
+        condition = false()
+    locked = (
         select(Payment)
         .where(condition, Payment.provider == provider)
         .with_for_update()
+        .cte("locked")
+    )
+    columns = InboxEvent.__table__.c
+    entry = select(
+        literal(provider, columns.provider.type),
+        literal(event.event_id, columns.event_id.type),
+        literal(event.event_type[:100], columns.event_type.type),
+        select(locked.c.id).scalar_subquery(),
+        literal(InboxOutcome.APPLIED, columns.outcome.type),
+        literal(dict(event.payload), columns.payload.type),
+    )
+    if not store_unknown:
+        entry = entry.where(exists(locked.select()))
+    stored = (
+        insert(InboxEvent)
+        .from_select(
+            ["provider", "event_id", "event_type", "payment_id", "outcome", "payload"], entry
+        )
+        .on_conflict_do_nothing(index_elements=[InboxEvent.provider, InboxEvent.event_id])
+        .returning(InboxEvent.id)
+        .cte("stored")
+    )
+    payment = aliased(Payment, locked)
+    statement = (
+        select(payment, exists(stored.select()))
+        .select_from(select(literal(1)).subquery())
+        .outerjoin(payment, true())
         .execution_options(populate_existing=True)
     )
-    payment: Payment | None = await session.scalar(statement)
-    return payment
+    found, is_new = (await session.execute(statement)).one()
+    return found, bool(is_new)
 
 
 async def is_known_event(session: AsyncSession, provider: str, event_id: str) -> bool:
@@ -87,32 +119,6 @@ async def is_known_event(session: AsyncSession, provider: str, event_id: str) ->
         )
     )
     return known is not None
-
-
-async def record_inbox_event(
-    session: AsyncSession,
-    provider: str,
-    event_id: str,
-    event_type: str,
-    payment_id: uuid.UUID | None,
-    payload: dict[str, Any],
-    outcome: InboxOutcome,
-) -> bool:
-    """Store a callback once; False when this (provider, event id) was already stored."""
-    statement = (
-        insert(InboxEvent)
-        .values(
-            provider=provider,
-            event_id=event_id,
-            event_type=event_type[:100],
-            payment_id=payment_id,
-            payload=payload,
-            outcome=outcome,
-        )
-        .on_conflict_do_nothing(index_elements=[InboxEvent.provider, InboxEvent.event_id])
-        .returning(InboxEvent.id)
-    )
-    return (await session.scalar(statement)) is not None
 
 
 async def set_inbox_outcome(
