@@ -13,7 +13,7 @@ from tests.orders.support import ADDRESS, fill_cart, order_cart
 from tests.support import QueryCounter
 
 
-async def test_a_checkout_sends_twelve_statements(
+async def test_a_checkout_sends_eleven_statements(
     client: httpx.AsyncClient, database: Database, settings: Settings, query_counter: QueryCounter
 ) -> None:
     buyer = await create_user(database, settings)
@@ -40,10 +40,10 @@ async def test_a_checkout_sends_twelve_statements(
     assert (opened.status_code, added.status_code, ordered.status_code) == (201, 201, 201)
     # Open: the cart's upsert. Add: the locked cart with its lines, the variant with its
     # available units, the new line. Order: advisory lock and stored-answer lookup of the key,
-    # claim and read the cart, shipping methods, the order with its lines and outbox event (one
-    # statement), the reservation with its reservation and movement rows (one statement), the
-    # stored answer.
-    assert counts == [1, 3, 8], query_counter.statements
+    # the cart's claim with its lines (one statement), shipping methods, the order with its
+    # lines and outbox event (one statement), the reservation with its reservation and movement
+    # rows (one statement), the stored answer.
+    assert counts == [1, 3, 7], query_counter.statements
 
 
 async def test_each_further_line_costs_the_order_one_statement(
@@ -59,4 +59,4 @@ async def test_each_further_line_costs_the_order_one_statement(
     assert ordered.status_code == 201, ordered.text
     # The order's lines are written with the order whatever their number: only the reservation
     # (with its reservation and movement rows) is one statement per line.
-    assert query_counter.count == 7 + len(variants), query_counter.statements
+    assert query_counter.count == 6 + len(variants), query_counter.statements

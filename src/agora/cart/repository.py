@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from asyncpg import Record
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, load_only
 
 from agora.cart.models import Cart, CartItem, CartStatus
 from agora.catalog.models import Product, ProductStatus, ProductVariant
+from agora.core.driver import DriverStatement
 
 # What a cart line shows of its product: its name and whether it is on sale, not the search
 # vector, description and images a full product row carries.
@@ -72,17 +74,56 @@ _LINE_COLUMNS = (
 )
 
 
-async def line_rows(session: AsyncSession, cart_id: uuid.UUID) -> list[LineRow]:
-    """A cart's lines with their variants and products, oldest first, as plain rows: checkout
-    only reads them, so no ORM objects are built for them."""
-    result = await session.execute(
-        select(*_LINE_COLUMNS)
-        .join(ProductVariant, ProductVariant.id == CartItem.variant_id)
-        .join(Product, Product.id == ProductVariant.product_id)
-        .where(CartItem.cart_id == cart_id)
-        .order_by(CartItem.created_at)
+# Checkout's claim of a user's active cart and the read of its lines, in one statement sent
+# straight to the driver (core/driver.py): no row when the cart was not claimed, one row with
+# no line when it is empty.
+_claimed = (
+    update(Cart)
+    .where(
+        Cart.id == bindparam("cart_id"),
+        Cart.user_id == bindparam("user_id"),
+        Cart.status == CartStatus.ACTIVE,
     )
-    return [LineRow(*row) for row in result]
+    .values(status=CartStatus.CHECKED_OUT)
+    .returning(Cart.id)
+    .cte("claimed")
+)
+_CLAIM = DriverStatement(
+    select(_claimed.c.id.label("cart_id"), *_LINE_COLUMNS)
+    .select_from(_claimed)
+    .outerjoin(CartItem, CartItem.cart_id == _claimed.c.id)
+    .outerjoin(ProductVariant, ProductVariant.id == CartItem.variant_id)
+    .outerjoin(Product, Product.id == ProductVariant.product_id)
+    .order_by(CartItem.created_at)
+)
+
+
+async def claim_with_lines(
+    session: AsyncSession, cart_id: uuid.UUID, user_id: uuid.UUID
+) -> list[LineRow] | None:
+    """Move a user's active cart to checked out and read its lines with their variants and
+    products, oldest first, as plain rows; None if it is not the user's active cart.
+
+    Of two concurrent checkouts of one cart, one claims it and the other finds it gone.
+    """
+    rows = await _CLAIM.fetch(session, cart_id=cart_id, user_id=user_id)
+    if not rows:
+        return None
+    return [_line(row) for row in rows if row["id"] is not None]
+
+
+def _line(row: Record) -> LineRow:
+    return LineRow(
+        id=row["id"],
+        variant_id=row["variant_id"],
+        quantity=row["quantity"],
+        sku=row["sku"],
+        price_amount=row["price_amount"],
+        currency=row["currency"],
+        weight_grams=row["weight_grams"],
+        product_name=row["name"],
+        product_status=ProductStatus(row["status"]),
+    )
 
 
 async def active_cart_id_of_user(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:

@@ -170,7 +170,8 @@ async def claim_for_checkout(
     404 if it is not the user's cart, 409 ``cart_not_active`` if it was already checked out
     (a concurrent checkout of the same cart waits for the first and then gets this).
     """
-    if not await repository.set_status(session, cart_id, CartStatus.CHECKED_OUT, user_id=user_id):
+    rows = await repository.claim_with_lines(session, cart_id, user_id)
+    if rows is None:
         cart = await repository.load_cart(session, cart_id)
         if cart is None or cart.user_id != user_id:
             raise NotFound("No such cart.", code="cart_not_found")
@@ -186,7 +187,7 @@ async def claim_for_checkout(
             weight_grams=row.weight_grams,
             is_for_sale=row.product_status == ProductStatus.PUBLISHED,
         )
-        for row in await repository.line_rows(session, cart_id)
+        for row in rows
     ]
     if not lines:
         raise ValidationFailed("The cart is empty.", code="cart_empty")

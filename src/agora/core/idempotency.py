@@ -27,17 +27,18 @@ import datetime as dt
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import Depends, Header, Request
-from sqlalchemy import DateTime, Integer, LargeBinary, String, delete, func, select
+from sqlalchemy import DateTime, Integer, LargeBinary, String, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.responses import Response
 
 from agora.core.db import Base, utcnow
+from agora.core.driver import DriverStatement
 from agora.core.errors import Conflict, ValidationFailed
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -62,6 +63,31 @@ class IdempotencyRecord(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# Sent on every keyed request: built once and sent straight to the driver (core/driver.py).
+_LOCK = DriverStatement(
+    select(func.pg_try_advisory_xact_lock(_LOCK_NAMESPACE, bindparam("lock_id", type_=Integer)))
+)
+_Record = IdempotencyRecord
+_LOOKUP = DriverStatement(
+    select(_Record.fingerprint, _Record.status_code, _Record.headers, _Record.body).where(
+        _Record.scope == bindparam("scope"),
+        _Record.key == bindparam("key"),
+        _Record.expires_at > func.now(),
+    )
+)
+_STORED = ("fingerprint", "status_code", "headers", "body", "created_at", "expires_at")
+_INSERT = insert(_Record).values(
+    {column: bindparam(column) for column in ("scope", "key", *_STORED)}
+)
+# An expired record of the same key is replaced; the advisory lock makes this the only writer.
+_STORE = DriverStatement(
+    _INSERT.on_conflict_do_update(
+        index_elements=[_Record.scope, _Record.key],
+        set_={column: _INSERT.excluded[column] for column in _STORED},
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -150,20 +176,16 @@ async def respond_once(
     if request.key is None:
         return await produce()
     await _lock_or_conflict(session, scope, request.key)
-    stored = await session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.scope == scope,
-            IdempotencyRecord.key == request.key,
-            IdempotencyRecord.expires_at > func.now(),
-        )
-    )
+    stored = await _LOOKUP.fetchrow(session, scope=scope, key=request.key)
     if stored is not None:
-        if stored.fingerprint != request.fingerprint:
+        if stored["fingerprint"] != request.fingerprint:
             raise ValidationFailed(
                 "This Idempotency-Key was already used with a different request.",
                 code="idempotency_key_reused",
             )
-        return StoredResponse(stored.status_code, stored.body, stored.headers, is_replay=True)
+        return StoredResponse(
+            stored["status_code"], stored["body"], stored["headers"], is_replay=True
+        )
     response = await produce()
     if 200 <= response.status_code < 300:
         await _store(session, scope, request, response, ttl)
@@ -174,8 +196,8 @@ async def _lock_or_conflict(session: AsyncSession, scope: str, key: str) -> None
     lock_id = int.from_bytes(
         hashlib.blake2b(f"{scope}\0{key}".encode(), digest_size=4).digest(), "big", signed=True
     )
-    locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_NAMESPACE, lock_id)))
-    if not locked:
+    locked = await _LOCK.fetchrow(session, lock_id=lock_id)
+    if locked is None or not locked[0]:
         raise Conflict(
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             code="idempotency_key_in_flight",
@@ -190,20 +212,17 @@ async def _store(
     response: StoredResponse,
     ttl: dt.timedelta,
 ) -> None:
-    values: dict[str, Any] = {
-        "fingerprint": request.fingerprint,
-        "status_code": response.status_code,
-        "headers": response.headers,
-        "body": response.body,
-        "created_at": utcnow(),
-        "expires_at": utcnow() + ttl,
-    }
-    statement = insert(IdempotencyRecord).values(scope=scope, key=request.key, **values)
-    # An expired record of the same key is replaced; the advisory lock makes this the only writer.
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[IdempotencyRecord.scope, IdempotencyRecord.key], set_=values
-        )
+    now = utcnow()
+    await _STORE.fetch(
+        session,
+        scope=scope,
+        key=request.key,
+        fingerprint=request.fingerprint,
+        status_code=response.status_code,
+        headers=response.headers,
+        body=response.body,
+        created_at=now,
+        expires_at=now + ttl,
     )
 
 

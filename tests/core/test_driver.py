@@ -1,0 +1,86 @@
+"""Statements sent straight to asyncpg run in the session's transaction, with SQLAlchemy's value
+conversions, and are seen by the engine's listeners like any other."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from asyncpg import Record
+from sqlalchemy import bindparam, event, func, insert, select
+
+from agora.core.db import Database
+from agora.core.driver import DriverStatement
+from agora.core.idempotency import IdempotencyRecord
+
+_INSERT = DriverStatement(
+    insert(IdempotencyRecord)
+    .values(
+        scope=bindparam("scope"),
+        key="k",
+        fingerprint="f",
+        status_code=201,
+        headers=bindparam("headers"),
+        body=b"{}",
+        expires_at=func.now(),
+    )
+    .returning(IdempotencyRecord.headers)
+)
+
+
+class _Undo(Exception):
+    pass
+
+
+async def _inserted_then_rolled_back(
+    database: Database, scope: str, headers: dict[str, str]
+) -> Record | None:
+    row = None
+    with contextlib.suppress(_Undo):
+        async with database.unit_of_work() as session:
+            row = await _INSERT.fetchrow(session, scope=scope, headers=headers)
+            raise _Undo
+    return row
+
+
+async def _stored(database: Database, scope: str) -> int:
+    async with database.unit_of_work() as session:
+        count = select(func.count()).where(IdempotencyRecord.scope == scope)
+        return int(await session.scalar(count) or 0)
+
+
+async def test_a_driver_statement_is_undone_with_its_transaction(database: Database) -> None:
+    scope = uuid.uuid4().hex
+    row = await _inserted_then_rolled_back(database, scope, {"Location": "/here"})
+
+    assert row is not None
+    assert row["headers"] == {"Location": "/here"}  # JSON written and read back
+    assert await _stored(database, scope) == 0
+
+
+async def test_a_driver_statement_after_an_orm_one_commits_with_it(database: Database) -> None:
+    scope = uuid.uuid4().hex
+    async with database.unit_of_work() as session:
+        await session.scalar(select(func.count()).select_from(IdempotencyRecord))
+        await _INSERT.fetch(session, scope=scope, headers={})
+
+    assert await _stored(database, scope) == 1
+
+
+async def test_the_engines_listeners_see_a_driver_statement(database: Database) -> None:
+    seen: list[Any] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[3])
+
+    scope = uuid.uuid4().hex
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await _inserted_then_rolled_back(database, scope, {"a": "b"})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    # The parameters as asyncpg gets them: in order, the JSON document as text.
+    assert seen == [(scope, "k", "f", 201, '{"a": "b"}', b"{}")]
