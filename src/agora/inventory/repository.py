@@ -6,21 +6,35 @@ reading a count and writing it back.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Double, func, literal, or_, select, type_coerce, update
+from asyncpg.exceptions import CheckViolationError
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Double,
+    Integer,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.interfaces import ORMOption
 
 from agora.catalog.models import ProductVariant
 from agora.core.db import statement_batches
+from agora.core.driver import DriverStatement
 from agora.core.errors import Conflict
 from agora.inventory.geo import EARTH_RADIUS_M, bounding_boxes
 from agora.inventory.models import (
@@ -305,6 +319,21 @@ async def reserve_units(
     )
 
 
+_CHANGE_STOCK = DriverStatement(
+    update(StockLevel)
+    .where(
+        StockLevel.variant_id == bindparam("variant_id"),
+        StockLevel.warehouse_id == bindparam("warehouse_id"),
+    )
+    .values(
+        quantity=StockLevel.quantity + bindparam("quantity", type_=Integer),
+        reserved=StockLevel.reserved + bindparam("reserved", type_=Integer),
+        allocated=StockLevel.allocated + bindparam("allocated", type_=Integer),
+    )
+    .returning(_available_units)
+)
+
+
 async def change_stock(
     session: AsyncSession, variant_id: uuid.UUID, warehouse_id: uuid.UUID, change: StockChange
 ) -> int:
@@ -313,21 +342,18 @@ async def change_stock(
     A change that would break a CHECK constraint is a 409 (the transaction is then lost).
     """
     try:
-        available = await session.scalar(
-            update(StockLevel)
-            .where(StockLevel.variant_id == variant_id, StockLevel.warehouse_id == warehouse_id)
-            .values(
-                quantity=StockLevel.quantity + change.quantity,
-                reserved=StockLevel.reserved + change.reserved,
-                allocated=StockLevel.allocated + change.allocated,
-            )
-            .returning(_available_units)
-            .execution_options(synchronize_session=False)
+        row = await _CHANGE_STOCK.fetchrow(
+            session,
+            variant_id=variant_id,
+            warehouse_id=warehouse_id,
+            quantity=change.quantity,
+            reserved=change.reserved,
+            allocated=change.allocated,
         )
-    except IntegrityError as exc:
+    except CheckViolationError as exc:
         raise Conflict("Not enough stock for this change.", code="insufficient_stock") from exc
-    assert available is not None, "a reservation always points at an existing stock level"
-    return int(available)
+    assert row is not None, "a reservation always points at an existing stock level"
+    return int(row[0])
 
 
 async def set_quantity(session: AsyncSession, level: StockLevel, quantity: int) -> None:
@@ -361,25 +387,17 @@ async def add_reservations(
     await session.execute(insert(StockReservation).values(rows))
 
 
-async def take_reservations(
-    session: AsyncSession,
-    reference_id: uuid.UUID,
-    statuses: Iterable[ReservationStatus],
-    new_status: ReservationStatus,
-    kind: MovementKind,
-) -> list[tuple[WarehouseUnits, ReservationStatus]]:
-    """Lock a reference's reservations in ``statuses``, move them to ``new_status`` and append
-    a ledger line of ``kind`` for each, in one statement (locked in (variant, warehouse) order).
-
-    Returns the units of each with its previous status, in (variant, warehouse) order, so that
-    the stock rows are then locked in primary-key order. A concurrent caller waits, then finds
-    nothing to move.
-    """
+@functools.cache
+def _taking(
+    statuses: tuple[ReservationStatus, ...], new_status: ReservationStatus, kind: MovementKind
+) -> DriverStatement:
+    """``take_reservations``' statement for one kind of move (built once)."""
     locked = (
         select(StockReservation.id, StockReservation.status.label("previous"))
         .where(
-            StockReservation.reference_id == reference_id,
-            StockReservation.status.in_(list(statuses)),
+            StockReservation.reference_id == bindparam("reference_id"),
+            # not ``IN``: a driver statement's values are plain bindparams, not an expanding list
+            or_(*(StockReservation.status == status for status in statuses)),
         )
         .order_by(StockReservation.variant_id, StockReservation.warehouse_id)
         .with_for_update()
@@ -403,12 +421,30 @@ async def take_reservations(
         taken.c.warehouse_id,
         literal(kind, table.c.kind.type),
         taken.c.quantity,
-        literal(reference_id, table.c.reference_id.type),
+        bindparam("reference_id", type_=table.c.reference_id.type),
     ).order_by(taken.c.variant_id, taken.c.warehouse_id)
     recorded = insert(StockMovement).from_select(
         ["variant_id", "warehouse_id", "kind", "quantity", "reference_id"], ledger
     )
-    rows = await session.execute(select(taken).add_cte(recorded.cte("recorded")))
+    return DriverStatement(select(taken).add_cte(recorded.cte("recorded")))
+
+
+async def take_reservations(
+    session: AsyncSession,
+    reference_id: uuid.UUID,
+    statuses: Iterable[ReservationStatus],
+    new_status: ReservationStatus,
+    kind: MovementKind,
+) -> list[tuple[WarehouseUnits, ReservationStatus]]:
+    """Lock a reference's reservations in ``statuses``, move them to ``new_status`` and append
+    a ledger line of ``kind`` for each, in one statement (locked in (variant, warehouse) order).
+
+    Returns the units of each with its previous status, in (variant, warehouse) order, so that
+    the stock rows are then locked in primary-key order. A concurrent caller waits, then finds
+    nothing to move.
+    """
+    statement = _taking(tuple(statuses), new_status, kind)
+    rows = await statement.fetch(session, reference_id=reference_id)
     moved = [(WarehouseUnits(*row[:3]), ReservationStatus(row[3])) for row in rows]
     return sorted(moved, key=lambda item: (item[0].variant_id, item[0].warehouse_id))
 
