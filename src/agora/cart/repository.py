@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from asyncpg import Record
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, load_only
@@ -69,9 +69,10 @@ _LINE_COLUMNS = (
     ProductVariant.price_amount,
     ProductVariant.currency,
     ProductVariant.weight_grams,
-    Product.name,
-    Product.status,
+    Product.name.label("product_name"),
+    Product.status.label("product_status"),
 )
+_LINE_FIELDS = [field.name for field in fields(LineRow)]
 
 
 # Checkout's claim of a user's active cart and the read of its lines, in one statement sent
@@ -113,17 +114,80 @@ async def claim_with_lines(
 
 
 def _line(row: Record) -> LineRow:
-    return LineRow(
-        id=row["id"],
-        variant_id=row["variant_id"],
-        quantity=row["quantity"],
-        sku=row["sku"],
-        price_amount=row["price_amount"],
-        currency=row["currency"],
-        weight_grams=row["weight_grams"],
-        product_name=row["name"],
-        product_status=ProductStatus(row["status"]),
+    values = {name: row[name] for name in _LINE_FIELDS}
+    return LineRow(**{**values, "product_status": ProductStatus(values["product_status"])})
+
+
+@dataclass(frozen=True)
+class LockedCart:
+    """A cart row, locked, with its lines as plain rows (oldest first)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    token_hash: str | None
+    status: CartStatus
+    lines: list[LineRow]
+
+
+# Adding an item: the cart locked with its lines, and the line written, each one statement
+# built once and sent straight to the driver (core/driver.py).
+_LOCKED = DriverStatement(
+    select(
+        Cart.id.label("cart_id"),
+        Cart.user_id.label("cart_user_id"),
+        Cart.token_hash.label("cart_token_hash"),
+        Cart.status.label("cart_status"),
+        *_LINE_COLUMNS,
     )
+    .outerjoin(CartItem, CartItem.cart_id == Cart.id)
+    .outerjoin(ProductVariant, ProductVariant.id == CartItem.variant_id)
+    .outerjoin(Product, Product.id == ProductVariant.product_id)
+    .where(Cart.id == bindparam("cart_id"))
+    .order_by(CartItem.created_at)
+    .with_for_update(of=Cart)
+)
+_line_insert = insert(CartItem).values(
+    id=bindparam("id"),
+    cart_id=bindparam("cart_id"),
+    variant_id=bindparam("variant_id"),
+    quantity=bindparam("quantity"),
+)
+_PUT_LINE = DriverStatement(
+    _line_insert.on_conflict_do_update(
+        index_elements=[CartItem.cart_id, CartItem.variant_id],
+        set_={"quantity": _line_insert.excluded.quantity, "updated_at": func.now()},
+    ).returning(CartItem.id)
+)
+
+
+async def locked_cart(session: AsyncSession, cart_id: uuid.UUID) -> LockedCart | None:
+    """A cart locked with its lines, their variants and products, in one query; None for an
+    unknown cart. Locking the cart row serialises every change to one cart, checkout included."""
+    rows = await _LOCKED.fetch(session, cart_id=cart_id)
+    if not rows:
+        return None
+    head = rows[0]
+    lines = [_line(row) for row in rows if row["id"] is not None]
+    return LockedCart(
+        head["cart_id"],
+        head["cart_user_id"],
+        head["cart_token_hash"],
+        CartStatus(head["cart_status"]),
+        lines,
+    )
+
+
+async def put_line(
+    session: AsyncSession, cart_id: uuid.UUID, variant_id: uuid.UUID, quantity: int
+) -> uuid.UUID:
+    """Set the quantity of a (locked) cart's line of a variant, adding the line if there is
+    none; the line's id."""
+    row = await _PUT_LINE.fetchrow(
+        session, id=uuid.uuid4(), cart_id=cart_id, variant_id=variant_id, quantity=quantity
+    )
+    assert row is not None, "an upsert … RETURNING returns its row"
+    line_id: uuid.UUID = row[0]
+    return line_id
 
 
 async def active_cart_id_of_user(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -161,10 +225,6 @@ async def cart_id_by_token(session: AsyncSession, token_hash: str) -> uuid.UUID 
     return await session.scalar(
         select(Cart.id).where(Cart.token_hash == token_hash, Cart.status == CartStatus.ACTIVE)
     )
-
-
-# How a variant put in a cart is loaded: with its product's name and status.
-WITH_PRODUCT = joinedload(ProductVariant.product).options(_PRODUCT_FIELDS)
 
 
 def add_item(session: AsyncSession, cart: Cart, variant: ProductVariant, quantity: int) -> CartItem:

@@ -14,15 +14,17 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.cart import repository
 from agora.cart.models import Cart, CartItem, CartStatus
-from agora.catalog.models import ProductStatus, ProductVariant
+from agora.catalog.models import ProductStatus
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.money import Money
 from agora.inventory import service as inventory
+from agora.inventory.repository import VariantUnits
 
 MAX_LINE_QUANTITY = 99
 
@@ -122,21 +124,36 @@ async def add_item(
     variant_id: uuid.UUID,
     quantity: int,
 ) -> tuple[CartView, uuid.UUID]:
-    """Add units of a variant (to its line if there is one); the cart and the line's id."""
-    cart = await _authorised(session, cart_id, owner, for_update=True)
-    variant, available = await _buyable_variant(session, variant_id)
-    currencies = {item.variant.currency for item in cart.items if item.variant_id != variant_id}
+    """Add units of a variant (to its line if there is one); the cart and the line's id.
+
+    Read and written as plain rows (the locked cart with its lines, the variant with its
+    available units, the line's upsert): no ORM objects are built for what is answered at once.
+    """
+    cart = _changeable(await repository.locked_cart(session, cart_id), owner)
+    variant = await _buyable_variant(session, variant_id)
+    currencies = {line.currency for line in cart.lines if line.variant_id != variant_id}
     if currencies and variant.currency not in currencies:
         raise ValidationFailed("A cart holds items of one currency only.", code="currency_mismatch")
-    item = next((item for item in cart.items if item.variant_id == variant_id), None)
-    total = quantity + (item.quantity if item else 0)
-    _check_quantity(total, available)
-    if item is None:
-        item = repository.add_item(session, cart, variant, total)
-    else:
-        item.quantity = total
-    await session.flush()
-    return _view(cart), item.id
+    line = next((line for line in cart.lines if line.variant_id == variant_id), None)
+    total = quantity + (line.quantity if line else 0)
+    _check_quantity(total, variant.available)
+    line_id = await repository.put_line(session, cart.id, variant_id, total)
+    added = repository.LineRow(
+        line_id,
+        variant_id,
+        total,
+        variant.sku,
+        variant.price_amount,
+        variant.currency,
+        variant.weight_grams,
+        variant.product_name,
+        variant.product_status,
+    )
+    rows = [added if row.variant_id == variant_id else row for row in cart.lines]
+    if line is None:
+        rows.append(added)
+    lines = [_cart_line(row) for row in rows]
+    return CartView(cart.id, cart.status, cart.user_id, lines), line_id
 
 
 async def update_item(
@@ -176,19 +193,7 @@ async def claim_for_checkout(
         if cart is None or cart.user_id != user_id:
             raise NotFound("No such cart.", code="cart_not_found")
         raise Conflict("This cart was already checked out.", code="cart_not_active")
-    lines = [
-        CartLine(
-            id=row.id,
-            variant_id=row.variant_id,
-            sku=row.sku,
-            product_name=row.product_name,
-            quantity=row.quantity,
-            unit_price=Money(amount=row.price_amount, currency=row.currency),
-            weight_grams=row.weight_grams,
-            is_for_sale=row.product_status == ProductStatus.PUBLISHED,
-        )
-        for row in rows
-    ]
+    lines = [_cart_line(row) for row in rows]
     if not lines:
         raise ValidationFailed("The cart is empty.", code="cart_empty")
     return CartView(cart_id, CartStatus.CHECKED_OUT, user_id, lines)
@@ -237,16 +242,39 @@ async def _authorised(
 ) -> Cart:
     """The cart if ``owner`` may see it (404 otherwise); active when it is to be changed."""
     cart = await repository.load_cart(session, cart_id, for_update=for_update)
+    return _changeable(cart, owner) if for_update else _visible(cart, owner)
+
+
+class _Owned(Protocol):
+    @property
+    def user_id(self) -> uuid.UUID | None: ...
+    @property
+    def token_hash(self) -> str | None: ...
+    @property
+    def status(self) -> CartStatus: ...
+
+
+_C = TypeVar("_C", bound=_Owned)
+
+
+def _visible(cart: _C | None, owner: CartOwner) -> _C:
+    """``cart`` if ``owner`` may see it; 404 otherwise."""
     if cart is None or not _owns(cart, owner):
         raise NotFound("No such cart.", code="cart_not_found")
-    if for_update and cart.status != CartStatus.ACTIVE:
+    return cart
+
+
+def _changeable(cart: _C | None, owner: CartOwner) -> _C:
+    """``cart`` if ``owner`` may change it: theirs (404 otherwise) and active (409)."""
+    cart = _visible(cart, owner)
+    if cart.status != CartStatus.ACTIVE:
         raise Conflict(
             f"This cart is {cart.status.value} and cannot change.", code="cart_not_active"
         )
     return cart
 
 
-def _owns(cart: Cart, owner: CartOwner) -> bool:
+def _owns(cart: _Owned, owner: CartOwner) -> bool:
     if cart.user_id is not None:
         return cart.user_id == owner.user_id
     return (
@@ -263,12 +291,10 @@ def _item(cart: Cart, item_id: uuid.UUID) -> CartItem:
     return item
 
 
-async def _buyable_variant(
-    session: AsyncSession, variant_id: uuid.UUID
-) -> tuple[ProductVariant, int]:
-    """A variant on sale and its available units, read together (422 if it is not on sale)."""
-    found = await inventory.variant_with_available(session, variant_id, repository.WITH_PRODUCT)
-    if found is None or found[0].product.status != ProductStatus.PUBLISHED:
+async def _buyable_variant(session: AsyncSession, variant_id: uuid.UUID) -> VariantUnits:
+    """A variant on sale with its available units, read together (422 if it is not on sale)."""
+    found = await inventory.variant_units(session, variant_id)
+    if found is None or found.product_status != ProductStatus.PUBLISHED:
         raise ValidationFailed("This variant is not for sale.", code="variant_unavailable")
     return found
 
@@ -301,3 +327,17 @@ def _view(cart: Cart, *, token: str | None = None, is_new: bool = False) -> Cart
         for item in cart.items
     ]
     return CartView(cart.id, cart.status, cart.user_id, lines, token=token, is_new=is_new)
+
+
+def _cart_line(row: repository.LineRow) -> CartLine:
+    """A line read as a plain row, as the buyer sees it."""
+    return CartLine(
+        id=row.id,
+        variant_id=row.variant_id,
+        sku=row.sku,
+        product_name=row.product_name,
+        quantity=row.quantity,
+        unit_price=Money(amount=row.price_amount, currency=row.currency),
+        weight_grams=row.weight_grams,
+        is_for_sale=row.product_status == ProductStatus.PUBLISHED,
+    )

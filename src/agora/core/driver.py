@@ -88,7 +88,7 @@ async def _prepared(
 
 
 def _value(processor: _Processor, value: Any) -> Any:
-    return value if processor is None or value is None else processor(value)
+    return value if processor is None else processor(value)
 
 
 def _announce(connection: Connection | None, sql: str, parameters: Sequence[Any]) -> None:

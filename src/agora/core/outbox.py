@@ -32,6 +32,7 @@ from sqlalchemy import (
     Index,
     Insert,
     String,
+    bindparam,
     delete,
     func,
     insert,
@@ -142,6 +143,28 @@ def event_insert(
     return insert(OutboxEvent).from_select(
         ["topic", "payload", "user_id"], select(topic_value, merged, owner)
     )
+
+
+def event_insert_template(assigned: ColumnElement[Any]) -> Insert:
+    """``event_insert`` for a statement built once (``core/driver.py``): its topic, payload and
+    owner are the bindparams ``event_topic``, ``event_payload`` and ``event_user_id``, whose
+    values ``event_values`` gives."""
+    payload = bindparam("event_payload", type_=JSONB)
+    merged = payload.op("||", return_type=JSONB)(assigned)
+    topic = bindparam("event_topic", type_=OutboxEvent.topic.type)
+    owner = bindparam("event_user_id", type_=OutboxEvent.user_id.type)
+    return insert(OutboxEvent).from_select(
+        ["topic", "payload", "user_id"], select(topic, merged, owner)
+    )
+
+
+def event_values(
+    session: AsyncSession, topic: str, payload: dict[str, Any], *, user_id: uuid.UUID | None
+) -> dict[str, Any]:
+    """The values of an ``event_insert_template``'s bindparams; the relay is nudged once the
+    session's transaction commits."""
+    nudge(session, RELAY_TASK)
+    return {"event_topic": topic, "event_payload": loads(dumps(payload)), "event_user_id": user_id}
 
 
 async def relay_pending(

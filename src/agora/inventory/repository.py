@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asyncpg.exceptions import CheckViolationError
 from sqlalchemy import (
     CTE,
+    BindParameter,
     ColumnElement,
     Double,
     Integer,
@@ -30,9 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.orm.interfaces import ORMOption
 
-from agora.catalog.models import ProductVariant
+from agora.catalog.models import Product, ProductStatus, ProductVariant
 from agora.core.db import statement_batches
 from agora.core.driver import DriverStatement
 from agora.core.errors import Conflict
@@ -212,24 +212,49 @@ async def available_by_variant(
     return {variant_id: int(available) for variant_id, available in rows}
 
 
-async def variant_with_available(
-    session: AsyncSession, variant_id: uuid.UUID, *options: ORMOption
-) -> tuple[ProductVariant, int] | None:
-    """A variant (loaded with ``options``) and its units available for sale over every
-    warehouse, in one query; None for an unknown variant."""
-    available = (
-        select(func.coalesce(func.sum(_available_units), 0))
-        .where(StockLevel.variant_id == ProductVariant.id)
-        .scalar_subquery()
+@dataclass(frozen=True)
+class VariantUnits:
+    """A variant as a cart line shows it, with its units available over every warehouse."""
+
+    id: uuid.UUID
+    product_name: str
+    product_status: ProductStatus
+    sku: str
+    price_amount: int
+    currency: str
+    weight_grams: int
+    available: int
+
+
+_available_of_variant = (
+    select(func.coalesce(func.sum(_available_units), 0))
+    .where(StockLevel.variant_id == ProductVariant.id)
+    .scalar_subquery()
+)
+# Read on every item added to a cart: built once, sent straight to the driver (core/driver.py).
+_VARIANT_UNITS = DriverStatement(
+    select(
+        ProductVariant.id,
+        Product.name.label("product_name"),
+        Product.status.label("product_status"),
+        ProductVariant.sku,
+        ProductVariant.price_amount,
+        ProductVariant.currency,
+        ProductVariant.weight_grams,
+        _available_of_variant.label("available"),
     )
-    row = (
-        await session.execute(
-            select(ProductVariant, available)
-            .where(ProductVariant.id == variant_id)
-            .options(*options)
-        )
-    ).one_or_none()
-    return None if row is None else (row[0], int(row[1]))
+    .join(Product, Product.id == ProductVariant.product_id)
+    .where(ProductVariant.id == bindparam("variant_id"))
+)
+
+
+async def variant_units(session: AsyncSession, variant_id: uuid.UUID) -> VariantUnits | None:
+    """A variant with its product's name and status and its units available for sale over
+    every warehouse, in one query; None for an unknown variant."""
+    row = await _VARIANT_UNITS.fetchrow(session, variant_id=variant_id)
+    if row is None:
+        return None
+    return VariantUnits(**{**dict(row), "product_status": ProductStatus(row["product_status"])})
 
 
 async def warehouses_with_stock(session: AsyncSession, variant_id: uuid.UUID) -> list[uuid.UUID]:
@@ -245,16 +270,11 @@ async def warehouses_with_stock(session: AsyncSession, variant_id: uuid.UUID) ->
     return list(found)
 
 
-async def reserve_in_first_warehouse(
-    session: AsyncSession, reference_id: uuid.UUID, variant_id: uuid.UUID, quantity: int
-) -> tuple[uuid.UUID, int] | None:
-    """Hold ``quantity`` units for ``reference_id`` in the first warehouse (in key order) that has
-    them all, recording the reservation and its movement, in one statement; that warehouse and
-    the units left there, or None (and nothing written).
-
-    The warehouse is picked from the statement's snapshot and the update re-checks the count on
-    the row it locks, so None also means "a concurrent buyer emptied the picked warehouse".
-    """
+def _reserve_in_first_warehouse() -> DriverStatement:
+    """The statement of ``reserve_in_first_warehouse``, built once: its values are the
+    bindparams ``variant_id``, ``quantity``, ``reference_id`` and ``reservation_id``."""
+    variant_id: BindParameter[uuid.UUID] = bindparam("variant_id")
+    quantity: BindParameter[int] = bindparam("quantity")
     candidate = aliased(StockLevel)
     first = (
         select(candidate.warehouse_id)
@@ -277,29 +297,66 @@ async def reserve_in_first_warehouse(
         .returning(StockLevel.warehouse_id, _available_units.label("available"))
         .cte("held")
     )
-    units = {"variant_id": variant_id, "quantity": quantity, "reference_id": reference_id}
-    reservation = {"id": uuid.uuid4(), "status": ReservationStatus.HELD, **units}
-    movement = {"kind": MovementKind.RESERVATION, **units}
-    statement = select(held.c.warehouse_id, held.c.available).add_cte(
-        _insert_held(StockReservation, held, reservation),
-        _insert_held(StockMovement, held, movement),
+    units: dict[str, ColumnElement[Any]] = {
+        "variant_id": variant_id,
+        "quantity": quantity,
+        "reference_id": bindparam("reference_id"),
+    }
+    reservation: dict[str, ColumnElement[Any]] = {
+        "id": bindparam("reservation_id"),
+        "status": literal(ReservationStatus.HELD, StockReservation.status.type),
+        **units,
+    }
+    movement: dict[str, ColumnElement[Any]] = {
+        "kind": literal(MovementKind.RESERVATION, StockMovement.kind.type),
+        **units,
+    }
+    return DriverStatement(
+        select(held.c.warehouse_id, held.c.available).add_cte(
+            _insert_held(StockReservation, held, reservation),
+            _insert_held(StockMovement, held, movement),
+        )
     )
-    row = (await session.execute(statement)).one_or_none()
+
+
+async def reserve_in_first_warehouse(
+    session: AsyncSession, reference_id: uuid.UUID, variant_id: uuid.UUID, quantity: int
+) -> tuple[uuid.UUID, int] | None:
+    """Hold ``quantity`` units for ``reference_id`` in the first warehouse (in key order) that has
+    them all, recording the reservation and its movement, in one statement; that warehouse and
+    the units left there, or None (and nothing written).
+
+    The warehouse is picked from the statement's snapshot and the update re-checks the count on
+    the row it locks, so None also means "a concurrent buyer emptied the picked warehouse".
+    Every checkout sends it: built once, and sent straight to the driver (``core/driver.py``).
+    """
+    row = await _RESERVE_IN_FIRST_WAREHOUSE.fetchrow(
+        session,
+        variant_id=variant_id,
+        quantity=quantity,
+        reference_id=reference_id,
+        reservation_id=uuid.uuid4(),
+    )
     return None if row is None else (row[0], int(row[1]))
 
 
 def _insert_held(
-    model: type[StockReservation] | type[StockMovement], held: CTE, values: dict[str, Any]
+    model: type[StockReservation] | type[StockMovement],
+    held: CTE,
+    values: Mapping[str, ColumnElement[Any]],
 ) -> CTE:
     """An INSERT of a ``model`` row of ``values`` in each warehouse ``held`` returns, as a CTE."""
     table = model.__table__
-    row = [literal(value, table.c[name].type) for name, value in values.items()]
+    row = [type_coerce(value, table.c[name].type) for name, value in values.items()]
     source = select(*row, held.c.warehouse_id)
     return (
         insert(model)
         .from_select([*values, "warehouse_id"], source)
         .cte(f"{model.__tablename__}_held")
     )
+
+
+_RESERVE_IN_FIRST_WAREHOUSE = _reserve_in_first_warehouse()
 
 
 async def reserve_units(

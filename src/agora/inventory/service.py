@@ -29,16 +29,14 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.interfaces import ORMOption
 
 from agora.catalog import service as catalog
-from agora.catalog.models import ProductVariant
 from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
 from agora.inventory import repository
 from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, Warehouse
-from agora.inventory.repository import StockChange, WarehouseUnits
+from agora.inventory.repository import StockChange, VariantUnits, WarehouseUnits
 
 AVAILABILITY_TOPIC = "stock.availability_changed"
 LOW_STOCK_TOPIC = "stock.low"
@@ -156,12 +154,10 @@ async def available_quantities(
     return {variant_id: found.get(variant_id, 0) for variant_id in variant_ids}
 
 
-async def variant_with_available(
-    session: AsyncSession, variant_id: uuid.UUID, *options: ORMOption
-) -> tuple[ProductVariant, int] | None:
-    """A variant (loaded with ``options``) and its units available for sale, in one query; None
+async def variant_units(session: AsyncSession, variant_id: uuid.UUID) -> VariantUnits | None:
+    """A variant as a cart line shows it and its units available for sale, in one query; None
     for an unknown variant."""
-    return await repository.variant_with_available(session, variant_id, *options)
+    return await repository.variant_units(session, variant_id)
 
 
 async def in_stock_variant_ids(

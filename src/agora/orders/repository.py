@@ -8,14 +8,15 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Update, func, literal, or_, select, tuple_, update
+from sqlalchemy import ARRAY, Update, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
-from agora.core.outbox import event_insert
+from agora.core.driver import DriverStatement
+from agora.core.outbox import event_insert, event_insert_template, event_values
 from agora.orders.models import Order, OrderLine, OrderStatus, ShippingMethod, Voucher
 
 
@@ -45,6 +46,30 @@ async def variants_with_products(
 _ASSIGNED = frozenset({"number", "created_at", "updated_at"})  # by the database, on insert
 _WRITTEN = [column for column in Order.__table__.c if column.key not in _ASSIGNED]
 _LINE_COLUMNS = list(OrderLine.__table__.c)
+_created = (
+    insert(Order)
+    .values(
+        {column.key: bindparam(f"order_{column.key}", type_=column.type) for column in _WRITTEN}
+    )
+    .returning(Order.number, Order.created_at, Order.updated_at)
+    .cte("created_order")
+)
+# One array per column, unnested into rows: one statement whatever the number of lines.
+_lines = insert(OrderLine).from_select(
+    [column.key for column in _LINE_COLUMNS],
+    select(
+        *(
+            func.unnest(bindparam(f"line_{column.key}", type_=ARRAY(column.type)))
+            for column in _LINE_COLUMNS
+        )
+    ),
+)
+_announced = event_insert_template(func.jsonb_build_object("number", _created.c.number))
+# Built once and sent straight to the driver (core/driver.py): built per order, the statement
+# cost more CPU than the round trip.
+_INSERT_ORDER = DriverStatement(
+    select(_created).add_cte(_lines.cte("created_lines"), _announced.cte("announced"))
+)
 
 
 async def insert_order(
@@ -53,29 +78,13 @@ async def insert_order(
     """Write a new order, its lines and its outbox event (``event_payload`` plus the number the
     database assigned), in one statement; the number and timestamps the database assigned are
     set on ``order``, which stays out of the session (nothing re-reads it)."""
-    created = (
-        insert(Order)
-        .values({column.key: getattr(order, column.key) for column in _WRITTEN})
-        .returning(Order.number, Order.created_at, Order.updated_at)
-        .cte("created_order")
-    )
-    # One array per column, unnested into rows: the same statement (cached, prepared once)
-    # whatever the number of lines, where a multi-row VALUES would be compiled every time.
-    rows = [
-        func.unnest(
-            literal([getattr(line, column.key) for line in order.lines], ARRAY(column.type))
-        )
-        for column in _LINE_COLUMNS
-    ]
-    lines = (
-        insert(OrderLine)
-        .from_select([column.key for column in _LINE_COLUMNS], select(*rows))
-        .cte("created_lines")
-    )
-    number = func.jsonb_build_object("number", created.c.number)
-    announced = event_insert(session, event_topic, event_payload, number, user_id=order.user_id)
-    statement = select(created).add_cte(lines, announced.cte("announced"))
-    order.number, order.created_at, order.updated_at = (await session.execute(statement)).one()
+    values = {f"order_{column.key}": getattr(order, column.key) for column in _WRITTEN}
+    for column in _LINE_COLUMNS:
+        values[f"line_{column.key}"] = [getattr(line, column.key) for line in order.lines]
+    values.update(event_values(session, event_topic, event_payload, user_id=order.user_id))
+    row = await _INSERT_ORDER.fetchrow(session, **values)
+    assert row is not None, "an INSERT … RETURNING returns its row"
+    order.number, order.created_at, order.updated_at = row
 
 
 async def get_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
