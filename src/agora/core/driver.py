@@ -66,12 +66,23 @@ class DriverStatement:
         row: Record | None = await connection.fetchrow(sql, *parameters)
         return row
 
+    async def fetchrow_unbegun(self, session: AsyncSession, **values: Any) -> Record | None:
+        """``fetchrow`` for a read that takes no part in the transaction: sent on the session's
+        connection without beginning its transaction when none has begun yet (it then runs in
+        its own, as if in autocommit). A request that ends with this read sends neither BEGIN
+        nor COMMIT; statements after it begin the transaction as usual, with a later snapshot.
+        Inside a transaction already begun, it is ``fetchrow``."""
+        connection, sql, parameters = await _prepared(session, self, values, begin=False)
+        row: Record | None = await connection.fetchrow(sql, *parameters)
+        return row
+
 
 async def _prepared(
-    session: AsyncSession, statement: DriverStatement, values: dict[str, Any]
+    session: AsyncSession, statement: DriverStatement, values: dict[str, Any], begin: bool = True
 ) -> tuple[Any, str, Sequence[Any]]:
-    """The asyncpg connection of the session's transaction (begun if need be), the statement's
-    SQL and its parameters in order, announced to the engine's listeners."""
+    """The asyncpg connection of the session's transaction (begun if need be, unless not
+    ``begin``), the statement's SQL and its parameters in order, announced to the engine's
+    listeners."""
     connection = await session.connection()
     sql, binds = statement._compile(connection.dialect)
     parameters = tuple(
@@ -81,7 +92,7 @@ async def _prepared(
     adapted = raw.dbapi_connection
     # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement of a transaction: a
     # statement sent around it must begin it the same way, or it would run outside it.
-    if adapted._transaction is None:  # type: ignore[union-attr]
+    if begin and adapted._transaction is None:  # type: ignore[union-attr]
         await adapted._start_transaction()  # type: ignore[union-attr]
     _announce(connection.sync_connection, sql, parameters)
     return raw.driver_connection, sql, parameters

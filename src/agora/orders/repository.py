@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
 from agora.core.driver import DriverStatement
-from agora.core.outbox import event_insert, event_insert_template, event_values
+from agora.core.outbox import event_insert_template, event_values
 from agora.orders.models import Order, OrderLine, OrderStatus, ShippingMethod, Voucher
 
 
@@ -136,20 +136,12 @@ async def update_status(
     return moved is not None
 
 
-async def move_announced(
-    session: AsyncSession,
-    order_id: uuid.UUID,
-    allowed_from: Collection[OrderStatus],
-    to: OrderStatus,
-    topic: str,
-    **values: Any,
-) -> bool:
-    """``update_status`` that also writes the move's outbox event ``topic`` for the order's
-    buyer, in the same statement (its payload read back from the moved row, so the order is
-    not loaded); whether it moved. The payload is the one ``service`` gives every order event:
-    the order's number, id, status and total."""
+def _paid() -> DriverStatement:
+    """``mark_paid``'s statement: the move, and its event built from the moved row."""
     moved = (
-        _move(order_id, allowed_from, to, False, False, values)
+        update(Order)
+        .where(Order.id == bindparam("order_id"), Order.status == OrderStatus.PENDING_PAYMENT)
+        .values(status=OrderStatus.PAID, paid_at=bindparam("paid_at"), updated_at=func.now())
         .returning(
             Order.id, Order.number, Order.user_id, Order.status, Order.total_amount, Order.currency
         )
@@ -159,9 +151,23 @@ async def move_announced(
     said = func.jsonb_build_object(
         "number", moved.c.number, "order_id", moved.c.id, "status", moved.c.status, "total", total
     )
-    announced = event_insert(session, topic, {}, said, user_id=moved.c.user_id)
-    statement = select(moved.c.id).add_cte(announced.cte("announced"))
-    return (await session.scalar(statement)) is not None
+    announced = event_insert_template(said, owner=moved.c.user_id)
+    return DriverStatement(select(moved.c.id).add_cte(announced.cte("announced")))
+
+
+_PAID = _paid()
+
+
+async def mark_paid(
+    session: AsyncSession, order_id: uuid.UUID, paid_at: dt.datetime, topic: str
+) -> bool:
+    """pending_payment → paid, writing the move's outbox event ``topic`` for the order's buyer
+    in the same statement (its payload read back from the moved row, so the order is not
+    loaded); whether it moved. The payload is the one ``service`` gives every order event: the
+    order's number, id, status and total."""
+    event = event_values(session, topic, {}, user_id=None)
+    moved = await _PAID.fetchrow(session, order_id=order_id, paid_at=paid_at, **event)
+    return moved is not None
 
 
 def _move(

@@ -291,9 +291,7 @@ async def pay(session: AsyncSession, order_id: uuid.UUID) -> bool:
 
     The move writes its event from what it reads back, in one statement, so a payment callback
     pays an order without loading it."""
-    if not await repository.move_announced(
-        session, order_id, [_S.PENDING_PAYMENT], _S.PAID, "order.paid", paid_at=utcnow()
-    ):
+    if not await repository.mark_paid(session, order_id, utcnow(), "order.paid"):
         order = await get_order(session, order_id)
         if order.status in _PAID_OR_LATER:
             return False

@@ -154,8 +154,9 @@ _KNOWN = DriverStatement(
 
 async def is_known_event(session: AsyncSession, provider: str, event_id: str) -> bool:
     """Whether this (provider, event id) is in the inbox already: one lookup on its unique index,
-    taking no lock."""
-    return await _KNOWN.fetchrow(session, provider=provider, event_id=event_id) is not None
+    taking no lock, and needing no transaction: a duplicate is answered with this one round
+    trip (no BEGIN, no COMMIT)."""
+    return await _KNOWN.fetchrow_unbegun(session, provider=provider, event_id=event_id) is not None
 
 
 async def set_inbox_outcome(
