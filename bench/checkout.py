@@ -153,11 +153,16 @@ async def completed_checkouts(
     return checkouts
 
 
-async def recorded_checkout(urls: ServiceUrls, variant_id: uuid.UUID, buyers: Buyers) -> Recording:
-    """The statements of one checkout by the first buyer, sent through the app in-process."""
+def bench_settings(urls: ServiceUrls) -> Settings:
+    """The settings ``agora api`` runs with in this benchmark, for the app built in-process."""
     environment = agora_env(urls)
     values = {name.removeprefix("AGORA_").lower(): environment[name] for name in environment}
-    settings = Settings(_env_file=None, **{n: v for n, v in values.items() if n in _SETTINGS})  # type: ignore[call-arg]
+    return Settings(_env_file=None, **{n: v for n, v in values.items() if n in _SETTINGS})  # type: ignore[call-arg]
+
+
+async def recorded_checkout(urls: ServiceUrls, variant_id: uuid.UUID, buyers: Buyers) -> Recording:
+    """The statements of one checkout by the first buyer, sent through the app in-process."""
+    settings = bench_settings(urls)
     key = uuid.uuid4()
     headers = buyers.headers[0]
 

@@ -148,17 +148,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_proxy_headers(app, settings)
     app.include_router(_operations_router())
     # Routes are matched in the order they are included, each route a regex tried in turn: the
-    # hot writes that arrive in bursts (flash-sale purchases, provider callbacks) come first, so
-    # that matching them does not walk every other route (25 µs instead of 100-130 µs). Their
-    # paths share no prefix with another router's, so no request changes hands.
+    # hot writes that arrive in bursts (flash-sale purchases, provider callbacks) and the three
+    # requests of a checkout come first, so that matching them does not walk every other route
+    # (25 µs instead of 100-130 µs). Their paths share no prefix with the routers they now
+    # precede, and no path of theirs matches a payments route, so no request changes hands.
     app.include_router(flashsale_router, prefix=API_PREFIX)
     app.include_router(payments_router, prefix=API_PREFIX)
+    app.include_router(cart_router, prefix=API_PREFIX)
+    app.include_router(orders_router, prefix=API_PREFIX)
     install_api_docs(app)
     app.include_router(accounts_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)
     app.include_router(inventory_router, prefix=API_PREFIX)
-    app.include_router(cart_router, prefix=API_PREFIX)
-    app.include_router(orders_router, prefix=API_PREFIX)
     app.include_router(realtime_router)
     app.include_router(logs_router, prefix=API_PREFIX)
     app.include_router(logs_tail_router)

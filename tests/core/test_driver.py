@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from typing import Any
 
+import pytest
 from asyncpg import Record
 from sqlalchemy import bindparam, event, func, insert, select
 
@@ -84,3 +85,11 @@ async def test_the_engines_listeners_see_a_driver_statement(database: Database) 
 
     # The parameters as asyncpg gets them: in order, the JSON document as text.
     assert seen == [(scope, "k", "f", 201, '{"a": "b"}', b"{}")]
+
+
+def test_a_statement_whose_values_sqlalchemy_computes_is_refused() -> None:
+    # ``headers`` has a Python default, computed per execution: the driver would send None.
+    statement = insert(IdempotencyRecord).values(scope="s", key="k", fingerprint="f")
+
+    with pytest.raises(ValueError, match="compile once"):
+        DriverStatement(statement)

@@ -197,16 +197,21 @@ async def active_cart_id_of_user(session: AsyncSession, user_id: uuid.UUID) -> u
     )
 
 
+# Every signed-in buyer's checkout opens the cart: built once, sent straight to the driver.
+_OPEN_USER_CART = DriverStatement(
+    insert(Cart)
+    .values(id=bindparam("id"), user_id=bindparam("user_id"), status=CartStatus.ACTIVE)
+    .on_conflict_do_nothing()
+    .returning(Cart.id)
+)
+
+
 async def open_user_cart(session: AsyncSession, user_id: uuid.UUID) -> tuple[uuid.UUID, bool]:
     """The user's active cart, created if missing; and whether it was created just now."""
-    created = await session.scalar(
-        insert(Cart)
-        .values(id=uuid.uuid4(), user_id=user_id, status=CartStatus.ACTIVE)
-        .on_conflict_do_nothing()
-        .returning(Cart.id)
-    )
+    created = await _OPEN_USER_CART.fetchrow(session, id=uuid.uuid4(), user_id=user_id)
     if created is not None:
-        return created, True
+        cart_id: uuid.UUID = created[0]
+        return cart_id, True
     existing = await active_cart_id_of_user(session, user_id)
     assert existing is not None, "the conflicting active cart exists"
     return existing, False

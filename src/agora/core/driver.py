@@ -4,7 +4,7 @@ A statement run through ``AsyncSession.execute`` costs about 80-120 µs of CPU i
 (cache key, execution context, result wrapping, the greenlet hop) where asyncpg alone costs
 about 17 µs; a statement built per call (CTEs with ``RETURNING``) costs a few hundred more. A
 ``DriverStatement`` is a Core statement built once, with named ``bindparam``\\ s, compiled once
-per dialect to asyncpg's SQL text; each call converts its values with the statement's own bind
+to asyncpg's SQL text; each call converts its values with the statement's own bind
 processors (an enum to its value, a JSON document to text) and sends it on the session's
 connection, in the session's transaction, which it opens first if no statement has yet.
 asyncpg prepares the text once per connection (its statement cache).
@@ -23,47 +23,47 @@ from typing import Any
 
 from asyncpg import Record
 from sqlalchemy import Executable
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _Processor = Callable[[Any], Any] | None
 _Binds = tuple[tuple[str, Any, _Processor], ...]  # name, value when not given, processor
 
 
 class DriverStatement:
-    """A Core statement compiled once, run on asyncpg with keyword values for its bindparams
-    (a bindparam given a value when the statement was built may be left out)."""
+    """A Core statement compiled once, at import, run on asyncpg with keyword values for its
+    bindparams (a bindparam given a value when the statement was built may be left out).
+
+    A statement with values SQLAlchemy computes per execution (a column's Python default, an
+    expanding IN) is refused here: give them as bindparams, or send it through the session.
+    """
 
     def __init__(self, statement: Executable) -> None:
-        self.statement = statement
-        self._compiled: tuple[Dialect, str, _Binds] | None = None
-
-    def _compile(self, dialect: Dialect) -> tuple[str, _Binds]:
-        compiled_for = self._compiled
-        if compiled_for is None or compiled_for[0] is not dialect:
-            compiled = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-            assert isinstance(compiled, SQLCompiler)
-            defaults = compiled.construct_params(_check=False)
-            processors = compiled._bind_processors  # what SQLAlchemy applies itself
-            names = compiled.positiontup or ()
-            binds: _Binds = tuple(
-                (name, defaults.get(name), processors.get(name))  # type: ignore[misc]
-                for name in names
-            )
-            compiled_for = self._compiled = (dialect, compiled.string, binds)
-        return compiled_for[1], compiled_for[2]
+        compiled = statement.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.insert_prefetch or compiled.update_prefetch or compiled.post_compile_params:
+            raise ValueError(f"not a statement to compile once: {compiled.string}")
+        defaults = compiled.construct_params(_check=False)
+        processors = compiled._bind_processors  # what SQLAlchemy applies itself
+        self.sql = compiled.string
+        self.binds: _Binds = tuple(
+            (name, defaults.get(name), processors.get(name))  # type: ignore[misc]
+            for name in compiled.positiontup or ()
+        )
 
     async def fetch(self, session: AsyncSession, **values: Any) -> list[Record]:
         """Every row the statement returns."""
-        connection, sql, parameters = await _prepared(session, self, values)
-        rows: list[Record] = await connection.fetch(sql, *parameters)
+        connection, parameters = await _prepared(session, self, values)
+        rows: list[Record] = await connection.fetch(self.sql, *parameters)
         return rows
 
     async def fetchrow(self, session: AsyncSession, **values: Any) -> Record | None:
         """The first row the statement returns, or None."""
-        connection, sql, parameters = await _prepared(session, self, values)
-        row: Record | None = await connection.fetchrow(sql, *parameters)
+        connection, parameters = await _prepared(session, self, values)
+        row: Record | None = await connection.fetchrow(self.sql, *parameters)
         return row
 
     async def fetchrow_unbegun(self, session: AsyncSession, **values: Any) -> Record | None:
@@ -72,30 +72,28 @@ class DriverStatement:
         its own, as if in autocommit). A request that ends with this read sends neither BEGIN
         nor COMMIT; statements after it begin the transaction as usual, with a later snapshot.
         Inside a transaction already begun, it is ``fetchrow``."""
-        connection, sql, parameters = await _prepared(session, self, values, begin=False)
-        row: Record | None = await connection.fetchrow(sql, *parameters)
+        connection, parameters = await _prepared(session, self, values, begin=False)
+        row: Record | None = await connection.fetchrow(self.sql, *parameters)
         return row
 
 
 async def _prepared(
     session: AsyncSession, statement: DriverStatement, values: dict[str, Any], begin: bool = True
-) -> tuple[Any, str, Sequence[Any]]:
+) -> tuple[Any, Sequence[Any]]:
     """The asyncpg connection of the session's transaction (begun if need be, unless not
-    ``begin``), the statement's SQL and its parameters in order, announced to the engine's
-    listeners."""
-    connection = await session.connection()
-    sql, binds = statement._compile(connection.dialect)
+    ``begin``) and the statement's parameters in order, announced to the engine's listeners."""
     parameters = tuple(
-        _value(processor, values.get(name, default)) for name, default, processor in binds
+        _value(processor, values.get(name, default)) for name, default, processor in statement.binds
     )
+    connection = await session.connection()
     raw = await connection.get_raw_connection()
     adapted = raw.dbapi_connection
     # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement of a transaction: a
     # statement sent around it must begin it the same way, or it would run outside it.
     if begin and adapted._transaction is None:  # type: ignore[union-attr]
         await adapted._start_transaction()  # type: ignore[union-attr]
-    _announce(connection.sync_connection, sql, parameters)
-    return raw.driver_connection, sql, parameters
+    _announce(connection.sync_connection, statement.sql, parameters)
+    return raw.driver_connection, parameters
 
 
 def _value(processor: _Processor, value: Any) -> Any:

@@ -32,7 +32,9 @@ class ShippingQuote:
     amount: int
 
 
-def shipping_price(method: ShippingMethod, *, merchandise_amount: int, weight_grams: int) -> int:
+def shipping_price(
+    method: ShippingMethod | repository.ShippingRate, *, merchandise_amount: int, weight_grams: int
+) -> int:
     """The price of shipping goods worth ``merchandise_amount`` weighing ``weight_grams``."""
     if method.free_over_amount is not None and merchandise_amount >= method.free_over_amount:
         return 0
@@ -54,7 +56,7 @@ async def quote_shipping(
 
     422 ``shipping_method_unavailable`` for an unknown, inactive or other-currency method.
     """
-    methods = await repository.active_shipping_methods(session, currency)
+    methods = await repository.shipping_rates(session, currency)
     if code is not None:
         methods = [method for method in methods if method.code == code]
         if not methods:

@@ -17,7 +17,14 @@ from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
 from agora.core.driver import DriverStatement
 from agora.core.outbox import event_insert_template, event_values
-from agora.orders.models import Order, OrderLine, OrderStatus, ShippingMethod, Voucher
+from agora.orders.models import (
+    Order,
+    OrderLine,
+    OrderStatus,
+    ShippingKind,
+    ShippingMethod,
+    Voucher,
+)
 
 
 @dataclass(frozen=True)
@@ -216,15 +223,43 @@ async def overdue_order_ids(session: AsyncSession, limit: int) -> Sequence[uuid.
     return result.all()
 
 
-async def active_shipping_methods(
-    session: AsyncSession, currency: str | None = None
-) -> Sequence[ShippingMethod]:
-    """Active shipping methods (of one currency when given), by code."""
-    statement = select(ShippingMethod).where(ShippingMethod.is_active)
-    if currency is not None:
-        statement = statement.where(ShippingMethod.currency == currency)
-    result = await session.scalars(statement.order_by(ShippingMethod.code))
+async def active_shipping_methods(session: AsyncSession) -> Sequence[ShippingMethod]:
+    """Active shipping methods, by code."""
+    result = await session.scalars(
+        select(ShippingMethod).where(ShippingMethod.is_active).order_by(ShippingMethod.code)
+    )
     return result.all()
+
+
+@dataclass(frozen=True)
+class ShippingRate:
+    """What checkout prices of an active shipping method."""
+
+    code: str
+    kind: ShippingKind
+    base_amount: int
+    per_kg_amount: int
+    free_over_amount: int | None
+
+
+# Read at every checkout: built once, sent straight to the driver (core/driver.py).
+_RATES = DriverStatement(
+    select(
+        ShippingMethod.code,
+        ShippingMethod.kind,
+        ShippingMethod.base_amount,
+        ShippingMethod.per_kg_amount,
+        ShippingMethod.free_over_amount,
+    )
+    .where(ShippingMethod.is_active, ShippingMethod.currency == bindparam("currency"))
+    .order_by(ShippingMethod.code)
+)
+
+
+async def shipping_rates(session: AsyncSession, currency: str) -> list[ShippingRate]:
+    """The active shipping methods of one currency, by code, as plain rows."""
+    rows = await _RATES.fetch(session, currency=currency)
+    return [ShippingRate(**{**dict(row), "kind": ShippingKind(row["kind"])}) for row in rows]
 
 
 async def insert_shipping_method(session: AsyncSession, **values: Any) -> ShippingMethod | None:
