@@ -28,7 +28,8 @@ async def test_a_first_unbegun_read_begins_no_transaction(database: Database) ->
         await _ECHO.fetchrow(session, value="b")
         after_statement = await _in_transaction(session)
 
-    assert row is not None and row["value"] == "a"
+    assert row is not None
+    assert row["value"] == "a"
     assert (after_read, after_statement) == (False, True)
 
 
@@ -37,5 +38,6 @@ async def test_an_unbegun_read_inside_a_transaction_is_part_of_it(database: Data
         await _ECHO.fetchrow(session, value="a")
         row = await _ECHO.fetchrow_unbegun(session, value="b")
 
-        assert row is not None and row["value"] == "b"
+        assert row is not None
+        assert row["value"] == "b"
         assert await _in_transaction(session)
