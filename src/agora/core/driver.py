@@ -57,28 +57,45 @@ class DriverStatement:
 
     async def fetch(self, session: AsyncSession, **values: Any) -> list[Record]:
         """Every row the statement returns."""
-        connection, parameters = await _prepared(session, self, values)
-        try:
-            rows: list[Record] = await connection.driver_connection.fetch(self.sql, *parameters)
-        except Exception as error:
-            raise await _translated(session, connection, self.sql, parameters, error) from error
+        rows: list[Record] = await _run(session, self, "fetch", values)
         return rows
 
     async def fetchrow(self, session: AsyncSession, **values: Any) -> Record | None:
         """The first row the statement returns, or None."""
-        connection, parameters = await _prepared(session, self, values)
-        try:
-            row: Record | None = await connection.driver_connection.fetchrow(self.sql, *parameters)
-        except Exception as error:
-            raise await _translated(session, connection, self.sql, parameters, error) from error
+        row: Record | None = await _run(session, self, "fetchrow", values)
+        return row
+
+    async def fetchrow_unbegun(self, session: AsyncSession, **values: Any) -> Record | None:
+        """``fetchrow`` for a read that takes no part in the transaction: sent on the session's
+        connection without beginning its transaction when none has begun yet (it then runs in
+        its own, as if in autocommit). A request that ends with this read sends neither BEGIN
+        nor COMMIT; statements after it begin the transaction as usual, with a later snapshot.
+        Inside a transaction already begun, it is ``fetchrow``."""
+        row: Record | None = await _run(session, self, "fetchrow", values, begin=False)
         return row
 
 
+async def _run(
+    session: AsyncSession,
+    statement: DriverStatement,
+    method: str,
+    values: dict[str, Any],
+    begin: bool = True,
+) -> Any:
+    """``statement`` sent with asyncpg's ``method`` on the session's connection; its errors
+    raised as SQLAlchemy would raise them."""
+    connection, parameters = await _prepared(session, statement, values, begin)
+    try:
+        return await getattr(connection.driver_connection, method)(statement.sql, *parameters)
+    except Exception as error:
+        raise await _translated(session, connection, statement.sql, parameters, error) from error
+
+
 async def _prepared(
-    session: AsyncSession, statement: DriverStatement, values: dict[str, Any]
+    session: AsyncSession, statement: DriverStatement, values: dict[str, Any], begin: bool = True
 ) -> tuple[Any, Sequence[Any]]:
-    """The pooled connection of the session's transaction (begun if need be) and the
-    statement's parameters in order, announced to the engine's listeners."""
+    """The pooled connection of the session's transaction (begun if need be, unless not
+    ``begin``) and the statement's parameters in order, announced to the engine's listeners."""
     parameters = tuple(
         _value(processor, values.get(name, default)) for name, default, processor in statement.binds
     )
@@ -87,7 +104,7 @@ async def _prepared(
     adapted = raw.dbapi_connection
     # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement of a transaction: a
     # statement sent around it must begin it the same way, or it would run outside it.
-    if adapted._transaction is None:  # type: ignore[union-attr]
+    if begin and adapted._transaction is None:  # type: ignore[union-attr]
         await adapted._start_transaction()  # type: ignore[union-attr]
     _announce(connection.sync_connection, statement.sql, parameters)
     return raw, parameters

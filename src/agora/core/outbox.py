@@ -140,14 +140,18 @@ def event_insert(
     )
 
 
-def event_insert_template(assigned: ColumnElement[Any]) -> Insert:
+def event_insert_template(
+    assigned: ColumnElement[Any], owner: ColumnElement[Any] | None = None
+) -> Insert:
     """``event_insert`` for a statement built once (``core/driver.py``): its topic, payload and
     owner are the bindparams ``event_topic``, ``event_payload`` and ``event_user_id``, whose
-    values ``event_values`` gives."""
+    values ``event_values`` gives; an ``owner`` read from the statement's other parts (the row
+    it changes) stands for the last."""
     payload = bindparam("event_payload", type_=JSONB)
     merged = payload.op("||", return_type=JSONB)(assigned)
     topic = bindparam("event_topic", type_=OutboxEvent.topic.type)
-    owner = bindparam("event_user_id", type_=OutboxEvent.user_id.type)
+    if owner is None:
+        owner = bindparam("event_user_id", type_=OutboxEvent.user_id.type)
     return insert(OutboxEvent).from_select(
         ["topic", "payload", "user_id"], select(topic, merged, owner)
     )

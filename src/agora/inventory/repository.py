@@ -6,6 +6,7 @@ reading a count and writing it back.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Double,
+    Integer,
     bindparam,
     func,
     literal,
@@ -374,6 +376,21 @@ async def reserve_units(
     )
 
 
+_CHANGE_STOCK = DriverStatement(
+    update(StockLevel)
+    .where(
+        StockLevel.variant_id == bindparam("variant_id"),
+        StockLevel.warehouse_id == bindparam("warehouse_id"),
+    )
+    .values(
+        quantity=StockLevel.quantity + bindparam("quantity", type_=Integer),
+        reserved=StockLevel.reserved + bindparam("reserved", type_=Integer),
+        allocated=StockLevel.allocated + bindparam("allocated", type_=Integer),
+    )
+    .returning(_available_units)
+)
+
+
 async def change_stock(
     session: AsyncSession, variant_id: uuid.UUID, warehouse_id: uuid.UUID, change: StockChange
 ) -> int:
@@ -382,21 +399,18 @@ async def change_stock(
     A change that would break a CHECK constraint is a 409 (the transaction is then lost).
     """
     try:
-        available = await session.scalar(
-            update(StockLevel)
-            .where(StockLevel.variant_id == variant_id, StockLevel.warehouse_id == warehouse_id)
-            .values(
-                quantity=StockLevel.quantity + change.quantity,
-                reserved=StockLevel.reserved + change.reserved,
-                allocated=StockLevel.allocated + change.allocated,
-            )
-            .returning(_available_units)
-            .execution_options(synchronize_session=False)
+        row = await _CHANGE_STOCK.fetchrow(
+            session,
+            variant_id=variant_id,
+            warehouse_id=warehouse_id,
+            quantity=change.quantity,
+            reserved=change.reserved,
+            allocated=change.allocated,
         )
     except IntegrityError as exc:
         raise Conflict("Not enough stock for this change.", code="insufficient_stock") from exc
-    assert available is not None, "a reservation always points at an existing stock level"
-    return int(available)
+    assert row is not None, "a reservation always points at an existing stock level"
+    return int(row[0])
 
 
 async def set_quantity(session: AsyncSession, level: StockLevel, quantity: int) -> None:
@@ -430,30 +444,23 @@ async def add_reservations(
     await session.execute(insert(StockReservation).values(rows))
 
 
-async def take_reservations(
-    session: AsyncSession,
-    reference_id: uuid.UUID,
-    statuses: Iterable[ReservationStatus],
-    new_status: ReservationStatus,
-) -> list[tuple[WarehouseUnits, ReservationStatus]]:
-    """Lock a reference's reservations in ``statuses`` and move them to ``new_status``, in one
-    statement (locked in (variant, warehouse) order).
-
-    Returns the units of each with its previous status, in (variant, warehouse) order, so that
-    the stock rows are then locked in primary-key order. A concurrent caller waits, then finds
-    nothing to move.
-    """
+@functools.cache
+def _taking(
+    statuses: tuple[ReservationStatus, ...], new_status: ReservationStatus, kind: MovementKind
+) -> DriverStatement:
+    """``take_reservations``' statement for one kind of move (built once)."""
     locked = (
         select(StockReservation.id, StockReservation.status.label("previous"))
         .where(
-            StockReservation.reference_id == reference_id,
-            StockReservation.status.in_(list(statuses)),
+            StockReservation.reference_id == bindparam("reference_id"),
+            # not ``IN``: a driver statement's values are plain bindparams, not an expanding list
+            or_(*(StockReservation.status == status for status in statuses)),
         )
         .order_by(StockReservation.variant_id, StockReservation.warehouse_id)
         .with_for_update()
         .subquery()
     )
-    rows = await session.execute(
+    taken = (
         update(StockReservation)
         .where(StockReservation.id == locked.c.id)
         .values(status=new_status, updated_at=func.now())
@@ -463,10 +470,40 @@ async def take_reservations(
             StockReservation.quantity,
             locked.c.previous,
         )
-        .execution_options(synchronize_session=False)
+        .cte("taken")
     )
-    taken = [(WarehouseUnits(*row[:3]), ReservationStatus(row[3])) for row in rows]
-    return sorted(taken, key=lambda item: (item[0].variant_id, item[0].warehouse_id))
+    table = StockMovement.__table__
+    ledger = select(
+        taken.c.variant_id,
+        taken.c.warehouse_id,
+        literal(kind, table.c.kind.type),
+        taken.c.quantity,
+        bindparam("reference_id", type_=table.c.reference_id.type),
+    ).order_by(taken.c.variant_id, taken.c.warehouse_id)
+    recorded = insert(StockMovement).from_select(
+        ["variant_id", "warehouse_id", "kind", "quantity", "reference_id"], ledger
+    )
+    return DriverStatement(select(taken).add_cte(recorded.cte("recorded")))
+
+
+async def take_reservations(
+    session: AsyncSession,
+    reference_id: uuid.UUID,
+    statuses: Iterable[ReservationStatus],
+    new_status: ReservationStatus,
+    kind: MovementKind,
+) -> list[tuple[WarehouseUnits, ReservationStatus]]:
+    """Lock a reference's reservations in ``statuses``, move them to ``new_status`` and append
+    a ledger line of ``kind`` for each, in one statement (locked in (variant, warehouse) order).
+
+    Returns the units of each with its previous status, in (variant, warehouse) order, so that
+    the stock rows are then locked in primary-key order. A concurrent caller waits, then finds
+    nothing to move.
+    """
+    statement = _taking(tuple(statuses), new_status, kind)
+    rows = await statement.fetch(session, reference_id=reference_id)
+    moved = [(WarehouseUnits(*row[:3]), ReservationStatus(row[3])) for row in rows]
+    return sorted(moved, key=lambda item: (item[0].variant_id, item[0].warehouse_id))
 
 
 async def add_movements(

@@ -308,17 +308,18 @@ class _Move:
     after: int
 
 
-_CHANGES: dict[tuple[ReservationStatus, ReservationStatus], tuple[StockChange, MovementKind]] = {
-    (_HELD, ReservationStatus.ALLOCATED): (
-        StockChange(reserved=-1, allocated=1),
-        MovementKind.ALLOCATION,
-    ),
-    (_ALLOCATED, ReservationStatus.SHIPPED): (
-        StockChange(quantity=-1, allocated=-1),
-        MovementKind.SHIPMENT,
-    ),
-    (_HELD, ReservationStatus.RELEASED): (StockChange(reserved=-1), MovementKind.RELEASE),
-    (_ALLOCATED, ReservationStatus.RELEASED): (StockChange(allocated=-1), MovementKind.RELEASE),
+# What a reservation's move does to its stock level, per unit, by (previous, new) status.
+_CHANGES: dict[tuple[ReservationStatus, ReservationStatus], StockChange] = {
+    (_HELD, ReservationStatus.ALLOCATED): StockChange(reserved=-1, allocated=1),
+    (_ALLOCATED, ReservationStatus.SHIPPED): StockChange(quantity=-1, allocated=-1),
+    (_HELD, ReservationStatus.RELEASED): StockChange(reserved=-1),
+    (_ALLOCATED, ReservationStatus.RELEASED): StockChange(allocated=-1),
+}
+# The ledger line a move to each status writes, whatever the status it left.
+_LEDGER_KINDS = {
+    ReservationStatus.ALLOCATED: MovementKind.ALLOCATION,
+    ReservationStatus.SHIPPED: MovementKind.SHIPMENT,
+    ReservationStatus.RELEASED: MovementKind.RELEASE,
 }
 
 
@@ -328,11 +329,13 @@ async def _move(
     statuses: list[ReservationStatus],
     new_status: ReservationStatus,
 ) -> list[_Move]:
+    """Move a reference's reservations (writing their ledger lines in the same statement), then
+    their stock levels, one by one in primary-key order."""
     moves = []
-    ledger: dict[MovementKind, list[WarehouseUnits]] = {}
-    taken = await repository.take_reservations(session, reference_id, statuses, new_status)
+    kind = _LEDGER_KINDS[new_status]
+    taken = await repository.take_reservations(session, reference_id, statuses, new_status, kind)
     for reservation, previous in taken:
-        unit_change, kind = _CHANGES[(previous, new_status)]
+        unit_change = _CHANGES[(previous, new_status)]
         units = reservation.quantity
         change = StockChange(
             quantity=unit_change.quantity * units,
@@ -341,10 +344,7 @@ async def _move(
         )
         variant_id, warehouse_id = reservation.variant_id, reservation.warehouse_id
         after = await repository.change_stock(session, variant_id, warehouse_id, change)
-        ledger.setdefault(kind, []).append(WarehouseUnits(variant_id, warehouse_id, units))
         moves.append(_Move(variant_id, units, after - change.available, after))
-    for kind, lines in ledger.items():
-        await repository.add_movements(session, kind, lines, reference_id)
     return moves
 
 

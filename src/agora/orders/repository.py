@@ -16,7 +16,6 @@ from sqlalchemy.orm import joinedload, selectinload
 from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
 from agora.core.driver import DriverStatement
-from agora.core.money import Money
 from agora.core.outbox import event_insert_template, event_values
 from agora.orders.models import (
     Order,
@@ -144,37 +143,38 @@ async def update_status(
     return moved is not None
 
 
-@dataclass(frozen=True)
-class MovedOrder:
-    """What an order event says of an order that has just moved, read back by its move."""
-
-    id: uuid.UUID
-    number: int
-    user_id: uuid.UUID
-    status: OrderStatus
-    total_amount: int
-    currency: str
-
-    @property
-    def total(self) -> Money:
-        """What the buyer pays."""
-        return Money(amount=self.total_amount, currency=self.currency)
-
-
-async def move_status(
-    session: AsyncSession,
-    order_id: uuid.UUID,
-    allowed_from: Collection[OrderStatus],
-    to: OrderStatus,
-    **values: Any,
-) -> MovedOrder | None:
-    """``update_status`` that reads back what the move's event needs, in the same statement;
-    None if the order did not move."""
-    statement = _move(order_id, allowed_from, to, False, False, values).returning(
-        Order.id, Order.number, Order.user_id, Order.status, Order.total_amount, Order.currency
+def _paid() -> DriverStatement:
+    """``mark_paid``'s statement: the move, and its event built from the moved row."""
+    moved = (
+        update(Order)
+        .where(Order.id == bindparam("order_id"), Order.status == OrderStatus.PENDING_PAYMENT)
+        .values(status=OrderStatus.PAID, paid_at=bindparam("paid_at"), updated_at=func.now())
+        .returning(
+            Order.id, Order.number, Order.user_id, Order.status, Order.total_amount, Order.currency
+        )
+        .cte("moved")
     )
-    row = (await session.execute(statement)).one_or_none()
-    return None if row is None else MovedOrder(*row)
+    total = func.jsonb_build_object("amount", moved.c.total_amount, "currency", moved.c.currency)
+    said = func.jsonb_build_object(
+        "number", moved.c.number, "order_id", moved.c.id, "status", moved.c.status, "total", total
+    )
+    announced = event_insert_template(said, owner=moved.c.user_id)
+    return DriverStatement(select(moved.c.id).add_cte(announced.cte("announced")))
+
+
+_PAID = _paid()
+
+
+async def mark_paid(
+    session: AsyncSession, order_id: uuid.UUID, paid_at: dt.datetime, topic: str
+) -> bool:
+    """pending_payment → paid, writing the move's outbox event ``topic`` for the order's buyer
+    in the same statement (its payload read back from the moved row, so the order is not
+    loaded); whether it moved. The payload is the one ``service`` gives every order event: the
+    order's number, id, status and total."""
+    event = event_values(session, topic, {}, user_id=None)
+    moved = await _PAID.fetchrow(session, order_id=order_id, paid_at=paid_at, **event)
+    return moved is not None
 
 
 def _move(

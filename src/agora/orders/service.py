@@ -289,17 +289,13 @@ async def pay(session: AsyncSession, order_id: uuid.UUID) -> bool:
     whether this call moved it. Calling it again changes nothing (False); 409
     ``order_state_conflict`` for an order that was cancelled (its stock is gone).
 
-    The move reads back what its event says, so a payment callback pays an order without
-    loading it."""
-    moved = await repository.move_status(
-        session, order_id, [_S.PENDING_PAYMENT], _S.PAID, paid_at=utcnow()
-    )
-    if moved is None:
+    The move writes its event from what it reads back, in one statement, so a payment callback
+    pays an order without loading it."""
+    if not await repository.mark_paid(session, order_id, utcnow(), "order.paid"):
         order = await get_order(session, order_id)
         if order.status in _PAID_OR_LATER:
             return False
         raise _illegal(order, _S.PAID)
-    _announce(session, moved, "order.paid")
     # Last, as at checkout: the stock rows stay locked only until the commit that follows.
     await inventory.allocate(session, order_id)
     return True
@@ -457,13 +453,13 @@ async def _announce_moved(session: AsyncSession, order_id: uuid.UUID, status: Or
     return order
 
 
-def _announce(session: AsyncSession, order: Order | repository.MovedOrder, topic: str) -> None:
+def _announce(session: AsyncSession, order: Order, topic: str) -> None:
     """Record an order event for its buyer (and staff) in the current transaction."""
     payload = {"number": order.number, **_event_payload(order)}
     record_event(session, topic, payload, user_id=order.user_id)
 
 
-def _event_payload(order: Order | repository.MovedOrder) -> dict[str, Any]:
+def _event_payload(order: Order) -> dict[str, Any]:
     """What an order event says of its order, but its number."""
     return {"order_id": order.id, "status": order.status.value, "total": order.total.model_dump()}
 

@@ -8,10 +8,24 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from asyncpg import Record
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agora.core.driver import DriverStatement
 from agora.payments.models import (
     InboxEvent,
     InboxOutcome,
@@ -21,6 +35,7 @@ from agora.payments.models import (
     Refund,
     RefundStatus,
 )
+from agora.payments.providers.base import CallbackEvent
 
 
 async def add_open_payment(session: AsyncSession, **values: Any) -> Payment | None:
@@ -52,67 +67,96 @@ async def get_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment |
     return await session.get(Payment, payment_id)
 
 
-async def lock_payment(
-    session: AsyncSession,
-    provider: str,
-    payment_id: uuid.UUID | None,
-    provider_reference: str | None,
-) -> Payment | None:
-    """The provider's payment named by our id or by the provider's reference, row-locked.
-
-    Locking serialises every callback about one payment, so their effects never interleave.
-    """
-    if payment_id is not None:
-        condition = Payment.id == payment_id
-    elif provider_reference:
-        condition = Payment.provider_reference == provider_reference
-    else:
-        return None
-    statement = (
+def _locking_store(names_payment: ColumnElement[bool]) -> DriverStatement:
+    """``lock_and_store``'s statement for payments named by ``names_payment``."""
+    locked = (
         select(Payment)
-        .where(condition, Payment.provider == provider)
+        .where(names_payment, Payment.provider == bindparam("provider"))
         .with_for_update()
-        .execution_options(populate_existing=True)
+        .cte("locked")
     )
-    payment: Payment | None = await session.scalar(statement)
+    columns = InboxEvent.__table__.c
+    entry = select(
+        bindparam("provider", type_=columns.provider.type),
+        bindparam("event_id", type_=columns.event_id.type),
+        bindparam("event_type", type_=columns.event_type.type),
+        select(locked.c.id).scalar_subquery(),
+        literal(InboxOutcome.APPLIED, columns.outcome.type),
+        bindparam("payload", type_=columns.payload.type),
+    ).where(or_(exists(locked.select()), bindparam("store_unknown", type_=Boolean)))
+    stored = (
+        insert(InboxEvent)
+        .from_select(
+            ["provider", "event_id", "event_type", "payment_id", "outcome", "payload"], entry
+        )
+        .on_conflict_do_nothing(index_elements=[InboxEvent.provider, InboxEvent.event_id])
+        .returning(InboxEvent.id)
+        .cte("stored")
+    )
+    return DriverStatement(
+        select(*locked.c, exists(stored.select()).label("is_new"))
+        .select_from(select(literal(1)).subquery())
+        .outerjoin(locked, true())
+    )
+
+
+_LOCK_BY_ID = _locking_store(Payment.id == bindparam("payment_id", type_=Payment.id.type))
+_LOCK_BY_REFERENCE = _locking_store(Payment.provider_reference == bindparam("reference"))
+_PAYMENT_COLUMNS = [column.key for column in Payment.__table__.c]
+
+
+async def lock_and_store(
+    session: AsyncSession, provider: str, event: CallbackEvent, store_unknown: bool
+) -> tuple[Payment | None, bool]:
+    """The provider's payment the event names (by our id or by the provider's reference),
+    row-locked, and the event stored in the inbox as ``applied`` (the caller records another
+    outcome), in one statement; the payment (not in the session: a snapshot taken under its
+    lock), and whether the event was stored now: False when this (provider, event id) was
+    stored already, or when the event names no payment we know and ``store_unknown`` is False.
+
+    Locking serialises every callback about one payment, so their effects never interleave. The
+    inbox row reads the locked payment's id, so it is written once the lock is held: a
+    redelivery racing its first delivery waits for it, then finds its row and stores nothing.
+    """
+    values = {
+        "provider": provider,
+        "event_id": event.event_id,
+        "event_type": event.event_type[:100],
+        "payload": dict(event.payload),
+        "store_unknown": store_unknown,
+    }
+    if event.payment_id is None and event.provider_reference:
+        row = await _LOCK_BY_REFERENCE.fetchrow(
+            session, reference=event.provider_reference, **values
+        )
+    else:  # by our id, or (neither given) a statement that finds nothing
+        row = await _LOCK_BY_ID.fetchrow(session, payment_id=event.payment_id, **values)
+    assert row is not None, "the statement always returns its one row"
+    return _payment_of(row), bool(row["is_new"])
+
+
+def _payment_of(row: Record) -> Payment | None:
+    """The payment in a row read by the driver, or None when the row names none."""
+    if row["id"] is None:
+        return None
+    payment = Payment(**{key: row[key] for key in _PAYMENT_COLUMNS})
+    payment.status = PaymentStatus(row["status"])
+    payment.flag = None if row["flag"] is None else PaymentFlag(row["flag"])
     return payment
+
+
+_KNOWN = DriverStatement(
+    select(InboxEvent.id).where(
+        InboxEvent.provider == bindparam("provider"), InboxEvent.event_id == bindparam("event_id")
+    )
+)
 
 
 async def is_known_event(session: AsyncSession, provider: str, event_id: str) -> bool:
     """Whether this (provider, event id) is in the inbox already: one lookup on its unique index,
-    taking no lock."""
-    known = await session.scalar(
-        select(InboxEvent.id).where(
-            InboxEvent.provider == provider, InboxEvent.event_id == event_id
-        )
-    )
-    return known is not None
-
-
-async def record_inbox_event(
-    session: AsyncSession,
-    provider: str,
-    event_id: str,
-    event_type: str,
-    payment_id: uuid.UUID | None,
-    payload: dict[str, Any],
-    outcome: InboxOutcome,
-) -> bool:
-    """Store a callback once; False when this (provider, event id) was already stored."""
-    statement = (
-        insert(InboxEvent)
-        .values(
-            provider=provider,
-            event_id=event_id,
-            event_type=event_type[:100],
-            payment_id=payment_id,
-            payload=payload,
-            outcome=outcome,
-        )
-        .on_conflict_do_nothing(index_elements=[InboxEvent.provider, InboxEvent.event_id])
-        .returning(InboxEvent.id)
-    )
-    return (await session.scalar(statement)) is not None
+    taking no lock, and needing no transaction: a duplicate is answered with this one round
+    trip (no BEGIN, no COMMIT)."""
+    return await _KNOWN.fetchrow_unbegun(session, provider=provider, event_id=event_id) is not None
 
 
 async def set_inbox_outcome(
@@ -126,28 +170,32 @@ async def set_inbox_outcome(
     )
 
 
+_CAPTURABLE = (PaymentStatus.PENDING, PaymentStatus.FAILED, PaymentStatus.CANCELLED)
+_SUCCEEDED = DriverStatement(
+    update(Payment)
+    .where(
+        Payment.id == bindparam("payment_id"),
+        # not ``IN``: a driver statement's values are plain bindparams, not an expanding list
+        or_(*(Payment.status == status for status in _CAPTURABLE)),
+    )
+    .values(
+        status=PaymentStatus.SUCCEEDED,
+        paid_at=func.now(),
+        provider_reference=func.coalesce(Payment.provider_reference, bindparam("reference")),
+    )
+    .returning(Payment.id)
+)
+
+
 async def mark_succeeded(
     session: AsyncSession, payment_id: uuid.UUID, provider_reference: str | None
 ) -> bool:
     """pending|failed|cancelled → succeeded (money that arrives is recorded whatever we thought
     of the payment); False if it had already succeeded."""
-    result = await session.execute(
-        update(Payment)
-        .where(
-            Payment.id == payment_id,
-            Payment.status.in_(
-                [PaymentStatus.PENDING, PaymentStatus.FAILED, PaymentStatus.CANCELLED]
-            ),
-        )
-        .values(
-            status=PaymentStatus.SUCCEEDED,
-            paid_at=func.now(),
-            provider_reference=func.coalesce(Payment.provider_reference, provider_reference),
-        )
-        .returning(Payment.id)
-        .execution_options(synchronize_session=False)
+    changed = await _SUCCEEDED.fetchrow(
+        session, payment_id=payment_id, reference=provider_reference
     )
-    return result.scalar() is not None
+    return changed is not None
 
 
 async def end_pending(session: AsyncSession, payment_id: uuid.UUID, status: PaymentStatus) -> bool:

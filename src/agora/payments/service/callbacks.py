@@ -71,21 +71,11 @@ async def apply_event(
     """
     if await repository.is_known_event(session, provider, event.event_id):
         return CallbackResult.DUPLICATE
-    payment = await repository.lock_payment(
-        session, provider, event.payment_id, event.provider_reference
-    )
-    if payment is None and event.kind is not EventKind.IGNORED:
+    is_ignored = event.kind is EventKind.IGNORED
+    payment, is_new = await repository.lock_and_store(session, provider, event, is_ignored)
+    if payment is None and not is_ignored:
         log.info("payment_callback_unknown_payment", provider=provider, event_id=event.event_id)
         return CallbackResult.RETRY_LATER
-    is_new = await repository.record_inbox_event(
-        session,
-        provider,
-        event.event_id,
-        event.event_type,
-        payment.id if payment else None,
-        dict(event.payload),
-        InboxOutcome.APPLIED,
-    )
     if not is_new:
         return CallbackResult.DUPLICATE
     outcome = await _apply(session, redis, payment, event) if payment else InboxOutcome.IGNORED
