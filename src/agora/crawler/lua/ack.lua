@@ -1,6 +1,6 @@
 -- ARGV: prefix, breaker threshold, breaker cooldown ms, the acknowledging crawler's id, then
--- one record per URL, packed (see unpack_records): id, token, outcome, wait ms, urgency 0-100,
--- validators "etag \t last_modified".
+-- one record per URL, packed (see unpack_records): id, token, host (as its lease named it),
+-- outcome, wait ms, urgency 0-100, validators "etag \t last_modified".
 -- Outcomes:
 --   changed / same / notmod  fetched (200 with a change, 200 without, 304): the recrawl interval
 --                            halves or grows by half within the host's bounds
@@ -67,8 +67,8 @@ local function failed(hkey)
   return now + cooldown * fails / threshold
 end
 
--- The current leases among the records, read in three calls whatever their number: their
--- scores (the lease tokens), then the URLs and meta entries of those that are current.
+-- The current leases among the records, read in two calls whatever their number: their
+-- scores (the lease tokens), then the meta entries of those that are current.
 local records = unpack_records(ARGV[5])
 local ids = {}
 for i, record in ipairs(records) do
@@ -86,16 +86,14 @@ ids = {}
 for i, record in ipairs(current) do
   ids[i] = record[1]
 end
-local urls = call_many('HMGET', P .. 'url', ids)
 local metas = call_many('HMGET', P .. 'meta', ids)
 
 -- Each URL's next due time, gathered by host, and its new meta entry when it was fetched: written
 -- in one call per host and key.
 local queued, ended, fetched_metas = {}, {}, {}
 for i, record in ipairs(current) do
-  local id, outcome = record[1], record[3]
-  local wait, urgency, validators = tonumber(record[4]), tonumber(record[5]), record[6]
-  local host = host_of(urls[i])
+  local id, host, outcome = record[1], record[3], record[4]
+  local wait, urgency, validators = tonumber(record[5]), tonumber(record[6]), record[7]
   local hkey = P .. 'host:' .. host
   local state = host_state(host)
   local due = now
