@@ -44,10 +44,12 @@ local function interval_after(state, meta, outcome)
   return math.min(state.max, math.max(state.min, interval))
 end
 
+local fetched_at = '\t' .. now .. '\t'
+
 local function fetched(id, meta, state, outcome, urgency, validators, metas)
   local interval = interval_after(state, meta, outcome)
   metas[#metas + 1] = id
-  metas[#metas + 1] = interval .. '\t' .. now .. '\t' .. validators
+  metas[#metas + 1] = interval .. fetched_at .. validators
   state.fetched = state.fetched + 1
   if outcome == 'notmod' then
     state.notmod = state.notmod + 1
@@ -94,7 +96,6 @@ local queued, ended, fetched_metas = {}, {}, {}
 for i, record in ipairs(current) do
   local id, host, outcome = record[1], record[3], record[4]
   local wait, urgency, validators = tonumber(record[5]), tonumber(record[6]), record[7]
-  local hkey = P .. 'host:' .. host
   local state = host_state(host)
   local due = now
   state.leased = state.leased + 1
@@ -102,10 +103,10 @@ for i, record in ipairs(current) do
     due = fetched(id, metas[i] or '', state, outcome, urgency, validators, fetched_metas)
   elseif outcome == 'retry' then
     due = now + wait
-    redis.call('HSET', hkey, 'pause', due)
-    failed(hkey)
+    redis.call('HSET', P .. 'host:' .. host, 'pause', due)
+    failed(P .. 'host:' .. host)
   elseif outcome == 'error' then
-    due = failed(hkey)
+    due = failed(P .. 'host:' .. host)
   elseif outcome == 'skip' then
     due = now + state.max * 1000
   elseif outcome == 'later' then

@@ -130,13 +130,11 @@ local function grant(host, h)
   end
   local urls = redis.call('HMGET', P .. 'url', unpack(ids))
   local metas = redis.call('HMGET', P .. 'meta', unpack(ids))
+  local token, n = tostring(expiry), #out
   for i, id in ipairs(ids) do
-    out[#out + 1] = id
-    out[#out + 1] = urls[i]
-    out[#out + 1] = tostring(expiry)
-    out[#out + 1] = metas[i] or ''
-    out[#out + 1] = held[i]
-    out[#out + 1] = flags
+    out[n + 1], out[n + 2], out[n + 3] = id, urls[i], token
+    out[n + 4], out[n + 5], out[n + 6] = metas[i] or '', held[i], flags
+    n = n + 6
   end
   granted = granted + #ids
   return delay == 0 and #ids == free
