@@ -262,7 +262,7 @@ class Frontier:
             config.lease_ttl_ms,
             config.start_margin_ms,
             self.crawler_id,
-            _packed((lease.id, (lease.token,)) for lease in ended),
+            _packed((lease.id, (lease.token, lease.host)) for lease in ended),
         )
         wait_ms = int(reply[0])
         return Grant(_leases(reply), wait_ms / 1000 if wait_ms >= 0 else None, bool(reply[1]))
@@ -309,6 +309,7 @@ class Frontier:
                 ack.lease.id,
                 (
                     ack.lease.token,
+                    ack.lease.host,
                     ack.outcome.value,
                     str(ack.wait_ms),
                     str(ack.urgency),

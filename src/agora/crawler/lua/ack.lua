@@ -1,6 +1,6 @@
 -- ARGV: prefix, breaker threshold, breaker cooldown ms, the acknowledging crawler's id, then
--- one record per URL, packed (see unpack_records): id, token, outcome, wait ms, urgency 0-100,
--- validators "etag \t last_modified".
+-- one record per URL, packed (see unpack_records): id, token, host (as its lease named it),
+-- outcome, wait ms, urgency 0-100, validators "etag \t last_modified".
 -- Outcomes:
 --   changed / same / notmod  fetched (200 with a change, 200 without, 304): the recrawl interval
 --                            halves or grows by half within the host's bounds
@@ -44,10 +44,12 @@ local function interval_after(state, meta, outcome)
   return math.min(state.max, math.max(state.min, interval))
 end
 
+local fetched_at = '\t' .. now .. '\t'
+
 local function fetched(id, meta, state, outcome, urgency, validators, metas)
   local interval = interval_after(state, meta, outcome)
   metas[#metas + 1] = id
-  metas[#metas + 1] = interval .. '\t' .. now .. '\t' .. validators
+  metas[#metas + 1] = interval .. fetched_at .. validators
   state.fetched = state.fetched + 1
   if outcome == 'notmod' then
     state.notmod = state.notmod + 1
@@ -67,8 +69,8 @@ local function failed(hkey)
   return now + cooldown * fails / threshold
 end
 
--- The current leases among the records, read in three calls whatever their number: their
--- scores (the lease tokens), then the URLs and meta entries of those that are current.
+-- The current leases among the records, read in two calls whatever their number: their
+-- scores (the lease tokens), then the meta entries of those that are current.
 local records = unpack_records(ARGV[5])
 local ids = {}
 for i, record in ipairs(records) do
@@ -86,17 +88,14 @@ ids = {}
 for i, record in ipairs(current) do
   ids[i] = record[1]
 end
-local urls = call_many('HMGET', P .. 'url', ids)
 local metas = call_many('HMGET', P .. 'meta', ids)
 
 -- Each URL's next due time, gathered by host, and its new meta entry when it was fetched: written
 -- in one call per host and key.
 local queued, ended, fetched_metas = {}, {}, {}
 for i, record in ipairs(current) do
-  local id, outcome = record[1], record[3]
-  local wait, urgency, validators = tonumber(record[4]), tonumber(record[5]), record[6]
-  local host = host_of(urls[i])
-  local hkey = P .. 'host:' .. host
+  local id, host, outcome = record[1], record[3], record[4]
+  local wait, urgency, validators = tonumber(record[5]), tonumber(record[6]), record[7]
   local state = host_state(host)
   local due = now
   state.leased = state.leased + 1
@@ -104,10 +103,10 @@ for i, record in ipairs(current) do
     due = fetched(id, metas[i] or '', state, outcome, urgency, validators, fetched_metas)
   elseif outcome == 'retry' then
     due = now + wait
-    redis.call('HSET', hkey, 'pause', due)
-    failed(hkey)
+    redis.call('HSET', P .. 'host:' .. host, 'pause', due)
+    failed(P .. 'host:' .. host)
   elseif outcome == 'error' then
-    due = failed(hkey)
+    due = failed(P .. 'host:' .. host)
   elseif outcome == 'skip' then
     due = now + state.max * 1000
   elseif outcome == 'later' then

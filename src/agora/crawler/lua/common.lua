@@ -27,14 +27,23 @@ end
 -- each is an 8-byte URL id, then its fields separated by byte 31, ended by byte 30 (the id may
 -- hold any byte; the fields hold neither of those two).
 local function unpack_records(packed)
-  local records, pos = {}, 1
+  local find, sub = string.find, string.sub
+  local records, count, pos = {}, 0, 1
   while pos <= #packed do
-    local stop = string.find(packed, '\30', pos + 8, true)
-    local record = {string.sub(packed, pos, pos + 7)}
-    for field in string.gmatch(string.sub(packed, pos + 8, stop - 1) .. '\31', '([^\31]*)\31') do
-      record[#record + 1] = field
+    local stop = find(packed, '\30', pos + 8, true)
+    local record, from = {sub(packed, pos, pos + 7)}, pos + 8
+    -- plain searches for the separators: no pattern, and no copy of the record's text
+    while true do
+      local sep = find(packed, '\31', from, true)
+      if not sep or sep > stop then
+        record[#record + 1] = sub(packed, from, stop - 1)
+        break
+      end
+      record[#record + 1] = sub(packed, from, sep - 1)
+      from = sep + 1
     end
-    records[#records + 1] = record
+    count = count + 1
+    records[count] = record
     pos = stop + 1
   end
   return records
@@ -43,6 +52,13 @@ end
 -- Call a command on one key with many arguments, a thousand at a time (Lua's unpack is bounded);
 -- returns the replies in order (each a list, for ZMSCORE and HMGET).
 local function call_many(command, key, args)
+  if #args == 0 then
+    return {}
+  elseif #args <= 1000 then
+    -- one call: its reply as it is
+    local reply = redis.call(command, key, unpack(args))
+    return type(reply) == 'table' and reply or {}
+  end
   local replies = {}
   for first = 1, #args, 1000 do
     local reply = redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))

@@ -1,7 +1,7 @@
 -- ARGV: prefix, breaker threshold, URLs wanted for idle fetchers, URLs more to hold ahead (only
 -- of hosts without a delay), lease TTL ms, start margin ms, the leasing crawler's id, then
--- records (id, token) of fetches that just ended, packed (see unpack_records), whose hosts'
--- slots are freed first.
+-- records (id, token, host) of fetches that just ended, packed (see unpack_records), whose
+-- hosts' slots are freed first (the host as the lease named it: no URL to read back).
 -- The crawler is counted live for a lease TTL (crawlers, scored by when that ends); while
 -- several are, a host gives one crawler at most ceil(its limit / live crawlers) slots
 -- (mine:<crawler>:<host>), so one cannot hold every slot of a host while others starve.
@@ -31,20 +31,13 @@ redis.call('ZREMRANGEBYSCORE', crawlers, '-inf', now)
 local live = redis.call('ZCARD', crawlers)
 
 -- The ended fetches' slots, by host: a few calls per host, whatever their number.
-local ended = unpack_records(ARGV[8])
-local ended_ids = {}
-for i, record in ipairs(ended) do
-  ended_ids[i] = record[1]
-end
 local by_host = {}
-for i, url in ipairs(call_many('HMGET', P .. 'url', ended_ids)) do
-  if url then
-    local host = host_of(url)
-    by_host[host] = by_host[host] or {ids = {}, tokens = {}}
-    local slots = by_host[host]
-    slots.ids[#slots.ids + 1] = ended[i][1]
-    slots.tokens[#slots.tokens + 1] = tonumber(ended[i][2])
-  end
+for _, record in ipairs(unpack_records(ARGV[8])) do
+  local host = record[3]
+  by_host[host] = by_host[host] or {ids = {}, tokens = {}}
+  local slots = by_host[host]
+  slots.ids[#slots.ids + 1] = record[1]
+  slots.tokens[#slots.tokens + 1] = tonumber(record[2])
 end
 for host, slots in pairs(by_host) do
   local held = call_many('ZMSCORE', P .. 'hold:' .. host, slots.ids)
@@ -137,13 +130,11 @@ local function grant(host, h)
   end
   local urls = redis.call('HMGET', P .. 'url', unpack(ids))
   local metas = redis.call('HMGET', P .. 'meta', unpack(ids))
+  local token, n = tostring(expiry), #out
   for i, id in ipairs(ids) do
-    out[#out + 1] = id
-    out[#out + 1] = urls[i]
-    out[#out + 1] = tostring(expiry)
-    out[#out + 1] = metas[i] or ''
-    out[#out + 1] = held[i]
-    out[#out + 1] = flags
+    out[n + 1], out[n + 2], out[n + 3] = id, urls[i], token
+    out[n + 4], out[n + 5], out[n + 6] = metas[i] or '', held[i], flags
+    n = n + 6
   end
   granted = granted + #ids
   return delay == 0 and #ids == free
