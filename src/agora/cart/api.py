@@ -17,7 +17,7 @@ CART_TOKEN_HEADER = "X-Cart-Token"  # noqa: S105 - a header name, not a secret
 router = APIRouter(prefix="/carts", tags=["carts"])
 
 
-def cart_owner(
+async def cart_owner(
     principal: MaybePrincipal,
     cart_token: Annotated[
         str | None, Header(alias=CART_TOKEN_HEADER, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
