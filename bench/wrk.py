@@ -192,11 +192,17 @@ def parse_wrk(name: str, output: str, *, refusals_are_answers: bool = False) -> 
 
 
 def server_process(port: int) -> psutil.Process:
-    """The process serving ``port`` (the one that listens on it)."""
+    """The process serving ``port``: the one listening on it or, when that is one of a
+    server's workers (they inherit its socket), the server process whose descendants are every
+    worker (the topmost ancestor running the same command)."""
     for connection in psutil.net_connections("tcp"):
         if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
             assert connection.pid is not None
-            return psutil.Process(connection.pid)
+            process = psutil.Process(connection.pid)
+            parent = process.parent()
+            while parent is not None and parent.cmdline() == process.cmdline():
+                process, parent = parent, parent.parent()
+            return process
     raise RuntimeError(f"nobody listens on {port}")
 
 
