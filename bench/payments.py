@@ -15,8 +15,11 @@ that used up the sequence and went on with duplicates only is seen as such.
 The floor ``verify only`` (``bench/payments_verify_app.py``) serves the same sequence with the
 same provider classes and server settings, verifying and answering, nothing else.
 
-    .venv/bin/python -m bench.payments [--connections 32] [--duration 5] [--payments 1500]
-                                       [--processes 1]
+Two API processes by default, as the production shape runs (``make scale-up``); enough payments
+that a run at a few thousand deliveries a second keeps the mix at half firsts, half duplicates.
+
+    .venv/bin/python -m bench.payments [--connections 32] [--duration 5] [--payments 4000]
+                                       [--processes 2]
 """
 
 from __future__ import annotations
@@ -213,7 +216,8 @@ def print_callbacks(
 def main() -> None:
     """Prepare payments, start the floor app and the API, drive each provider, print the table."""
     parser = wrk_arguments(__doc__)
-    parser.add_argument("--payments", type=int, default=1500, help="open payments per provider")
+    parser.add_argument("--payments", type=int, default=4000, help="open payments per provider")
+    parser.set_defaults(processes=2)
     args = parser.parse_args()
     load = wrk_load(args)
 
