@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from asyncpg import Record
 from sqlalchemy import bindparam, event, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agora.core.db import Database
 from agora.core.driver import DriverStatement
@@ -81,6 +81,21 @@ async def test_a_violated_constraint_raises_sqlalchemys_integrity_error(
         await session.rollback()
 
     assert await _stored(database, scope) == 0
+
+
+async def test_a_connection_cut_under_a_driver_statement_is_replaced(database: Database) -> None:
+    scope = uuid.uuid4().hex
+    with pytest.raises(DBAPIError) as raised:
+        async with database.unit_of_work() as session:
+            backend = await session.scalar(select(func.pg_backend_pid()))
+            async with database.unit_of_work() as other:  # another connection cuts this one
+                await other.execute(select(func.pg_terminate_backend(backend)))
+            await _INSERT.fetch(session, scope=scope, headers={})
+
+    assert raised.value.connection_invalidated
+    async with database.unit_of_work() as session:  # the pool hands out a live connection
+        await _INSERT.fetch(session, scope=scope, headers={})
+    assert await _stored(database, scope) == 1
 
 
 async def test_the_engines_listeners_see_a_driver_statement(database: Database) -> None:
