@@ -85,12 +85,13 @@ async def test_a_violated_constraint_raises_sqlalchemys_integrity_error(
 
 async def test_a_connection_cut_under_a_driver_statement_is_replaced(database: Database) -> None:
     scope = uuid.uuid4().hex
-    with pytest.raises(DBAPIError) as raised:
-        async with database.unit_of_work() as session:
-            backend = await session.scalar(select(func.pg_backend_pid()))
-            async with database.unit_of_work() as other:  # another connection cuts this one
-                await other.execute(select(func.pg_terminate_backend(backend)))
+    async with database.unit_of_work() as session:
+        backend = await session.scalar(select(func.pg_backend_pid()))
+        async with database.unit_of_work() as other:  # another connection cuts this one
+            await other.execute(select(func.pg_terminate_backend(backend)))
+        with pytest.raises(DBAPIError) as raised:
             await _INSERT.fetch(session, scope=scope, headers={})
+        await session.rollback()
 
     assert raised.value.connection_invalidated
     async with database.unit_of_work() as session:  # the pool hands out a live connection
