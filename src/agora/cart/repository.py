@@ -60,6 +60,22 @@ class LineRow:
     product_name: str
     product_status: ProductStatus
 
+    @classmethod
+    def of_item(cls, item: CartItem) -> LineRow:
+        """A line loaded through the ORM (with its variant and product), flat."""
+        variant = item.variant
+        return cls(
+            item.id,
+            item.variant_id,
+            item.quantity,
+            variant.sku,
+            variant.price_amount,
+            variant.currency,
+            variant.weight_grams,
+            variant.product.name,
+            variant.product.status,
+        )
+
 
 _LINE_COLUMNS = (
     CartItem.id,

@@ -24,7 +24,6 @@ from agora.catalog.models import ProductStatus
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.money import Money
 from agora.inventory import service as inventory
-from agora.inventory.repository import VariantUnits
 
 MAX_LINE_QUANTITY = 99
 
@@ -291,7 +290,7 @@ def _item(cart: Cart, item_id: uuid.UUID) -> CartItem:
     return item
 
 
-async def _buyable_variant(session: AsyncSession, variant_id: uuid.UUID) -> VariantUnits:
+async def _buyable_variant(session: AsyncSession, variant_id: uuid.UUID) -> inventory.VariantUnits:
     """A variant on sale with its available units, read together (422 if it is not on sale)."""
     found = await inventory.variant_units(session, variant_id)
     if found is None or found.product_status != ProductStatus.PUBLISHED:
@@ -313,19 +312,7 @@ def _check_quantity(quantity: int, available: int) -> None:
 
 
 def _view(cart: Cart, *, token: str | None = None, is_new: bool = False) -> CartView:
-    lines = [
-        CartLine(
-            id=item.id,
-            variant_id=item.variant_id,
-            sku=item.variant.sku,
-            product_name=item.variant.product.name,
-            quantity=item.quantity,
-            unit_price=Money(amount=item.variant.price_amount, currency=item.variant.currency),
-            weight_grams=item.variant.weight_grams,
-            is_for_sale=item.variant.product.status == ProductStatus.PUBLISHED,
-        )
-        for item in cart.items
-    ]
+    lines = [_cart_line(repository.LineRow.of_item(item)) for item in cart.items]
     return CartView(cart.id, cart.status, cart.user_id, lines, token=token, is_new=is_new)
 
 

@@ -36,7 +36,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     select,
     update,
 )
@@ -119,34 +118,16 @@ def record_event(
     nudge(session, RELAY_TASK)
 
 
-def event_insert(
-    session: AsyncSession,
-    topic: str,
-    payload: dict[str, Any],
-    assigned: ColumnElement[Any],
-    *,
-    user_id: uuid.UUID | None = None,
-) -> Insert:
-    """``record_event`` for a change written by one statement, as an ``INSERT … SELECT`` the
-    caller runs inside that statement (a CTE): ``assigned`` is a JSONB object, read from the
-    statement's other parts, of what the database assigns there (an identity), merged into
-    ``payload``. The event still commits exactly with the change, and saves a round trip."""
-    nudge(session, RELAY_TASK)
-    merged = literal(loads(dumps(payload)), JSONB).op("||", return_type=JSONB)(assigned)
-    topic_value = literal(topic, OutboxEvent.topic.type)
-    owner = literal(user_id, OutboxEvent.user_id.type)
-    return insert(OutboxEvent).from_select(
-        ["topic", "payload", "user_id"], select(topic_value, merged, owner)
-    )
-
-
 def event_insert_template(
     assigned: ColumnElement[Any], owner: ColumnElement[Any] | None = None
 ) -> Insert:
-    """``event_insert`` for a statement built once (``core/driver.py``): its topic, payload and
-    owner are the bindparams ``event_topic``, ``event_payload`` and ``event_user_id``, whose
-    values ``event_values`` gives; an ``owner`` read from the statement's other parts (the row
-    it changes) stands for the last."""
+    """``record_event`` for a change written by one statement built once (``core/driver.py``),
+    as an ``INSERT … SELECT`` the caller runs inside that statement (a CTE); the event still
+    commits exactly with the change, and saves a round trip. ``assigned`` is a JSONB object,
+    read from the statement's other parts, of what the database assigns there (an identity),
+    merged into the payload. Its topic, payload and owner are the bindparams ``event_topic``,
+    ``event_payload`` and ``event_user_id``, whose values ``event_values`` gives; an ``owner``
+    read from the statement's other parts (the row it changes) stands for the last."""
     payload = bindparam("event_payload", type_=JSONB)
     merged = payload.op("||", return_type=JSONB)(assigned)
     topic = bindparam("event_topic", type_=OutboxEvent.topic.type)

@@ -36,7 +36,8 @@ from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
 from agora.inventory import repository
 from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, Warehouse
-from agora.inventory.repository import StockChange, VariantUnits, WarehouseUnits
+from agora.inventory.repository import StockChange, WarehouseUnits
+from agora.inventory.repository import VariantUnits as VariantUnits  # what variant_units answers
 
 AVAILABILITY_TOPIC = "stock.availability_changed"
 LOW_STOCK_TOPIC = "stock.low"
