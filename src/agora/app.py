@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from agora import __version__
 from agora.accounts.api import router as accounts_router
+from agora.cart.api import ADD_ITEM_PATH
+from agora.cart.api import PREFIX as CART_PREFIX
 from agora.cart.api import router as cart_router
+from agora.cart.direct_cart import direct_add_item, direct_open_cart
 from agora.catalog.api import router as catalog_router
 from agora.catalog.service import register_stock_lookup
 from agora.core.apidocs import install_api_docs
@@ -40,7 +42,7 @@ from agora.dashboard.sections import DASHBOARD_SECTIONS
 from agora.dashboard.snapshot import SnapshotBoard
 from agora.flashsale.api import PURCHASE_PATH
 from agora.flashsale.api import router as flashsale_router
-from agora.flashsale.direct_purchase import DirectPurchaseMiddleware
+from agora.flashsale.direct_purchase import direct_purchase
 from agora.inventory import service as inventory_service
 from agora.inventory.api import router as inventory_router
 from agora.logs.alerts_api import router as alerts_router
@@ -48,7 +50,9 @@ from agora.logs.api import INGEST_PATH
 from agora.logs.api import router as logs_router
 from agora.logs.selflog import RequestLogSink
 from agora.logs.tail_api import router as logs_tail_router
+from agora.orders.api import CHECKOUT_PATH
 from agora.orders.api import router as orders_router
+from agora.orders.direct_checkout import direct_checkout
 from agora.payments.api import router as payments_router
 from agora.pricewatch.api import router as pricewatch_router
 from agora.realtime.api import router as realtime_router
@@ -144,7 +148,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         self_metered_paths=(API_PREFIX + PURCHASE_PATH, API_PREFIX + INGEST_PATH),
         edge=edge,
         # Well-formed flash-sale purchases are answered before routing (the rest by the route).
-        direct_handlers=[Middleware(DirectPurchaseMiddleware, path=API_PREFIX + PURCHASE_PATH)],
+        direct_handlers=[direct_purchase(API_PREFIX + PURCHASE_PATH)],
+        # Well-formed checkouts and cart additions likewise, after spending the default budget.
+        metered_handlers=[
+            direct_checkout(API_PREFIX + CHECKOUT_PATH),
+            direct_open_cart(API_PREFIX + CART_PREFIX),
+            direct_add_item(API_PREFIX + CART_PREFIX + ADD_ITEM_PATH),
+        ],
     )
     # Agora's own requests become log lines, queued in memory and flushed off the request path.
     app.add_middleware(RequestContextMiddleware, request_sink=request_log)

@@ -45,6 +45,7 @@ def install_http_middleware(
     self_metered_paths: tuple[str, ...] = (),
     edge: EdgeCache | None = None,
     direct_handlers: Sequence[Middleware] = (),
+    metered_handlers: Sequence[Middleware] = (),
 ) -> None:
     """Add the hardening middleware; the last added runs first. Paths under
     ``unmetered_prefixes`` skip the default budget (callers authenticated another way); routes
@@ -52,7 +53,10 @@ def install_http_middleware(
     An ``edge`` cache answers its hits in front of the default budget, spending it in batches
     (``core/edge.py``), behind every layer that adds headers. ``direct_handlers`` answer their
     own requests in front of the edge cache and the default budget, behind the same layers
-    (a self-metered route's requests answered before routing)."""
+    (a self-metered route's requests answered before routing); ``metered_handlers`` answer
+    theirs behind the default budget (a metered route's requests answered before routing)."""
+    for handler in metered_handlers:
+        app.add_middleware(handler.cls, *handler.args, **handler.kwargs)
     app.add_middleware(
         DefaultBudgetMiddleware,
         settings=settings,

@@ -3,14 +3,15 @@
 A purchase is the hottest write of a sale: thousands of buyers in the same second, each request
 one Redis call. Through FastAPI, most of its CPU went to the framework around that call: the
 middleware below the app's own, the router, the dependency graph (token, body, idempotency
-key, the app-wide NUL check) and the request handler. ``DirectPurchaseMiddleware`` (pure ASGI,
-as the edge cache is for cached reads, ``core/edge.py``) answers the well-formed purchase
-itself and hands everything else, untouched, to the route in ``flashsale/api.py``:
+key, the app-wide NUL check) and the request handler. ``direct_purchase`` (a
+``core/direct.DirectJsonMiddleware``) answers the well-formed purchase itself and hands
+everything else, untouched, to the route in ``flashsale/api.py``:
 
 - well-formed means ``POST`` on the purchase path with a canonical sale id and no query string,
   one ``Content-Type: application/json``, a declared length of at most ``MAX_DIRECT_BODY``
   bytes, a body ``PurchaseRequest`` accepts with no escaped NUL in it, one ``Authorization:
-  Bearer`` token that verifies, and at most one ``Idempotency-Key`` of the allowed shape;
+  Bearer`` token that verifies, and at most one ``Idempotency-Key`` of the allowed shape
+  (``core/direct.py``);
 - anything else (a missing or bad token, a body that fails validation, another content type, a
   chunked body) goes to the route with the body it was sent, so its answers (401, 422 as RFC
   9457 problems) come from the one place that defines them, and OpenAPI documents the route;
@@ -26,22 +27,15 @@ principal. The default budget is spent by the purchase's own Redis call, as on t
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from pydantic import ValidationError
-from starlette.requests import HTTPConnection, Request
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.core.dependencies import AppServices
-from agora.core.errors import Unauthorized
-from agora.core.idempotency import IDEMPOTENCY_KEY_PATTERN, REPLAYED_HEADER, IdempotentRequest
-from agora.core.idempotency import fingerprint as request_fingerprint
-from agora.core.observability import RouteLabel
+from agora.core.direct import DirectCall, DirectJsonMiddleware
+from agora.core.idempotency import REPLAYED_HEADER, IdempotentRequest
 from agora.core.ratelimit import (
     BudgetCall,
     client_identity,
@@ -49,16 +43,10 @@ from agora.core.ratelimit import (
     default_budget,
     rate_limit,
 )
-from agora.core.security import Principal, decode_access_token
+from agora.core.security import Principal
 from agora.core.serialization import dumps
-from agora.core.validation import ESCAPED_NUL
 from agora.flashsale import service
 from agora.flashsale.schemas import PurchaseRequest
-
-MAX_DIRECT_BODY = 4096
-_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_HEADERS = frozenset({b"authorization", b"content-type", b"content-length", b"idempotency-key"})
-_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def purchase_budgets(
@@ -113,130 +101,18 @@ async def accept(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Purchase:
-    """What a well-formed purchase request carries, read from its headers."""
-
-    token: str
-    idempotency_key: str | None
-
-
-class DirectPurchaseMiddleware:
-    """Answers well-formed flash-sale purchases at ``path`` (the route's template, with its
-    ``{sale_id}``) without the router; every other request passes through untouched."""
-
-    def __init__(self, app: ASGIApp, *, path: str) -> None:
-        self.app = app
-        self.route = RouteLabel(path)
-        self.path = re.compile(re.escape(path).replace(re.escape("{sale_id}"), f"({_UUID})"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = (
-            self.path.fullmatch(scope["path"])
-            if scope["type"] == "http" and scope["method"] == "POST"
-            else None
-        )
-        purchase = _well_formed(scope) if match else None
-        if match is None or purchase is None:
-            await self.app(scope, receive, send)
-            return
-        messages, body = await _read_body(receive)
-        decided = _decide(scope, body, purchase) if body is not None else None
-        if body is None or decided is None:
-            await self.app(scope, _replaying(messages, receive), send)
-            return
-        principal, request = decided
-        scope["route"] = self.route
-        scope.setdefault("state", {})["principal"] = principal
-        services: AppServices = scope["app"].state.services
-        sale_id = uuid.UUID(match[1])
-        idempotency = IdempotentRequest(
-            purchase.idempotency_key,
-            request_fingerprint("POST", scope["path"], body) if purchase.idempotency_key else "",
-        )
-        connection = HTTPConnection(scope)
-        try:
-            response = await accept(services, connection, sale_id, principal, request, idempotency)
-        except Exception as exc:
-            response = await _handled(scope, receive, exc)
-        await response(scope, receive, send)
+async def _direct_accept(call: DirectCall) -> Response:
+    return await accept(
+        call.services,
+        call.connection,
+        call.path_params["sale_id"],
+        call.principal,
+        call.body,
+        call.idempotency,
+    )
 
 
-def _well_formed(scope: Scope) -> _Purchase | None:
-    """The token and key of a request whose headers qualify, else None (passed on)."""
-    if scope["query_string"] or scope.get("root_path"):
-        return None
-    found: dict[bytes, bytes] = {}
-    for name, value in scope["headers"]:
-        if name in _HEADERS:
-            if name in found:
-                return None
-            found[name] = value
-        elif name == b"transfer-encoding":
-            return None
-    content_type = found.get(b"content-type", b"").partition(b";")[0].strip().lower()
-    length = found.get(b"content-length", b"")
-    if content_type != b"application/json" or not length.isdigit():
-        return None
-    if not 0 < int(length) <= MAX_DIRECT_BODY:
-        return None
-    scheme, _, token = found.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    key = found.get(b"idempotency-key")
-    if key is None:
-        return _Purchase(token, None)
-    idempotency_key = key.decode("latin-1")
-    return _Purchase(token, idempotency_key) if _KEY.fullmatch(idempotency_key) else None
-
-
-async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
-    """The messages received and the whole body; None for the body when the client left."""
-    messages: list[Message] = []
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            return messages, None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return messages, b"".join(chunks)
-
-
-def _decide(
-    scope: Scope, body: bytes, purchase: _Purchase
-) -> tuple[Principal, PurchaseRequest] | None:
-    """The caller and the validated body, or None when the route must answer (a bad token, a
-    body the model refuses or that holds an escaped NUL)."""
-    if ESCAPED_NUL in body:
-        return None
-    try:
-        request = PurchaseRequest.model_validate_json(body)
-        principal = decode_access_token(scope["app"].state.services.settings, purchase.token)
-    except (ValidationError, Unauthorized):
-        return None
-    return principal, request
-
-
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    """``receive`` with the messages already read given back first, in order."""
-    pending = list(messages)
-
-    async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replay
-
-
-async def _handled(scope: Scope, receive: Receive, exc: Exception) -> Response:
-    """The answer the app's own handler gives ``exc`` (as on the route); re-raised when only the
-    server-error handler takes it."""
-    handlers: Mapping[Any, Any] = scope["app"].exception_handlers
-    for kind in type(exc).__mro__:
-        if kind is Exception:
-            break
-        if kind in handlers:
-            response: Response = await handlers[kind](Request(scope, receive), exc)
-            return response
-    raise exc
+def direct_purchase(path: str) -> Middleware:
+    """The middleware answering well-formed purchases at ``path`` (the route's template, with
+    its ``{sale_id}``) without the router."""
+    return Middleware(DirectJsonMiddleware, path=path, model=PurchaseRequest, answer=_direct_accept)

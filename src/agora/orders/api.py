@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, EmailStr
 
 from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
-from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
+from agora.core.idempotency import IdempotencyDep
 from agora.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from agora.core.security import CurrentPrincipal, StaffPrincipal
 from agora.core.validation import PositiveBigInt
-from agora.orders import pricing, service
+from agora.orders import direct_checkout, pricing, service
 from agora.orders.schemas import (
     Address,
     OrderIn,
@@ -31,11 +31,12 @@ from agora.orders.schemas import (
 )
 
 router = APIRouter(tags=["orders"])
+CHECKOUT_PATH = "/orders"
 _Out = TypeVar("_Out", bound=BaseModel)
 
 
 @router.post(
-    "/orders",
+    CHECKOUT_PATH,
     status_code=201,
     response_model=OrderOut,
     summary="Check out a cart",
@@ -51,30 +52,16 @@ async def create_order(
 ) -> Response:
     """Turn the caller's cart into an order awaiting payment, its stock reserved until
     ``AGORA_ORDER_PAYMENT_TIMEOUT``. Send an ``Idempotency-Key`` to retry safely."""
-
-    async def place() -> StoredResponse:
-        checkout = service.Checkout(
-            shipping_address=body.shipping_address.model_dump(exclude_none=True),
-            shipping_method=body.shipping_method,
-            voucher_code=body.voucher_code,
-            pickup_point_id=body.pickup_point_id,
-        )
-        order = await service.place_order(
-            session,
-            principal.user_id,
-            body.cart_id,
-            checkout,
-            payment_timeout=settings.order_payment_timeout,
-            redis=redis,
-        )
-        return StoredResponse(
-            201,
-            OrderOut.model_validate(order).model_dump_json().encode(),
-            {"Location": f"/api/v1/orders/{order.id}"},
-        )
-
-    stored = await respond_once(session, idempotency, user_scope(principal.user_id), place)
-    return stored.to_response()
+    # Well-formed checkouts are answered before routing, by the same ``place``
+    # (``orders/direct_checkout.py``); this route answers the others and documents them all.
+    return await direct_checkout.place(
+        session,
+        principal,
+        body,
+        idempotency,
+        payment_timeout=settings.order_payment_timeout,
+        redis=redis,
+    )
 
 
 @router.get("/orders", summary="List orders")
