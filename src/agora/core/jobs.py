@@ -43,6 +43,7 @@ T = TypeVar("T")
 RELAY_JOBS_TASK = "agora.jobs.relay"
 MAX_BROKER_DELAY_S = 300
 _RELAY_BATCH = 200
+NUDGE_INTERVAL_S = 0.02  # the shortest time between two publications of a process's nudges
 # Publishing gives up quickly: the job is a row, and the relay publishes it later.
 _PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 log = structlog.get_logger(__name__)
@@ -127,47 +128,47 @@ def publish(job: Job) -> None:
 
 
 async def _nudge_committed(jobs: list[Job]) -> None:
-    await _nudger().publish_after(job.name for job in jobs)
+    _nudger().publish_after(job.name for job in jobs)
 
 
 class _Nudger:
-    """Publishes the nudges asked for by the commits of one event loop, one publication at a
-    time: the names asked for while one is being sent go out together in the next, so under load
-    a process publishes each relay about once per broker round trip instead of once per commit.
+    """Publishes the nudges asked for by the commits of one event loop in the background, one
+    publication at a time and at most one per ``NUDGE_INTERVAL_S``: the names asked for
+    meanwhile go out together in the next, so under load a process publishes each relay a few
+    dozen times a second instead of once per commit (a publication costs more CPU than the rest
+    of a checkout's commit).
 
-    A caller returns once a publication that started after it asked has ended (a nudge is
-    never sent before the commit that asked for it), as it would publishing alone.
+    A nudge is never sent before the commit that asked for it, and the commit's request does
+    not wait for it: a relay is nudged at most ``NUDGE_INTERVAL_S`` plus a broker round trip
+    after the commit. A nudge lost with its process (stopped before it was sent) only waits for
+    the relay's periodic run, as one the broker refused.
     """
 
     def __init__(self) -> None:
         self._asked: set[str] = set()
-        self._next: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._sent_at = -NUDGE_INTERVAL_S
 
-    async def publish_after(self, names: Iterable[str]) -> None:
+    def publish_after(self, names: Iterable[str]) -> None:
         self._asked.update(names)
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-        sent = self._next
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
-        await asyncio.shield(sent)
+
+    async def sent(self) -> None:
+        """Return once every nudge asked for so far has been sent (or failed)."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
 
     async def _send(self) -> None:
-        try:
-            while self._next is not None:
-                names, sent = sorted(self._asked), self._next
-                self._asked, self._next = set(), None
-                try:
-                    await anyio.to_thread.run_sync(_publish_all, [Job(name) for name in names])
-                except Exception as error:  # whatever the transport raises: the work is in rows
-                    log.warning("broker_publish_failed", tasks=names, error=str(error))
-                finally:
-                    sent.set_result(None)
-        finally:
-            if self._next is not None:  # the sender was cancelled: nobody waits in vain
-                self._next.set_result(None)
-                self._asked, self._next = set(), None
+        loop = asyncio.get_running_loop()
+        while self._asked:
+            await asyncio.sleep(max(0.0, self._sent_at + NUDGE_INTERVAL_S - loop.time()))
+            names, self._asked = sorted(self._asked), set()
+            try:
+                await anyio.to_thread.run_sync(_publish_all, [Job(name) for name in names])
+            except Exception as error:  # whatever the transport raises: the work is in rows
+                log.warning("broker_publish_failed", tasks=names, error=str(error))
+            self._sent_at = loop.time()
 
 
 _nudgers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Nudger] = (
@@ -256,18 +257,27 @@ class WorkerRuntime:
         return self._redis
 
     def run(self, work: Callable[[AsyncSession, Redis], Awaitable[T]]) -> T:
-        """Run ``work`` in one unit of work and return its result (a task's whole body)."""
+        """Run ``work`` in one unit of work and return its result (a task's whole body), once
+        the nudges its commit asked for are sent: the loop runs only while a task does."""
 
         async def in_unit_of_work() -> T:
             async with self.database.unit_of_work() as session:
-                return await work(session, self.redis)
+                result = await work(session, self.redis)
+            await _nudger().sent()
+            return result
 
         return self.loop.run_until_complete(in_unit_of_work())
 
     def run_with_services(self, work: Callable[[Database, Redis], Awaitable[T]]) -> T:
         """Run ``work`` with the process's database and Redis, for a task that needs several
         units of work (one per item of a batch) rather than one."""
-        return self.loop.run_until_complete(work(self.database, self.redis))
+
+        async def with_nudges_sent() -> T:
+            result = await work(self.database, self.redis)
+            await _nudger().sent()
+            return result
+
+        return self.loop.run_until_complete(with_nudges_sent())
 
     def close(self) -> None:
         """Release pools and the loop when the worker process exits."""
