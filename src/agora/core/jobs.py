@@ -43,7 +43,7 @@ T = TypeVar("T")
 RELAY_JOBS_TASK = "agora.jobs.relay"
 MAX_BROKER_DELAY_S = 300
 _RELAY_BATCH = 200
-NUDGE_INTERVAL_S = 0.02  # the shortest time between two publications of a process's nudges
+NUDGE_INTERVAL_S = 0.05  # the shortest time between two publications of a process's nudges
 # Publishing gives up quickly: the job is a row, and the relay publishes it later.
 _PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 log = structlog.get_logger(__name__)
@@ -133,21 +133,22 @@ async def _nudge_committed(jobs: list[Job]) -> None:
 
 class _Nudger:
     """Publishes the nudges asked for by the commits of one event loop in the background, one
-    publication at a time and at most one per ``NUDGE_INTERVAL_S``: the names asked for
-    meanwhile go out together in the next, so under load a process publishes each relay a few
-    dozen times a second instead of once per commit (a publication costs more CPU than the rest
-    of a checkout's commit).
+    publication at a time and at most one per ``interval`` (``NUDGE_INTERVAL_S`` in the API):
+    the names asked for meanwhile go out together in the next, so under load a process
+    publishes each relay a few dozen times a second instead of once per commit (a publication
+    costs about as much CPU as the rest of a checkout's order).
 
     A nudge is never sent before the commit that asked for it, and the commit's request does
-    not wait for it: a relay is nudged at most ``NUDGE_INTERVAL_S`` plus a broker round trip
-    after the commit. A nudge lost with its process (stopped before it was sent) only waits for
-    the relay's periodic run, as one the broker refused.
+    not wait for it: a relay is nudged at most ``interval`` plus a broker round trip after the
+    commit. A nudge lost with its process (stopped before it was sent) only waits for the
+    relay's periodic run, as one the broker refused.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = NUDGE_INTERVAL_S) -> None:
+        self.interval = interval
         self._asked: set[str] = set()
         self._sender: asyncio.Task[None] | None = None
-        self._sent_at = -NUDGE_INTERVAL_S
+        self._sent_at = -interval
 
     def publish_after(self, names: Iterable[str]) -> None:
         self._asked.update(names)
@@ -162,7 +163,7 @@ class _Nudger:
     async def _send(self) -> None:
         loop = asyncio.get_running_loop()
         while self._asked:
-            await asyncio.sleep(max(0.0, self._sent_at + NUDGE_INTERVAL_S - loop.time()))
+            await asyncio.sleep(max(0.0, self._sent_at + self.interval - loop.time()))
             names, self._asked = sorted(self._asked), set()
             try:
                 await anyio.to_thread.run_sync(_publish_all, [Job(name) for name in names])
@@ -241,6 +242,11 @@ class WorkerRuntime:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _database: Database | None = None
     _redis: Redis | None = None
+
+    def __post_init__(self) -> None:
+        # A task waits for its nudges before it returns: none is held back for the next one
+        # (a flash sale's tickets become orders one task after another).
+        _nudgers[self.loop] = _Nudger(interval=0.0)
 
     @property
     def database(self) -> Database:
