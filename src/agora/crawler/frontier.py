@@ -300,8 +300,10 @@ class Frontier:
             known, leased = await pipeline.execute()
         return max(int(known) - int(leased), 0), int(leased)
 
-    async def ack(self, acks: Sequence[Ack]) -> int:
-        """Acknowledge leases with their outcomes; returns how many were still current."""
+    async def ack(self, acks: Sequence[Ack], *, slots_freed: bool = False) -> int:
+        """Acknowledge leases with their outcomes, and free their hosts' slots unless
+        ``slots_freed`` (each lease was, or will be, among the ended fetches of a lease call);
+        returns how many were still current."""
         if not acks:
             return 0
         records = (
@@ -319,7 +321,8 @@ class Frontier:
             for ack in acks
         )
         cooldown = self.config.breaker_cooldown_ms
-        return int(await self._run("ack", cooldown, self.crawler_id, _packed(records)))
+        packed = _packed(records)
+        return int(await self._run("ack", cooldown, self.crawler_id, int(not slots_freed), packed))
 
     async def store_robots(
         self, host: str, body: str | None, *, crawl_delay_ms: int, pause_ms: int
@@ -393,28 +396,35 @@ def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
 
 
 def _leases(reply: list[Any]) -> list[Lease]:
-    """The leases of a lease script's reply (past its first two items), each six items: id,
-    URL, token, meta, held ms, flags (see ``lua/lease.lua``). Read in one loop: a lease a page,
-    where a call per lease and per field cost twice as much."""
+    """The leases of a lease script's reply (past its first two items): per host's grant, its
+    host, token, flags and count, then each lease's id, URL, meta and held ms (see
+    ``lua/lease.lua``). Read in one loop: a lease a page, where a call per lease and per field
+    cost twice as much."""
     leases = []
-    items = iter(reply[2:])
-    for identifier, url, token, meta, held, flags in zip(*[items] * 6, strict=True):
-        text = as_text(url)
-        etag, last_modified, fetched_ms = _parse_meta(meta) if meta else (None, None, None)
-        leases.append(
-            Lease(
-                identifier,
-                text,
-                as_text(token),
-                host_of(text),
-                etag,
-                last_modified,
-                fetched_ms,
-                int(held),
-                flags & 1 == 1,
-                flags & 2 == 2,
+    position, end = 2, len(reply)
+    while position < end:
+        host, token = as_text(reply[position]), as_text(reply[position + 1])
+        flags, count = reply[position + 2], reply[position + 3]
+        has_delay, took_last_slot = flags & 1 == 1, flags & 2 == 2
+        position += 4
+        items = iter(reply[position : position + 4 * count])
+        position += 4 * count
+        for identifier, url, meta, held in zip(items, items, items, items, strict=True):
+            etag, last_modified, fetched_ms = _parse_meta(meta) if meta else (None, None, None)
+            leases.append(
+                Lease(
+                    identifier,
+                    url.decode(),
+                    token,
+                    host,
+                    etag,
+                    last_modified,
+                    fetched_ms,
+                    held,
+                    has_delay,
+                    took_last_slot,
+                )
             )
-        )
     return leases
 
 

@@ -35,9 +35,13 @@ _CODE = re.compile(r"^[A-Z]{3}$")
 _PLAIN_NUMBER = re.compile(r"^\d+(\.\d+)?$")
 _NOT_LETTERS = re.compile(r"[^a-z]")
 _ONE = Decimal(1)
+# The script's text runs to the first "</script": matched as runs of anything but "<", each "<"
+# looked past only when "/script" does not follow it, where a lazy ".*?" would try the end at
+# every byte (a quarter of the time it took).
 _JSON_LD = re.compile(
-    rb"<script[^>]*type\s*=\s*[\"']?application/ld\+json[\"']?[^>]*>(.*?)</script",
-    re.IGNORECASE | re.DOTALL,
+    rb"<script[^>]*type\s*=\s*[\"']?application/ld\+json[\"']?[^>]*>"
+    rb"([^<]*(?:<(?!/script)[^<]*)*)</script",
+    re.IGNORECASE,
 )
 
 _IN_STOCK = ("instock", "limitedavailability", "onlineonly", "instoreonly", "available")
@@ -171,12 +175,11 @@ def _reading(price: Any, currency: Any, availability: Any) -> Reading | None:
     if price is None or isinstance(price, dict | list):
         return None
     text = str(price).strip()
-    amount: Decimal | None
     if _PLAIN_NUMBER.match(text):  # schema.org's form: digits, "." for decimals
-        amount, found_currency = Decimal(text), None
-    else:
-        parsed = Price.fromstring(text, currency_hint=str(currency) if currency else None)
-        amount, found_currency = parsed.amount, parsed.currency
+        code = _currency_code(str(currency) if currency else None)
+        return Reading(_plain_minor_units(text, code), code, _availability(availability))
+    parsed = Price.fromstring(text, currency_hint=str(currency) if currency else None)
+    amount, found_currency = parsed.amount, parsed.currency
     if amount is None or amount < 0:
         return None
     code = _currency_code(str(currency) if currency else found_currency)
@@ -192,9 +195,22 @@ def _currency_code(value: str | None) -> str | None:
     return _SYMBOLS.get(value)
 
 
+def _exponent(currency: str | None) -> int:
+    return 0 if currency in _ZERO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
+
+
 def _minor_units(amount: Decimal, currency: str | None) -> int:
-    exponent = 0 if currency in _ZERO_DECIMALS else 3 if currency in _THREE_DECIMALS else 2
-    return int((amount * 10**exponent).quantize(_ONE, rounding=ROUND_HALF_UP))
+    return int((amount * 10 ** _exponent(currency)).quantize(_ONE, rounding=ROUND_HALF_UP))
+
+
+def _plain_minor_units(text: str, currency: str | None) -> int:
+    """The minor units of a plain number (``_PLAIN_NUMBER``): its digits as they stand when its
+    decimals fit the currency's (most prices), without a ``Decimal``."""
+    whole, _, decimals = text.partition(".")
+    exponent = _exponent(currency)
+    if len(decimals) > exponent:
+        return _minor_units(Decimal(text), currency)
+    return int(whole + decimals.ljust(exponent, "0"))
 
 
 def _availability(value: Any) -> bool | None:
