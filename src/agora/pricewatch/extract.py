@@ -46,6 +46,7 @@ _JSON_LD = re.compile(
 
 _IN_STOCK = ("instock", "limitedavailability", "onlineonly", "instoreonly", "available")
 _OUT_OF_STOCK = ("outofstock", "soldout", "discontinued", "unavailable")
+_OFFER_TYPES = frozenset({"Offer", "AggregateOffer"})
 _OPENGRAPH_PRICE = ("product:price:amount", "og:price:amount")
 _OPENGRAPH_CURRENCY = ("product:price:currency", "og:price:currency")
 
@@ -98,14 +99,17 @@ def _structured_offers(document: Any, url: str) -> Iterator[dict[str, Any]]:
         yield from _offers_of(_flatten_microdata(item))
 
 
-def _walk(items: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON-LD object, looking inside lists and ``@graph``."""
+def _walk(items: Any, found: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every JSON-LD object, looking inside lists and ``@graph`` (a list: a page has a few, and
+    a generator per level cost more than the rest of reading them)."""
+    found = [] if found is None else found
     if isinstance(items, list):
         for item in items:
-            yield from _walk(item)
+            _walk(item, found)
     elif isinstance(items, dict):
-        yield items
-        yield from _walk(items.get("@graph"))
+        found.append(items)
+        _walk(items.get("@graph"), found)
+    return found
 
 
 def _flatten_microdata(item: Any) -> Any:
@@ -119,23 +123,31 @@ def _flatten_microdata(item: Any) -> Any:
 
 def _types(item: dict[str, Any]) -> set[str]:
     kinds = item.get("@type", [])
+    if isinstance(kinds, str):
+        return {kinds.rsplit("/", 1)[-1]}
     kinds = kinds if isinstance(kinds, list) else [kinds]
     return {str(kind).rsplit("/", 1)[-1] for kind in kinds}
 
 
-def _offers_of(item: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _offers_of(item: dict[str, Any]) -> list[dict[str, Any]]:
     kinds = _types(item)
-    if kinds & {"Offer", "AggregateOffer"}:
-        yield {
-            "price": item.get("price", item.get("lowPrice")),
-            "currency": item.get("priceCurrency"),
-            "availability": item.get("availability"),
-        }
-    elif "Product" in kinds:
-        offers = item.get("offers", [])
-        for offer in offers if isinstance(offers, list) else [offers]:
-            if isinstance(offer, dict):
-                yield from _offers_of(offer if offer.get("@type") else {**offer, "@type": "Offer"})
+    if kinds & _OFFER_TYPES:
+        return [
+            {
+                "price": item.get("price", item.get("lowPrice")),
+                "currency": item.get("priceCurrency"),
+                "availability": item.get("availability"),
+            }
+        ]
+    if "Product" not in kinds:
+        return []
+    offers = item.get("offers", [])
+    return [
+        found
+        for offer in (offers if isinstance(offers, list) else [offers])
+        if isinstance(offer, dict)
+        for found in _offers_of(offer if offer.get("@type") else {**offer, "@type": "Offer"})
+    ]
 
 
 def _opengraph(document: Any) -> Reading | None:
