@@ -102,6 +102,8 @@ class Lease:
     url: str
     token: str
     host: str
+    # the lease as the scripts' records name it: id, token and host (see ``_RECORD_END``)
+    slot: bytes
     etag: str | None = None
     last_modified: str | None = None
     last_fetched_ms: int | None = None
@@ -262,7 +264,7 @@ class Frontier:
             config.lease_ttl_ms,
             config.start_margin_ms,
             self.crawler_id,
-            _packed((lease.id, (lease.token, lease.host)) for lease in ended),
+            b"".join([lease.slot + _RECORD_END for lease in ended]),
         )
         wait_ms = int(reply[0])
         return Grant(_leases(reply), wait_ms / 1000 if wait_ms >= 0 else None, bool(reply[1]))
@@ -300,26 +302,22 @@ class Frontier:
             known, leased = await pipeline.execute()
         return max(int(known) - int(leased), 0), int(leased)
 
-    async def ack(self, acks: Sequence[Ack]) -> int:
-        """Acknowledge leases with their outcomes; returns how many were still current."""
+    async def ack(self, acks: Sequence[Ack], *, slots_freed: bool = False) -> int:
+        """Acknowledge leases with their outcomes, and free their hosts' slots unless
+        ``slots_freed`` (each lease was, or will be, among the ended fetches of a lease call);
+        returns how many were still current."""
         if not acks:
             return 0
-        records = (
-            (
-                ack.lease.id,
-                (
-                    ack.lease.token,
-                    ack.lease.host,
-                    ack.outcome.value,
-                    str(ack.wait_ms),
-                    str(ack.urgency),
-                    f"{_field(ack.etag)}\t{_field(ack.last_modified)}",
-                ),
-            )
-            for ack in acks
+        packed = b"".join(
+            [
+                ack.lease.slot
+                + f"\x1f{ack.outcome.value}\x1f{ack.wait_ms}\x1f{ack.urgency}\x1f"
+                f"{_field(ack.etag)}\t{_field(ack.last_modified)}\x1e".encode()
+                for ack in acks
+            ]
         )
         cooldown = self.config.breaker_cooldown_ms
-        return int(await self._run("ack", cooldown, self.crawler_id, _packed(records)))
+        return int(await self._run("ack", cooldown, self.crawler_id, int(not slots_freed), packed))
 
     async def store_robots(
         self, host: str, body: str | None, *, crawl_delay_ms: int, pause_ms: int
@@ -368,20 +366,17 @@ def frontier_for(redis: Redis, settings: Settings) -> Frontier:
     return Frontier(redis, FrontierConfig.from_settings(settings))
 
 
-def _packed(records: Iterable[tuple[bytes, Sequence[str]]]) -> bytes:
-    """Records for a script, in one argument: an 8-byte URL id, then fields separated by byte 31,
-    ended by byte 30 (``unpack_records`` in ``lua/common.lua``)."""
-    return b"".join(
-        identifier + "\x1f".join(fields).encode() + b"\x1e" for identifier, fields in records
-    )
-
-
+# Records for a script, in one argument (one string costs redis-py far less to send than many):
+# an 8-byte URL id, then fields separated by byte 31, ended by byte 30 (``unpack_records`` in
+# ``lua/common.lua``). A lease's first fields, id, token and host, are joined once, when it is
+# granted (``Lease.slot``): freeing its slot and acknowledging it each send them again.
+_RECORD_END = b"\x1e"
 _FIELD_BREAKS = str.maketrans({"\t": " ", "\x1e": " ", "\x1f": " "})
 
 
 def _field(value: str | None) -> str:
     """A header value as a record field: no tab (it separates validators) nor record byte."""
-    return (value or "").translate(_FIELD_BREAKS)
+    return value.translate(_FIELD_BREAKS) if value else ""
 
 
 def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
@@ -393,28 +388,37 @@ def _parse_meta(meta: bytes | str) -> tuple[str | None, str | None, int | None]:
 
 
 def _leases(reply: list[Any]) -> list[Lease]:
-    """The leases of a lease script's reply (past its first two items), each six items: id,
-    URL, token, meta, held ms, flags (see ``lua/lease.lua``). Read in one loop: a lease a page,
-    where a call per lease and per field cost twice as much."""
+    """The leases of a lease script's reply (past its first two items): per host's grant, its
+    host, token, flags and count, then each lease's id, URL, meta and held ms (see
+    ``lua/lease.lua``). Read in one loop: a lease a page, where a call per lease and per field
+    cost twice as much."""
     leases = []
-    items = iter(reply[2:])
-    for identifier, url, token, meta, held, flags in zip(*[items] * 6, strict=True):
-        text = as_text(url)
-        etag, last_modified, fetched_ms = _parse_meta(meta) if meta else (None, None, None)
-        leases.append(
-            Lease(
-                identifier,
-                text,
-                as_text(token),
-                host_of(text),
-                etag,
-                last_modified,
-                fetched_ms,
-                int(held),
-                flags & 1 == 1,
-                flags & 2 == 2,
+    position, end = 2, len(reply)
+    while position < end:
+        host, token = as_text(reply[position]), as_text(reply[position + 1])
+        flags, count = reply[position + 2], reply[position + 3]
+        named = f"{token}\x1f{host}".encode()  # right after the 8-byte id
+        has_delay, took_last_slot = flags & 1 == 1, flags & 2 == 2
+        position += 4
+        items = iter(reply[position : position + 4 * count])
+        position += 4 * count
+        for identifier, url, meta, held in zip(items, items, items, items, strict=True):
+            etag, last_modified, fetched_ms = _parse_meta(meta) if meta else (None, None, None)
+            leases.append(
+                Lease(
+                    identifier,
+                    url.decode(),
+                    token,
+                    host,
+                    identifier + named,
+                    etag,
+                    last_modified,
+                    fetched_ms,
+                    held,
+                    has_delay,
+                    took_last_slot,
+                )
             )
-        )
     return leases
 
 

@@ -3,12 +3,13 @@
 One asyncio loop runs ``concurrency`` fetchers on one shared HTTP session, each taking the next
 lease in hand as soon as its fetch ends. A leasing loop keeps leases in hand: for idle fetchers
 at once, and, of hosts without a delay (whose starts are not timed from the grant), up to
-``concurrency`` more, asked for in one Redis call once half are used, so a fetch never waits for
-a round trip to Redis. An ended fetch's host slot is freed in the next lease call, at once when
-it was the last slot its host gives this crawler. Fetched pages
-are handed to the ``PageHandler`` in batches (price watch writes a batch in one transaction),
-and only once the handler returned are their leases acknowledged: a process killed before that
-leaves the leases to expire, and the URLs are fetched again, by whichever process comes next.
+``concurrency`` more, asked for in one Redis call once half are used, so a fetch never waits
+for a round trip to Redis. An ended fetch's host slot is freed in the next lease call, at once
+when it was the last slot its host gives this crawler. Fetched pages are handed to the
+``PageHandler`` in batches (price watch writes a batch in one transaction), and only once the
+handler returned are their leases acknowledged (their slots freed already: the acknowledgement
+leaves them be); a process killed before that leaves the leases to expire, and the URLs are
+fetched again, by whichever process comes next.
 Redirect hops pass their host's robots.txt and gate (``gate.py``). What became of each lease is
 counted, and the frontier's sizes published, for ``/metrics`` (``metrics.py``).
 """
@@ -143,6 +144,7 @@ class Crawler:
                 task.cancel()
             await asyncio.gather(*fetchers, return_exceptions=True)
             await self._release_in_hand()
+            await self._free_ended()
             self._flush_now.set()
             await flusher
             with contextlib.suppress(Exception):
@@ -262,6 +264,16 @@ class Crawler:
         except Exception:
             log.exception("could not give leases back; they will expire")
 
+    async def _free_ended(self) -> None:
+        """Free the host slots of the fetches that ended after the last lease call: their
+        acknowledgements leave the slots to it."""
+        ended, self._ended = self._ended, []
+        if ended:
+            try:
+                await self.frontier.lease(0, ended)
+            except Exception:
+                log.exception("could not free host slots; they will expire")
+
     async def _crawl(self, lease: Lease) -> None:
         # one coroutine from lease to acknowledgement: every resumption of a fetch passes
         # through each coroutine layer above it
@@ -338,7 +350,8 @@ class Crawler:
                     last_modified=item.result.last_modified,
                 )
             )
-        await self.frontier.ack(acks)
+        # each of these leases went to ``_ended``: a lease call frees its slot
+        await self.frontier.ack(acks, slots_freed=True)
 
     async def _publish_sizes(self) -> None:
         """Set the frontier's size gauges, at most once per ``SIZES_INTERVAL_S``."""

@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from agora.catalog.models import ProductVariant
 from agora.core.db import statement_batches
+from agora.core.driver import DriverStatement
 from agora.pricewatch.models import PriceChange, Site, Target
 
 
@@ -103,8 +104,9 @@ class WatchedPage:
     rules: dict[str, Any] | None
 
 
-# Built once: a crawler runs it for every batch of pages, with the batch's URLs as its parameter.
-_WATCHED_PAGES = (
+# Built once and sent straight to the driver (core/driver.py): a crawler runs it for every batch
+# of pages, with the batch's URLs as its parameter.
+_WATCHED_PAGES = DriverStatement(
     select(
         Target.id,
         Target.url,
@@ -123,8 +125,8 @@ _WATCHED_PAGES = (
 
 async def watched_pages(session: AsyncSession, urls: Sequence[str]) -> dict[str, WatchedPage]:
     """The targets of these URLs with their sites' rules, by URL (one statement)."""
-    rows = await session.execute(_WATCHED_PAGES, {"urls": list(urls)})
-    return {row.url: WatchedPage(*row) for row in rows}
+    rows = await _WATCHED_PAGES.fetch(session, urls=list(urls))
+    return {row[1]: WatchedPage(*row) for row in rows}
 
 
 async def target(session: AsyncSession, target_id: uuid.UUID) -> Target | None:

@@ -1,5 +1,6 @@
--- ARGV: prefix, breaker threshold, breaker cooldown ms, the acknowledging crawler's id, then
--- one record per URL, packed (see unpack_records): id, token, host (as its lease named it),
+-- ARGV: prefix, breaker threshold, breaker cooldown ms, the acknowledging crawler's id, 1 to
+-- free the leases' host slots (0: a lease call frees them, as its ended fetches), then one
+-- record per URL, packed (see unpack_records): id, token, host (as its lease named it),
 -- outcome, wait ms, urgency 0-100, validators "etag \t last_modified".
 -- Outcomes:
 --   changed / same / notmod  fetched (200 with a change, 200 without, 304): the recrawl interval
@@ -18,6 +19,7 @@ local now = now_ms()
 local threshold = tonumber(ARGV[2])
 local cooldown = tonumber(ARGV[3])
 local owner = ARGV[4]
+local free_slots = ARGV[5] == '1'
 local applied = 0
 
 local fetched_now = 0
@@ -71,7 +73,7 @@ end
 
 -- The current leases among the records, read in two calls whatever their number: their
 -- scores (the lease tokens), then the meta entries of those that are current.
-local records = unpack_records(ARGV[5])
+local records = unpack_records(ARGV[6])
 local ids = {}
 for i, record in ipairs(records) do
   ids[i] = record[1]
@@ -126,8 +128,10 @@ if applied > 0 then
   call_many('HSET', P .. 'meta', fetched_metas)
 end
 for host, scored in pairs(queued) do
-  call_many('ZREM', P .. 'hold:' .. host, ended[host])
-  call_many('ZREM', P .. 'mine:' .. owner .. ':' .. host, ended[host])
+  if free_slots then
+    call_many('ZREM', P .. 'hold:' .. host, ended[host])
+    call_many('ZREM', P .. 'mine:' .. owner .. ':' .. host, ended[host])
+  end
   call_many('ZADD', P .. 'q:' .. host, scored)
 end
 for host, state in pairs(hosts) do

@@ -11,12 +11,13 @@
 -- Hosts are served round-robin, in passes, until enough URLs are granted; a host with a delay
 -- only ever gives a URL for an idle fetcher (its start is timed from the grant), and goes
 -- first.
--- Returns {wait_ms, passed, id1, url1, token1, meta1, held1, flags1, id2, ...}; wait_ms is when
--- a host is next ready (-1: none is); passed is 1 when a host with a delay was ready but no
--- fetcher idle; held is how long (ms) the URL, due, waited for its host's gate to open (next
--- allowed start, pause, open circuit): the politeness wait; flags: 1 its host has a delay (start
--- it now), 2 this grant took the last slot its host gives this crawler (free it as soon as the
--- fetch ends).
+-- Returns {wait_ms, passed, then per host's grant: host, token, flags, count, then count times
+-- id, url, meta, held}; wait_ms is when a host is next ready (-1: none is); passed is 1 when a
+-- host with a delay was ready but no fetcher idle; the token is the grant's lease expiry; flags:
+-- 1 the host has a delay (start it now), 2 this grant took the last slot its host gives this
+-- crawler (free it as soon as the fetch ends); held is how long (ms) the URL, due, waited for its
+-- host's gate to open (next allowed start, pause, open circuit): the politeness wait. What a
+-- grant's URLs share is sent once: each item of the reply costs Redis and the crawler alike.
 local now = now_ms()
 local threshold = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
@@ -130,11 +131,12 @@ local function grant(host, h)
   end
   local urls = redis.call('HMGET', P .. 'url', unpack(ids))
   local metas = redis.call('HMGET', P .. 'meta', unpack(ids))
-  local token, n = tostring(expiry), #out
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = host, tostring(expiry), flags, #ids
+  n = n + 4
   for i, id in ipairs(ids) do
-    out[n + 1], out[n + 2], out[n + 3] = id, urls[i], token
-    out[n + 4], out[n + 5], out[n + 6] = metas[i] or '', held[i], flags
-    n = n + 6
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, urls[i], metas[i] or '', held[i]
+    n = n + 4
   end
   granted = granted + #ids
   return delay == 0 and #ids == free
