@@ -140,8 +140,9 @@ class _Nudger:
 
     A nudge is never sent before the commit that asked for it, and the commit's request does
     not wait for it: a relay is nudged at most ``interval`` plus a broker round trip after the
-    commit. A nudge lost with its process (stopped before it was sent) only waits for the
-    relay's periodic run, as one the broker refused.
+    commit. A stopping API sends what is pending (``nudges_sent`` in its lifespan); a nudge
+    lost with a killed process only waits for the relay's periodic run, as one the broker
+    refused.
     """
 
     def __init__(self, interval: float = NUDGE_INTERVAL_S) -> None:
@@ -175,6 +176,12 @@ class _Nudger:
 _nudgers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Nudger] = (
     weakref.WeakKeyDictionary()
 )
+
+
+async def nudges_sent() -> None:
+    """Return once the nudges asked for so far on this event loop are sent (or failed): for a
+    process about to stop, or a task about to return, so that none waits for the periodic run."""
+    await _nudger().sent()
 
 
 def _nudger() -> _Nudger:
@@ -269,7 +276,7 @@ class WorkerRuntime:
         async def in_unit_of_work() -> T:
             async with self.database.unit_of_work() as session:
                 result = await work(session, self.redis)
-            await _nudger().sent()
+            await nudges_sent()
             return result
 
         return self.loop.run_until_complete(in_unit_of_work())
@@ -280,7 +287,7 @@ class WorkerRuntime:
 
         async def with_nudges_sent() -> T:
             result = await work(self.database, self.redis)
-            await _nudger().sent()
+            await nudges_sent()
             return result
 
         return self.loop.run_until_complete(with_nudges_sent())

@@ -126,7 +126,7 @@ _WATCHED_PAGES = DriverStatement(
 async def watched_pages(session: AsyncSession, urls: Sequence[str]) -> dict[str, WatchedPage]:
     """The targets of these URLs with their sites' rules, by URL (one statement)."""
     rows = await _WATCHED_PAGES.fetch(session, urls=list(urls))
-    return {row[1]: WatchedPage(*row) for row in rows}
+    return {row["url"]: WatchedPage(*row) for row in rows}
 
 
 async def target(session: AsyncSession, target_id: uuid.UUID) -> Target | None:
