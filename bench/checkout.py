@@ -8,6 +8,8 @@ checkout's statements, recorded from the app, sent in the same transactions over
 framework and the same concurrency: the floor the database sets. A second scenario resends each
 buyer's finished checkout with its key: the cost of answering a retry from the stored response.
 Beside orders/s, the CPU each order cost the API processes and the PostgreSQL server (psutil).
+wrk sends Agora's checkouts (``bench/checkout_flow.py``), so the client's CPU is not taken from
+the server; a latency is an order's, from its cart's opening to the order's answer.
 
     .venv/bin/python -m bench.checkout [--concurrency 32] [--duration 5] [--workers 2]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from agora.core.embedded import ServiceUrls
 from agora.core.security import Role
 from agora.settings import Settings
 from bench.checkout_baseline import Recording, connections, record, replay
+from bench.checkout_flow import run_flow
 from bench.harness import (
     BENCH_DATA_DIR,
     LoadResult,
@@ -45,7 +49,6 @@ from bench.harness import (
     bench_services,
     free_port,
     load_arguments,
-    run_load,
 )
 from bench.profiling import print_profile, profile_during
 from bench.seeding import connected, published_variant
@@ -66,10 +69,15 @@ TARGET_RATIO = 0.5
 
 @dataclass(frozen=True)
 class Buyers:
-    """The benchmark's buyers: their ids and auth headers, in the same order."""
+    """The benchmark's buyers: their ids and access tokens, in the same order."""
 
     ids: list[uuid.UUID]
-    headers: list[dict[str, str]]
+    tokens: list[str]
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """Each buyer's auth headers."""
+        return [bearer(token) for token in self.tokens]
 
 
 async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, Buyers]:
@@ -81,8 +89,8 @@ async def seed(urls: ServiceUrls, buyers: int) -> tuple[uuid.UUID, Buyers]:
             for user_id in user_ids
         )
         variant_id = await published_variant(session, redis, "Bench tee", STOCK)
-    headers = [bearer(access_token(Role.CUSTOMER, user_id)) for user_id in user_ids]
-    return variant_id, Buyers(user_ids, headers)
+    tokens = [access_token(Role.CUSTOMER, user_id) for user_id in user_ids]
+    return variant_id, Buyers(user_ids, tokens)
 
 
 async def _place(
@@ -116,41 +124,17 @@ def checkout(variant_id: uuid.UUID, buyers: asyncio.Queue[dict[str, str]]) -> Re
     return send
 
 
-Replay = tuple[dict[str, str], str, dict[str, object]]
-
-
-def retry(checkouts: asyncio.Queue[Replay]) -> Request:
-    """The retry of a checkout that succeeded, answered from its stored response. Each client
-    resends its own buyer's key: one key sent twice at once is a 409 by design."""
-
-    async def send(session: aiohttp.ClientSession, _: int) -> int:
-        headers, key, body = await checkouts.get()
-        try:
-            async with session.post(
-                "/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": key}
-            ) as response:
-                await response.read()
-                return response.status
-        finally:
-            checkouts.put_nowait((headers, key, body))
-
-    return send
-
-
-async def completed_checkouts(
-    base_url: str, buyers: list[dict[str, str]], variant_id: uuid.UUID
-) -> asyncio.Queue[Replay]:
-    """One finished checkout per buyer: what a retry resends."""
-    checkouts: asyncio.Queue[Replay] = asyncio.Queue()
+async def completed_checkouts(base_url: str, buyers: Buyers, variant_id: uuid.UUID) -> list[str]:
+    """One finished checkout per buyer, as a retry resends it: ``"token cart_id key"``."""
+    finished = []
     async with aiohttp.ClientSession(base_url) as session:
-        for headers in buyers:
+        for token, headers in zip(buyers.tokens, buyers.headers, strict=True):
             key = uuid.uuid4().hex
             status, cart_id = await _place(session, headers, variant_id, key)
             if status != 201:
                 raise RuntimeError(f"checkout failed with status {status}")
-            body: dict[str, object] = {"cart_id": cart_id, "shipping_address": ADDRESS}
-            checkouts.put_nowait((headers, key, body))
-    return checkouts
+            finished.append(f"{token} {cart_id} {key}")
+    return finished
 
 
 def bench_settings(urls: ServiceUrls) -> Settings:
@@ -292,7 +276,6 @@ def main() -> None:
     parser = load_arguments(__doc__)
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     args = parser.parse_args()
-    load = {"concurrency": args.concurrency, "duration": args.duration, "warmup": 0.0}
 
     urls = bench_services()
     variant_id, buyers = asyncio.run(seed(urls, args.concurrency))
@@ -313,27 +296,29 @@ def main() -> None:
     port = free_port()
     with agora_server(agora_env(urls), port, workers=args.workers) as url:
         roots = {"api": _api(port), "database": database}
+        flow = functools.partial(run_flow, base_url=url, variant_id=variant_id, address=ADDRESS)
+
+        def placing(seconds: float, name: str = "checkout") -> LoadResult:
+            return flow(name, buyers=buyers.tokens, retry=False, duration=seconds)
 
         async def agora() -> list[Row]:
-            pool: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-            for headers in buyers.headers:
-                pool.put_nowait(headers)
-            place = checkout(variant_id, pool)
-            await run_load("warm-up", url, place, **{**load, "duration": 1.0})
+            await asyncio.to_thread(placing, 1.0)  # warm-up
             rows = [
                 await measured(
                     "Agora: cart + item + order",
                     roots,
-                    lambda: run_load("checkout", url, place, **load),
+                    lambda: asyncio.to_thread(placing, args.duration),
                 )
             ]
-            done = await completed_checkouts(url, buyers.headers, variant_id)
-            retries = retry(done)
+            # Each buyer resends its own key: one key sent twice at once is a 409 by design.
+            finished = await completed_checkouts(url, buyers, variant_id)
             rows.append(
                 await measured(
                     "Agora: order retry (Idempotency-Key)",
                     roots,
-                    lambda: run_load("retry", url, retries, **load),
+                    lambda: asyncio.to_thread(
+                        flow, "retry", buyers=finished, retry=True, duration=args.duration
+                    ),
                 )
             )
             return rows
@@ -347,14 +332,8 @@ def main() -> None:
             baseline,
         )
         if rows[0].rate < TARGET_RATE or rows[0].rate < TARGET_RATIO * baseline.rate:
-            pool: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-            for headers in buyers.headers:
-                pool.put_nowait(headers)
-            place = checkout(variant_id, pool)
             _, profile = profile_during(
-                roots["api"].pid,
-                int(args.duration),
-                lambda: asyncio.run(run_load("profiled checkout", url, place, **load)),
+                roots["api"].pid, int(args.duration), lambda: placing(args.duration, "profiled")
             )
             title = f"Below {TARGET_RATE} orders/s or {TARGET_RATIO}x: where the API's CPU goes"
             print_profile(title, profile)
