@@ -223,8 +223,11 @@ _OPEN_USER_CART = DriverStatement(
 
 
 async def open_user_cart(session: AsyncSession, user_id: uuid.UUID) -> tuple[uuid.UUID, bool]:
-    """The user's active cart, created if missing; and whether it was created just now."""
-    created = await _OPEN_USER_CART.fetchrow(session, id=uuid.uuid4(), user_id=user_id)
+    """The user's active cart, created if missing; and whether it was created just now.
+
+    The upsert stands on its own (a user has an active cart), so a request that only opens the
+    cart sends it without BEGIN and COMMIT; one that goes on (a merge) begins after it."""
+    created = await _OPEN_USER_CART.fetchrow_unbegun(session, id=uuid.uuid4(), user_id=user_id)
     if created is not None:
         cart_id: uuid.UUID = created[0]
         return cart_id, True
