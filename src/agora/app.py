@@ -22,13 +22,14 @@ from agora.catalog.api import router as catalog_router
 from agora.catalog.service import register_stock_lookup
 from agora.core.apidocs import install_api_docs
 from agora.core.cache import TwoLevelCache
+from agora.core.coalesce import all_sent
 from agora.core.collector import freeze_start_up
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
 from agora.core.edge import EdgeCache, mark_public
 from agora.core.embedded import resolve_service_urls
 from agora.core.errors import install_error_handlers, problem_response
-from agora.core.jobs import configure_celery, nudges_sent
+from agora.core.jobs import configure_celery
 from agora.core.middleware import install_http_middleware, install_proxy_headers
 from agora.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from agora.core.openapi import document_problems
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with cache.invalidation_subscriber():
                 yield
         finally:
-            await nudges_sent()
+            await all_sent()
             if request_log is not None:
                 await request_log.stop()
             await app.state.event_hub.stop()

@@ -96,3 +96,14 @@ async def test_the_default_budget_follows_the_user_not_the_address(
         ]
         assert statuses[-1] == 429
         assert (await one.get("/api/v1/me")).status_code == 401
+
+
+async def test_a_budget_is_spent_after_redis_forgot_its_script(redis: Redis) -> None:
+    limiter = RateLimiter(redis)
+    limit = rate_limit("after-flush", "2/minute")
+    await limiter.enforce(limit, "client")
+    await redis.script_flush()
+    await limiter.enforce(limit, "client")  # the script loaded again, the budget spent
+    with pytest.raises(RateLimited):
+        await limiter.enforce(limit, "client")
+    assert await redis.get(limit.keys("client")[1]) == b"2"

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from agora.core.coalesce import all_sent, coalesced, send_without_delay
 from agora.core.db import Base, Database, pending
 from agora.core.redis import create_redis
 from agora.settings import get_settings
@@ -43,7 +43,6 @@ T = TypeVar("T")
 RELAY_JOBS_TASK = "agora.jobs.relay"
 MAX_BROKER_DELAY_S = 300
 _RELAY_BATCH = 200
-NUDGE_INTERVAL_S = 0.05  # the shortest time between two publications of a process's nudges
 # Publishing gives up quickly: the job is a row, and the relay publishes it later.
 _PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 log = structlog.get_logger(__name__)
@@ -128,69 +127,15 @@ def publish(job: Job) -> None:
 
 
 async def _nudge_committed(jobs: list[Job]) -> None:
-    _nudger().publish_after(job.name for job in jobs)
+    coalesced(_publish_nudges).add(job.name for job in jobs)
 
 
-class _Nudger:
-    """Publishes the nudges asked for by the commits of one event loop in the background, one
-    publication at a time and at most one per ``interval`` (``NUDGE_INTERVAL_S`` in the API):
-    the names asked for meanwhile go out together in the next, so under load a process
-    publishes each relay a few dozen times a second instead of once per commit (a publication
-    costs about as much CPU as the rest of a checkout's order).
-
-    A nudge is never sent before the commit that asked for it, and the commit's request does
-    not wait for it: a relay is nudged at most ``interval`` plus a broker round trip after the
-    commit. A stopping API sends what is pending (``nudges_sent`` in its lifespan); a nudge
-    lost with a killed process only waits for the relay's periodic run, as one the broker
-    refused.
-    """
-
-    def __init__(self, interval: float = NUDGE_INTERVAL_S) -> None:
-        self.interval = interval
-        self._asked: set[str] = set()
-        self._sender: asyncio.Task[None] | None = None
-        self._sent_at = -interval
-
-    def publish_after(self, names: Iterable[str]) -> None:
-        self._asked.update(names)
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send())
-
-    async def sent(self) -> None:
-        """Return once every nudge asked for so far has been sent (or failed)."""
-        while self._sender is not None and not self._sender.done():
-            await asyncio.shield(self._sender)
-
-    async def _send(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._asked:
-            await asyncio.sleep(max(0.0, self._sent_at + self.interval - loop.time()))
-            names, self._asked = sorted(self._asked), set()
-            try:
-                await anyio.to_thread.run_sync(_publish_all, [Job(name) for name in names])
-            except Exception as error:  # whatever the transport raises: the work is in rows
-                log.warning("broker_publish_failed", tasks=names, error=str(error))
-            self._sent_at = loop.time()
-
-
-_nudgers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Nudger] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def nudges_sent() -> None:
-    """Return once the nudges asked for so far on this event loop are sent (or failed): for a
-    process about to stop, or a task about to return, so that none waits for the periodic run."""
-    await _nudger().sent()
-
-
-def _nudger() -> _Nudger:
-    """The running event loop's nudger."""
-    loop = asyncio.get_running_loop()
-    nudger = _nudgers.get(loop)
-    if nudger is None:
-        nudger = _nudgers[loop] = _Nudger()
-    return nudger
+async def _publish_nudges(names: list[str]) -> None:
+    """Publish a nudge to each relay named (in a thread: Celery's publisher blocks)."""
+    try:
+        await anyio.to_thread.run_sync(_publish_all, [Job(name) for name in names])
+    except Exception as error:  # whatever the transport raises: the work is in rows
+        log.warning("broker_publish_failed", tasks=names, error=str(error))
 
 
 def _publish_all(jobs: list[Job]) -> None:
@@ -253,7 +198,7 @@ class WorkerRuntime:
     def __post_init__(self) -> None:
         # A task waits for its nudges before it returns: none is held back for the next one
         # (a flash sale's tickets become orders one task after another).
-        _nudgers[self.loop] = _Nudger(interval=0.0)
+        send_without_delay(self.loop)
 
     @property
     def database(self) -> Database:
@@ -276,7 +221,7 @@ class WorkerRuntime:
         async def in_unit_of_work() -> T:
             async with self.database.unit_of_work() as session:
                 result = await work(session, self.redis)
-            await nudges_sent()
+            await all_sent()
             return result
 
         return self.loop.run_until_complete(in_unit_of_work())
@@ -287,7 +232,7 @@ class WorkerRuntime:
 
         async def with_nudges_sent() -> T:
             result = await work(self.database, self.redis)
-            await nudges_sent()
+            await all_sent()
             return result
 
         return self.loop.run_until_complete(with_nudges_sent())

@@ -24,6 +24,7 @@ app's handler, which answers 503 with ``Retry-After``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -33,13 +34,13 @@ from importlib import resources
 import structlog
 from limits import RateLimitItem, parse
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from starlette.requests import HTTPConnection
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agora.core.errors import RateLimited, Unauthorized, error_response
-from agora.core.redis import Breaker
+from agora.core.redis import Breaker, packed, send_packed
 from agora.core.security import Principal, decode_access_token
 from agora.core.sessions import epoch_key
 from agora.settings import Settings
@@ -47,6 +48,7 @@ from agora.settings import Settings
 KEY_PREFIX = "agora:ratelimit"
 log = structlog.get_logger(__name__)
 _REVOKED = -1
+_MAX_KNOWN_CLIENTS = 100_000  # budget calls kept ready by the default budget, per process
 
 # Gives back ``ARGV[1]`` units of each budget (KEYS: previous and current window per budget),
 # from the window that holds them, never below zero.
@@ -104,12 +106,19 @@ def budget_script_source() -> bytes:
     return resources.files("agora.core").joinpath("lua", "ratelimit.lua").read_bytes()
 
 
+@functools.cache
+def _budget_script_sha() -> str:
+    """The SHA1 by which Redis knows the budget script once loaded."""
+    return hashlib.sha1(budget_script_source()).hexdigest()  # noqa: S324 - Redis's script id
+
+
 class RateLimiter:
     """Spends rate-limit budgets kept in Redis."""
 
     def __init__(self, redis: Redis, *, breaker: Breaker | None = None) -> None:
         """Count in ``redis`` (the app's client and pool); ``breaker`` remembers outages for
         the budgets that fail open."""
+        self._redis = redis
         self._script = redis.register_script(budget_script_source())
         self._refund = redis.register_script(_REFUND)
         self._breaker = breaker or Breaker(cooldown=5.0)
@@ -140,7 +149,7 @@ class RateLimiter:
         if fail_open and self._breaker.is_open:
             return
         try:
-            answer: list[int] = await self._script(keys=call.keys, args=call.args)
+            answer = await self._spent(call)
         except RedisError:
             if not fail_open:
                 raise
@@ -148,6 +157,15 @@ class RateLimiter:
             log.warning("rate_limit_storage_unreachable", policy=call.spends[0][0].name)
             return
         call.check(answer)
+
+    async def _spent(self, call: BudgetCall) -> list[int]:
+        """The script's answer to ``call``: its command sent as packed once, or, when Redis
+        does not know the script yet (restarted, flushed), through redis-py, which loads it."""
+        try:
+            answer: list[int] = await send_packed(self._redis, call.command)
+        except NoScriptError:
+            answer = await self._script(keys=call.keys, args=call.args)
+        return answer
 
     async def refund(self, spends: Sequence[tuple[RateLimit, str]], *, cost: int = 1) -> None:
         """Give back what ``enforce_all`` spent, for budgets that count only failures (a login
@@ -188,6 +206,11 @@ class BudgetCall:
             keys.extend(limit.keys(identity))
             args.extend((limit.quota, limit.window, cost))
         return cls(spends, keys, args)
+
+    @functools.cached_property
+    def command(self) -> bytes:
+        """The ``EVALSHA`` of the budget script with these keys and arguments, packed."""
+        return packed("EVALSHA", _budget_script_sha(), len(self.keys), *self.keys, *self.args)
 
     def check(self, answer: Sequence[int]) -> None:
         """Nothing when the script's ``answer`` says every budget paid; else ``Unauthorized``
@@ -302,6 +325,20 @@ class DefaultBudgetMiddleware:
             compile_path(template)[0] for template in self_metered_paths
         )
         self.limit = default_budget(settings)
+        self._calls: dict[tuple[str, int | None], BudgetCall] = {}
+
+    def _call(self, connection: HTTPConnection, principal: Principal | None) -> BudgetCall:
+        """The client's budget call, built and packed once per client and token epoch (the
+        same bytes for each of its requests)."""
+        identity = client_identity(connection, principal)
+        key = (identity, None if principal is None else principal.token_epoch)
+        call = self._calls.get(key)
+        if call is None:
+            if len(self._calls) >= _MAX_KNOWN_CLIENTS:
+                self._calls.clear()
+            call = BudgetCall.of([(self.limit, identity)], principal=principal)
+            self._calls[key] = call
+        return call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
@@ -316,11 +353,7 @@ class DefaultBudgetMiddleware:
         limiter: RateLimiter = scope["app"].state.services.rate_limiter
         principal = bearer_principal(connection, self.settings)
         try:
-            await limiter.enforce_all(
-                [(self.limit, client_identity(connection, principal))],
-                principal=principal,
-                fail_open=True,
-            )
+            await limiter.spend(self._call(connection, principal), fail_open=True)
         except (RateLimited, Unauthorized) as refusal:
             await error_response(refusal, scope["path"])(scope, receive, send)
             return
