@@ -22,7 +22,7 @@ from agora.catalog.api import router as catalog_router
 from agora.catalog.service import register_stock_lookup
 from agora.core.apidocs import install_api_docs
 from agora.core.cache import TwoLevelCache
-from agora.core.coalesce import all_sent
+from agora.core.coalesce import coalescing
 from agora.core.collector import freeze_start_up
 from agora.core.db import Database
 from agora.core.dependencies import AppServices, ServicesDep
@@ -112,10 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request_log.start(redis, settings)
         _freeze_loaded_objects()
         try:
-            async with cache.invalidation_subscriber():
+            async with cache.invalidation_subscriber(), coalescing():
                 yield
         finally:
-            await all_sent()
             if request_log is not None:
                 await request_log.stop()
             await app.state.event_hub.stop()

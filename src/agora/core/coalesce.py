@@ -1,4 +1,4 @@
-"""Notices that follow commits, sent in the background and coalesced.
+"""Notices that follow commits, coalesced and sent in the background by the API.
 
 Some of what a commit triggers only tells another party to look again: a nudge to the outbox
 relay, a stock-change message to the stock watchers. Neither carries data the receiver could
@@ -7,20 +7,23 @@ close together may go out as one, and the request that committed need not wait f
 Sent one by one and awaited, they cost an API process a broker or Redis round trip per write
 request, about as much CPU as the rest of a small write.
 
-A ``Coalescer`` sends what it is given in the background, one batch at a time and at most one
-per ``interval`` (``INTERVAL_S`` in the API; no wait in a Celery worker, whose task waits for
-its notices instead): each item once per batch, whatever number of commits asked for it. A
-notice is never sent before the commit that asked for it (callers add items once committed),
-and goes out at most ``interval`` plus a round trip after it. A stopping process sends what is
-pending (``all_sent`` in its lifespan); one lost with a killed process is the receiver's to
-catch up on, as one its transport refused (the relay's periodic run, a watcher's next read).
+Inside ``coalescing()`` (the API's lifespan), ``send_coalesced`` hands notices to a
+``Coalescer`` that sends them in the background, one batch at a time and at most one per
+``INTERVAL_S``, each item once per batch whatever number of commits asked for it. A notice is
+never sent before the commit that asked for it (callers send once committed), and goes out at
+most ``INTERVAL_S`` plus a round trip after it. Leaving ``coalescing()`` sends what is pending;
+one lost with a killed process is the receiver's to catch up on, as one its transport refused
+(the relay's periodic run, a watcher's next read). Everywhere else (a Celery task, a command,
+a test) notices are sent at once and awaited: a task returns with its notices sent, none held
+back for the next (a flash sale's tickets become orders one task after another).
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T", bound=Hashable)
@@ -61,40 +64,34 @@ class Coalescer(Generic[T]):
             self._sent_at = loop.time()
 
 
-class _LoopCoalescers:
-    """The coalescers of one event loop, one per ``deliver``, all with the loop's interval."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.by_deliver: dict[Callable[..., Awaitable[None]], Coalescer[Any]] = {}
+# The coalescers of each event loop inside ``coalescing()``, one per ``deliver``.
+_loops: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Callable[..., Awaitable[None]], Coalescer[Any]]
+] = weakref.WeakKeyDictionary()
 
 
-_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopCoalescers] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def coalesced(deliver: Deliver[T]) -> Coalescer[T]:
-    """The running event loop's coalescer sending to ``deliver``."""
-    loop = asyncio.get_running_loop()
-    coalescers = _loops.get(loop)
-    if coalescers is None:
-        coalescers = _loops[loop] = _LoopCoalescers(INTERVAL_S)
-    found: Coalescer[T] | None = coalescers.by_deliver.get(deliver)
-    if found is None:
-        found = coalescers.by_deliver[deliver] = Coalescer(deliver, coalescers.interval)
-    return found
-
-
-def send_without_delay(loop: asyncio.AbstractEventLoop) -> None:
-    """Make ``loop``'s coalescers send as soon as asked: for a worker whose tasks wait for
-    their notices (``all_sent``) before returning, so that none is held back for the next."""
-    _loops[loop] = _LoopCoalescers(0.0)
-
-
-async def all_sent() -> None:
-    """Return once everything asked of the running loop's coalescers is sent: for a process
-    about to stop, or a task about to return."""
+async def send_coalesced(deliver: Deliver[T], items: Iterable[T]) -> None:
+    """Hand ``items`` to ``deliver``: in the background, coalesced, inside ``coalescing()``;
+    else now, each item once."""
     coalescers = _loops.get(asyncio.get_running_loop())
-    for coalescer in list(coalescers.by_deliver.values()) if coalescers else []:
-        await coalescer.sent()
+    if coalescers is None:
+        await deliver(list(dict.fromkeys(items)))
+        return
+    coalescer: Coalescer[T] | None = coalescers.get(deliver)
+    if coalescer is None:
+        coalescer = coalescers[deliver] = Coalescer(deliver, INTERVAL_S)
+    coalescer.add(items)
+
+
+@asynccontextmanager
+async def coalescing() -> AsyncIterator[None]:
+    """Coalesce the running loop's notices while inside (an API process's life); on the way
+    out, return once everything asked is sent."""
+    loop = asyncio.get_running_loop()
+    coalescers = _loops[loop] = {}
+    try:
+        yield
+    finally:
+        for coalescer in list(coalescers.values()):
+            await coalescer.sent()
+        del _loops[loop]

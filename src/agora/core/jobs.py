@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from agora.core.coalesce import all_sent, coalesced, send_without_delay
+from agora.core.coalesce import send_coalesced
 from agora.core.db import Base, Database, pending
 from agora.core.redis import create_redis
 from agora.settings import get_settings
@@ -127,7 +127,7 @@ def publish(job: Job) -> None:
 
 
 async def _nudge_committed(jobs: list[Job]) -> None:
-    coalesced(_publish_nudges).add(job.name for job in jobs)
+    await send_coalesced(_publish_nudges, [job.name for job in jobs])
 
 
 async def _publish_nudges(names: list[str]) -> None:
@@ -195,11 +195,6 @@ class WorkerRuntime:
     _database: Database | None = None
     _redis: Redis | None = None
 
-    def __post_init__(self) -> None:
-        # A task waits for its nudges before it returns: none is held back for the next one
-        # (a flash sale's tickets become orders one task after another).
-        send_without_delay(self.loop)
-
     @property
     def database(self) -> Database:
         """The process's database, created on first use inside the runtime's loop."""
@@ -216,13 +211,11 @@ class WorkerRuntime:
 
     def run(self, work: Callable[[AsyncSession, Redis], Awaitable[T]]) -> T:
         """Run ``work`` in one unit of work and return its result (a task's whole body), once
-        the nudges its commit asked for are sent: the loop runs only while a task does."""
+        committed and its notices sent (``core/coalesce.py``: a worker sends them at once)."""
 
         async def in_unit_of_work() -> T:
             async with self.database.unit_of_work() as session:
-                result = await work(session, self.redis)
-            await all_sent()
-            return result
+                return await work(session, self.redis)
 
         return self.loop.run_until_complete(in_unit_of_work())
 
@@ -230,12 +223,7 @@ class WorkerRuntime:
         """Run ``work`` with the process's database and Redis, for a task that needs several
         units of work (one per item of a batch) rather than one."""
 
-        async def with_nudges_sent() -> T:
-            result = await work(self.database, self.redis)
-            await all_sent()
-            return result
-
-        return self.loop.run_until_complete(with_nudges_sent())
+        return self.loop.run_until_complete(work(self.database, self.redis))
 
     def close(self) -> None:
         """Release pools and the loop when the worker process exits."""

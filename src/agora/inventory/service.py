@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import service as catalog
-from agora.core.coalesce import coalesced
+from agora.core.coalesce import send_coalesced
 from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
@@ -390,14 +390,14 @@ def _note_low_stock(
 
 def _announce_change(session: AsyncSession, redis: Redis, variant_id: uuid.UUID) -> None:
     """Tell stock watchers (``WatchStock``) that a variant's available units changed, once the
-    transaction commits, in the background (``core/coalesce.py``): they read the committed
-    levels themselves, so a late or coalesced notice never shows a stale count, and a hot
-    variant is announced a few dozen times a second per process, not once per order."""
+    transaction commits (in the API, coalesced in the background: ``core/coalesce.py``). They
+    read the committed levels themselves, so a late or coalesced notice never shows a stale
+    count, and a hot variant is announced a few dozen times a second, not once per order."""
     pending(session, _publish_soon).append((redis, variant_id))
 
 
 async def _publish_soon(changes: list[tuple[Redis, uuid.UUID]]) -> None:
-    coalesced(_publish_changes).add(changes)
+    await send_coalesced(_publish_changes, changes)
 
 
 async def _publish_changes(changes: list[tuple[Redis, uuid.UUID]]) -> None:
