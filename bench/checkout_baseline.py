@@ -2,7 +2,8 @@
 
 One checkout is run through the app in-process while an engine listener records every statement
 it sends with its parameters, grouped by request (each request is one transaction). The replay
-sends exactly those statements, in the same transactions, on one asyncpg connection per client,
+sends exactly those statements, in the same transactions (a lone statement without BEGIN and
+COMMIT, as its own), on one asyncpg connection per client,
 as a closed loop with the same concurrency as the HTTP load. Each replayed checkout gets fresh
 ids for the rows the checkout creates (cart, order, lines, reservation, the key) and its client's
 own buyer, so the replay writes new rows and takes the same row locks (the one hot stock row) as
@@ -131,7 +132,9 @@ async def _replay_once(
 ) -> None:
     renamer = _Renamer(recording, buyer_id)
     for transaction in recording.transactions:
-        async with connection.transaction():
+        # A single statement is its own transaction: it needs no BEGIN and COMMIT around it.
+        wrapped = connection.transaction() if len(transaction) > 1 else contextlib.nullcontext()
+        async with wrapped:
             for statement in transaction:
                 parameters = renamer.parameters(statement)
                 if statement.is_many:

@@ -44,3 +44,15 @@ async def test_notices_asked_after_a_batch_left_go_out_in_the_next() -> None:
     assert receiver.batches == [[1], [2, 1]]
     await send_coalesced(receiver.deliver, [3])  # outside again: at once
     assert receiver.batches[-1] == [3]
+
+
+async def test_two_apps_on_one_loop_each_send_what_is_pending_when_they_stop() -> None:
+    receiver = Receiver()
+    async with coalescing():
+        async with coalescing():
+            await send_coalesced(receiver.deliver, [1])
+        assert receiver.batches == [[1]]  # the inner one sent it on its way out
+        await send_coalesced(receiver.deliver, [2])  # still coalescing for the outer one
+    assert receiver.batches == [[1], [2]]
+    await send_coalesced(receiver.deliver, [3])
+    assert receiver.batches[-1] == [3]

@@ -1,10 +1,9 @@
 """Notices that follow commits, coalesced and sent in the background by the API.
 
-Some of what a commit triggers only tells another party to look again: a nudge to the outbox
-relay, a stock-change message to the stock watchers. Neither carries data the receiver could
-miss (the relay reads its rows, a watcher reads the committed levels), so notices asked for
-close together may go out as one, and the request that committed need not wait for them.
-Sent one by one and awaited, they cost an API process a broker or Redis round trip per write
+Some of what a commit triggers only tells another party to look again, such as the outbox
+relay's nudge: it carries nothing the receiver could miss (the relay reads its rows), so nudges
+asked for close together may go out as one, and the request that committed need not wait for
+them. Sent one by one and awaited, they cost an API process a broker publication per write
 request, about as much CPU as the rest of a small write.
 
 Inside ``coalescing()`` (the API's lifespan), ``send_coalesced`` hands notices to a
@@ -13,9 +12,12 @@ Inside ``coalescing()`` (the API's lifespan), ``send_coalesced`` hands notices t
 never sent before the commit that asked for it (callers send once committed), and goes out at
 most ``INTERVAL_S`` plus a round trip after it. Leaving ``coalescing()`` sends what is pending;
 one lost with a killed process is the receiver's to catch up on, as one its transport refused
-(the relay's periodic run, a watcher's next read). Everywhere else (a Celery task, a command,
-a test) notices are sent at once and awaited: a task returns with its notices sent, none held
-back for the next (a flash sale's tickets become orders one task after another).
+(the relay's periodic run). Everywhere else (a Celery task, a command, a test) notices are sent
+at once and awaited: a task returns with its notices sent, none held back for the next (a flash
+sale's tickets become orders one task after another).
+
+An item outlives the call that asked for it, so it must hold nothing its caller may close
+meanwhile (a Redis client of its own, say): the deliverer brings its own transport.
 """
 
 from __future__ import annotations
@@ -64,10 +66,16 @@ class Coalescer(Generic[T]):
             self._sent_at = loop.time()
 
 
-# The coalescers of each event loop inside ``coalescing()``, one per ``deliver``.
-_loops: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[Callable[..., Awaitable[None]], Coalescer[Any]]
-] = weakref.WeakKeyDictionary()
+class _LoopCoalescers(dict[Callable[..., Awaitable[None]], Coalescer[Any]]):
+    """The coalescers of one event loop, one per ``deliver``, and how many ``coalescing()``
+    blocks (apps sharing the loop) are open on it."""
+
+    users = 0
+
+
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopCoalescers] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def send_coalesced(deliver: Deliver[T], items: Iterable[T]) -> None:
@@ -88,10 +96,13 @@ async def coalescing() -> AsyncIterator[None]:
     """Coalesce the running loop's notices while inside (an API process's life); on the way
     out, return once everything asked is sent."""
     loop = asyncio.get_running_loop()
-    coalescers = _loops[loop] = {}
+    coalescers = _loops.setdefault(loop, _LoopCoalescers())
+    coalescers.users += 1
     try:
         yield
     finally:
         for coalescer in list(coalescers.values()):
             await coalescer.sent()
-        del _loops[loop]
+        coalescers.users -= 1
+        if not coalescers.users:
+            del _loops[loop]

@@ -31,7 +31,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import service as catalog
-from agora.core.coalesce import send_coalesced
 from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
@@ -390,20 +389,15 @@ def _note_low_stock(
 
 def _announce_change(session: AsyncSession, redis: Redis, variant_id: uuid.UUID) -> None:
     """Tell stock watchers (``WatchStock``) that a variant's available units changed, once the
-    transaction commits (in the API, coalesced in the background: ``core/coalesce.py``). They
-    read the committed levels themselves, so a late or coalesced notice never shows a stale
-    count, and a hot variant is announced a few dozen times a second, not once per order."""
-    pending(session, _publish_soon).append((redis, variant_id))
-
-
-async def _publish_soon(changes: list[tuple[Redis, uuid.UUID]]) -> None:
-    await send_coalesced(_publish_changes, changes)
+    transaction commits; they read the committed levels themselves, so a late or coalesced
+    notice never shows a stale count."""
+    pending(session, _publish_changes).append((redis, variant_id))
 
 
 async def _publish_changes(changes: list[tuple[Redis, uuid.UUID]]) -> None:
-    """Publish each changed variant on the stock-changes channel (committed)."""
+    """Publish each changed variant once on the stock-changes channel (committed)."""
     try:
-        for redis, variant_id in changes:
+        for redis, variant_id in dict.fromkeys(changes):
             await redis.publish(STOCK_CHANGES_CHANNEL, str(variant_id))
     except RedisError:
         log.warning("stock_change_not_published", exc_info=True)
