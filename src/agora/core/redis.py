@@ -52,11 +52,11 @@ def create_redis(url: str, settings: Settings) -> Redis:
     return Redis.from_pool(pool)
 
 
-def packed(*arguments: str | int) -> bytes:
+def packed(*arguments: bytes | str | int) -> bytes:
     """A command in Redis's wire format (RESP), for ``send_packed``."""
     parts = [b"*%d\r\n" % len(arguments)]
     for argument in arguments:
-        encoded = str(argument).encode()
+        encoded = argument if isinstance(argument, bytes) else str(argument).encode()
         parts.append(b"$%d\r\n%b\r\n" % (len(encoded), encoded))
     return b"".join(parts)
 

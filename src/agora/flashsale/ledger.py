@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from agora.core.ratelimit import BudgetCall, budget_script_source
+from agora.core.redis import packed, send_packed
 from agora.core.serialization import dumps, loads
 
 KEY_PREFIX = "agora:flashsale:"
@@ -98,13 +99,15 @@ def _budget_function() -> bytes:
 
 
 async def _run(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
-    """Run a Lua script by its SHA, loading it first when the server does not know it."""
+    """Run a Lua script by its SHA, loading it first when the server does not know it; sent
+    packed by us (``core/redis.send_packed``): the purchase is the hottest Redis call there is."""
     script = _script(name)
+    command = packed("EVALSHA", script.sha, len(keys), *keys, *args)
     try:
-        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+        return await send_packed(redis, command)
     except NoScriptError:
         await redis.script_load(script.source)
-        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+        return await send_packed(redis, command)
 
 
 @dataclass(frozen=True)
