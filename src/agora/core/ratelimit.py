@@ -34,13 +34,13 @@ from importlib import resources
 import structlog
 from limits import RateLimitItem, parse
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agora.core.errors import RateLimited, Unauthorized, error_response
-from agora.core.redis import Breaker, packed, send_packed
+from agora.core.redis import Breaker, packed, run_script
 from agora.core.security import Principal, decode_access_token
 from agora.core.sessions import epoch_key
 from agora.settings import Settings
@@ -119,7 +119,6 @@ class RateLimiter:
         """Count in ``redis`` (the app's client and pool); ``breaker`` remembers outages for
         the budgets that fail open."""
         self._redis = redis
-        self._script = redis.register_script(budget_script_source())
         self._refund = redis.register_script(_REFUND)
         self._breaker = breaker or Breaker(cooldown=5.0)
 
@@ -149,7 +148,7 @@ class RateLimiter:
         if fail_open and self._breaker.is_open:
             return
         try:
-            answer = await self._spent(call)
+            answer: list[int] = await run_script(self._redis, call.command, budget_script_source())
         except RedisError:
             if not fail_open:
                 raise
@@ -157,15 +156,6 @@ class RateLimiter:
             log.warning("rate_limit_storage_unreachable", policy=call.spends[0][0].name)
             return
         call.check(answer)
-
-    async def _spent(self, call: BudgetCall) -> list[int]:
-        """The script's answer to ``call``: its command sent as packed once, or, when Redis
-        does not know the script yet (restarted, flushed), through redis-py, which loads it."""
-        try:
-            answer: list[int] = await send_packed(self._redis, call.command)
-        except NoScriptError:
-            answer = await self._script(keys=call.keys, args=call.args)
-        return answer
 
     async def refund(self, spends: Sequence[tuple[RateLimit, str]], *, cost: int = 1) -> None:
         """Give back what ``enforce_all`` spent, for budgets that count only failures (a login

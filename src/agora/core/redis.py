@@ -25,6 +25,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agora.settings import Settings
@@ -83,6 +84,16 @@ async def send_packed(redis: Redis, command: bytes) -> Any:
             retried = True
         finally:
             await pool.release(connection)
+
+
+async def run_script(redis: Redis, command: bytes, source: bytes) -> Any:
+    """The reply to ``command``, an ``EVALSHA`` packed by the caller, loading the script's
+    ``source`` first when Redis does not know it (restarted, flushed)."""
+    try:
+        return await send_packed(redis, command)
+    except NoScriptError:
+        await redis.script_load(source)
+        return await send_packed(redis, command)
 
 
 def create_subscriber(url: str, settings: Settings) -> Redis:

@@ -30,10 +30,10 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from agora.core.ratelimit import BudgetCall, budget_script_source
-from agora.core.redis import packed, send_packed
+from agora.core.redis import packed, run_script
 from agora.core.serialization import dumps, loads
 
 KEY_PREFIX = "agora:flashsale:"
@@ -103,11 +103,7 @@ async def _run(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any
     packed by us (``core/redis.send_packed``): the purchase is the hottest Redis call there is."""
     script = _script(name)
     command = packed("EVALSHA", script.sha, len(keys), *keys, *args)
-    try:
-        return await send_packed(redis, command)
-    except NoScriptError:
-        await redis.script_load(script.source)
-        return await send_packed(redis, command)
+    return await run_script(redis, command, script.source)
 
 
 @dataclass(frozen=True)
