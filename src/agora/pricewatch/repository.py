@@ -23,7 +23,6 @@ from sqlalchemy import (
     select,
     tuple_,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -160,57 +159,69 @@ class NewReading:
     in_stock: bool | None
 
 
+# One statement, built and compiled once (core/driver.py): the batch's readings arrive as four
+# arrays, one row each once unnested, whatever their number. The VALUES list it replaced was
+# compiled again for every batch (its shape changes with the batch's size), which cost more CPU
+# than everything else a crawler did for a batch of changed pages.
+_READING = (
+    func.unnest(
+        bindparam("ids", type_=ARRAY(Uuid)),
+        bindparam("amounts", type_=ARRAY(BigInteger)),
+        bindparam("currencies", type_=ARRAY(String)),
+        bindparam("in_stock", type_=ARRAY(Boolean)),
+    )
+    .table_valued(
+        column("id", Uuid),
+        column("price_amount", BigInteger),
+        column("currency", String),
+        column("in_stock", Boolean),
+    )
+    .render_derived(name="reading")
+)
+_CHANGED = (
+    update(Target)
+    .where(
+        Target.id == _READING.c.id,
+        tuple_(Target.price_amount, Target.currency, Target.in_stock).is_distinct_from(
+            tuple_(_READING.c.price_amount, _READING.c.currency, _READING.c.in_stock)
+        ),
+    )
+    .values(
+        price_amount=_READING.c.price_amount,
+        currency=_READING.c.currency,
+        in_stock=_READING.c.in_stock,
+        changed_at=func.now(),
+    )
+    .returning(Target.id, Target.price_amount, Target.currency, Target.in_stock)
+    .cte("changed")
+)
+_RECORD_CHANGES = DriverStatement(
+    insert(PriceChange)
+    .from_select(
+        ["target_id", "price_amount", "currency", "in_stock"],
+        select(_CHANGED.c.id, _CHANGED.c.price_amount, _CHANGED.c.currency, _CHANGED.c.in_stock),
+    )
+    .returning(PriceChange.target_id)
+)
+
+
 async def record_changes(session: AsyncSession, readings: Sequence[NewReading]) -> set[uuid.UUID]:
     """Set each target's reading unless it is that already, log each change; the ids changed.
 
-    One guarded UPDATE for the batch holds the rows it changes until commit, so two crawlers
-    reading the same change record it once: the second finds the reading already set.
+    One statement: a guarded UPDATE whose changed rows the INSERT of the log reads back. It
+    holds the rows it changes until commit, so two crawlers reading the same change record it
+    once: the second finds the reading already set.
     """
     if not readings:
         return set()
-    new = values(
-        column("id", Uuid),
-        column("price_amount", BigInteger),
-        column("currency", String(3)),
-        column("in_stock", Boolean),
-        name="reading",
-    ).data([(r.target_id, r.price_amount, r.currency, r.in_stock) for r in readings])
-    current = tuple_(Target.price_amount, Target.currency, Target.in_stock)
-    changed = set(
-        await session.scalars(
-            update(Target)
-            .where(
-                Target.id == new.c.id,
-                current.is_distinct_from(
-                    tuple_(new.c.price_amount, new.c.currency, new.c.in_stock)
-                ),
-            )
-            .values(
-                price_amount=new.c.price_amount,
-                currency=new.c.currency,
-                in_stock=new.c.in_stock,
-                changed_at=func.now(),
-            )
-            .returning(Target.id)
-            # callers hold plain rows (``WatchedPage``), no ORM objects to keep in step
-            .execution_options(synchronize_session=False)
-        )
+    rows = await _RECORD_CHANGES.fetch(
+        session,
+        ids=[r.target_id for r in readings],
+        amounts=[r.price_amount for r in readings],
+        currencies=[r.currency for r in readings],
+        in_stock=[r.in_stock for r in readings],
     )
-    if changed:
-        await session.execute(
-            insert(PriceChange),
-            [
-                {
-                    "target_id": r.target_id,
-                    "price_amount": r.price_amount,
-                    "currency": r.currency,
-                    "in_stock": r.in_stock,
-                }
-                for r in readings
-                if r.target_id in changed
-            ],
-        )
-    return changed
+    return {row["target_id"] for row in rows}
 
 
 async def variant_prices(
