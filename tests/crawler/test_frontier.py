@@ -72,6 +72,17 @@ async def test_each_url_is_in_exactly_one_state(frontier: Frontier, redis: Redis
     assert len(leased) == 5
 
 
+async def test_the_frontier_works_on_after_redis_forgot_its_scripts(
+    frontier: Frontier, redis: Redis
+) -> None:
+    urls = await _urls_ready(frontier, HOST, 4, HostPolicy(0, 10, 60, 60))
+    await redis.script_flush()  # as after a restart
+    leases, _ = await frontier.lease(4)
+    await redis.script_flush()
+    assert await frontier.ack([Ack(lease, Outcome.SAME) for lease in leases]) == 4
+    assert (await _states(frontier, urls))[UrlState.QUEUED] == 4
+
+
 async def test_an_expired_lease_puts_the_url_back_and_its_late_ack_is_ignored(
     frontier: Frontier,
 ) -> None:

@@ -18,7 +18,10 @@ errors; waiting a few milliseconds for a connection is the right answer.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -84,6 +87,30 @@ async def send_packed(redis: Redis, command: bytes) -> Any:
             retried = True
         finally:
             await pool.release(connection)
+
+
+@dataclass(frozen=True)
+class LuaScript:
+    """A Lua script and its SHA, hashed once per process rather than on every call: sent by
+    SHA (``EVALSHA``), its source loaded only when Redis does not know it (``run``)."""
+
+    source: bytes
+    sha: str
+
+    @classmethod
+    def of(cls, source: bytes) -> LuaScript:
+        """The script of ``source``."""
+        return cls(source, hashlib.sha1(source, usedforsecurity=False).hexdigest())
+
+    def command(self, keys: Sequence[str], args: Sequence[bytes | str | int]) -> bytes:
+        """Its ``EVALSHA`` with these keys and arguments, packed (``packed``)."""
+        return packed("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def run(
+        self, redis: Redis, keys: Sequence[str], args: Sequence[bytes | str | int]
+    ) -> Any:
+        """Its reply for these keys and arguments (``run_script``)."""
+        return await run_script(redis, self.command(keys, args), self.source)
 
 
 async def run_script(redis: Redis, command: bytes, source: bytes) -> Any:

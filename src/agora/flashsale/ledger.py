@@ -23,7 +23,6 @@ on) allows and a Cluster would not.
 from __future__ import annotations
 
 import functools
-import hashlib
 import uuid
 from dataclasses import dataclass
 from importlib import resources
@@ -33,7 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from agora.core.ratelimit import BudgetCall, budget_script_source
-from agora.core.redis import packed, run_script
+from agora.core.redis import LuaScript
 from agora.core.serialization import dumps, loads
 
 KEY_PREFIX = "agora:flashsale:"
@@ -77,19 +76,13 @@ def idempotency_key(sale_id: uuid.UUID | str, buyer_id: uuid.UUID, key: str) -> 
     return _key(sale_id, f"idempotency:{buyer_id}:{key}")
 
 
-@dataclass(frozen=True)
-class _Script:
-    source: bytes
-    sha: str
-
-
 @functools.cache
-def _script(name: str) -> _Script:
+def _script(name: str) -> LuaScript:
     """A Lua script and its SHA, read and hashed once per process rather than on every call."""
     source = resources.files("agora.flashsale").joinpath("lua", f"{name}.lua").read_bytes()
     if name == "purchase":
         source = _budget_function() + source
-    return _Script(source, hashlib.sha1(source, usedforsecurity=False).hexdigest())
+    return LuaScript.of(source)
 
 
 def _budget_function() -> bytes:
@@ -101,9 +94,7 @@ def _budget_function() -> bytes:
 async def _run(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
     """Run a Lua script by its SHA, loading it first when the server does not know it; sent
     packed by us (``core/redis.send_packed``): the purchase is the hottest Redis call there is."""
-    script = _script(name)
-    command = packed("EVALSHA", script.sha, len(keys), *keys, *args)
-    return await run_script(redis, command, script.source)
+    return await _script(name).run(redis, keys, args)
 
 
 @dataclass(frozen=True)
