@@ -24,7 +24,6 @@ app's handler, which answers 503 with ``Retry-After``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agora.core.errors import RateLimited, Unauthorized, error_response
-from agora.core.redis import Breaker, packed, run_script
+from agora.core.redis import Breaker, LuaScript, run_script
 from agora.core.security import Principal, decode_access_token
 from agora.core.sessions import epoch_key
 from agora.settings import Settings
@@ -107,9 +106,9 @@ def budget_script_source() -> bytes:
 
 
 @functools.cache
-def _budget_script_sha() -> str:
-    """The SHA1 by which Redis knows the budget script once loaded."""
-    return hashlib.sha1(budget_script_source()).hexdigest()  # noqa: S324 - Redis's script id
+def _budget_script() -> LuaScript:
+    """The budget script and the SHA by which Redis knows it once loaded."""
+    return LuaScript.of(budget_script_source())
 
 
 class RateLimiter:
@@ -148,7 +147,7 @@ class RateLimiter:
         if fail_open and self._breaker.is_open:
             return
         try:
-            answer: list[int] = await run_script(self._redis, call.command, budget_script_source())
+            answer: list[int] = await run_script(self._redis, call.command, _budget_script().source)
         except RedisError:
             if not fail_open:
                 raise
@@ -200,7 +199,7 @@ class BudgetCall:
     @functools.cached_property
     def command(self) -> bytes:
         """The ``EVALSHA`` of the budget script with these keys and arguments, packed."""
-        return packed("EVALSHA", _budget_script_sha(), len(self.keys), *self.keys, *self.args)
+        return _budget_script().command(self.keys, self.args)
 
     def check(self, answer: Sequence[int]) -> None:
         """Nothing when the script's ``answer`` says every budget paid; else ``Unauthorized``

@@ -201,8 +201,8 @@ class Frontier:
         return self.prefix + ":".join(parts)
 
     async def _run(self, name: str, *args: bytes | str | int) -> Any:
-        """A frontier script's reply, sent packed by SHA (``core/redis.LuaScript``): through
-        redis-py's command path, a call cost the crawler about twice the CPU."""
+        """A frontier script's reply, sent packed by SHA (``core/redis.LuaScript``), not through
+        redis-py's command path, whose packing and hooks cost the crawler CPU on every call."""
         threshold = self.config.breaker_threshold
         return await self._scripts[name].run(self.redis, (), (self.prefix, threshold, *args))
 

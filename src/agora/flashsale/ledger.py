@@ -93,7 +93,7 @@ def _budget_function() -> bytes:
 
 async def _run(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
     """Run a Lua script by its SHA, loading it first when the server does not know it; sent
-    packed by us (``core/redis.send_packed``): the purchase is the hottest Redis call there is."""
+    packed by us (``core/redis.LuaScript``): the purchase is the hottest Redis call there is."""
     return await _script(name).run(redis, keys, args)
 
 
