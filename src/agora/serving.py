@@ -9,6 +9,11 @@ only (``core/middleware.py``). Its HTTP/1 header read timeout also closes a keep
 left idle that long: ``AGORA_HTTP_KEEPALIVE_TIMEOUT``, longer than the proxy's upstream
 keepalive, so that the proxy, not the API, closes idle connections and never sends a request on
 a connection the API is closing.
+
+A worker told to stop while its app is still starting up misses the signal and would serve on,
+holding the stop forever (granian hears the signal during the lifespan startup but its server
+starts after it). ``WORKER_STOP_TIMEOUT`` bounds every worker's graceful stop: after it the worker
+is killed, well inside the 30 s grace period a Kubernetes pod gets.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from granian.http import HTTP1Settings
 from granian.server import Server
 
 from agora.settings import get_settings
+
+WORKER_STOP_TIMEOUT = 20
+"""Seconds a worker may take to stop gracefully (requests in flight, lifespan shutdown)."""
 
 
 def serve(factory: str, *, host: str, port: int, workers: int) -> None:
@@ -34,4 +42,5 @@ def serve(factory: str, *, host: str, port: int, workers: int) -> None:
         http1_settings=HTTP1Settings(header_read_timeout=idle_ms),
         log_access=False,
         respawn_failed_workers=True,
+        workers_kill_timeout=WORKER_STOP_TIMEOUT,
     ).serve()

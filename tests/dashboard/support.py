@@ -124,7 +124,10 @@ class LogLoaderProcess:
     def start(self) -> None:
         """Start the loader (it makes its consumer group on start)."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agora", "logs", "worker"], env=self.env, cwd=ROOT
+            [sys.executable, "-m", "agora", "logs", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            start_new_session=True,
         )
 
     def stop(self) -> None:

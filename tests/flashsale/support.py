@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +20,7 @@ from agora.flashsale.models import FlashSaleTicket
 from agora.inventory import service as inventory
 from agora.orders.models import Order, OrderLine, OrderStatus
 from agora.settings import Settings
-from tests.support import ROOT, free_port
+from tests.support import ApiProcess
 
 API = "/api/v1"
 PRICE = {"amount": 1999, "currency": "EUR"}
@@ -144,27 +141,12 @@ async def units_per_buyer_in_live_orders(database: Database, sale_id: str) -> di
 
 @contextlib.contextmanager
 def api_server(env: dict[str, str], **settings: str) -> Iterator[str]:
-    """A real ``agora api`` process on a free port; yields its base URL."""
-    port = free_port()
-    process_env = {**env, **{f"AGORA_{name.upper()}": value for name, value in settings.items()}}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agora", "api", "--port", str(port)], env=process_env, cwd=ROOT
+    """A real ``agora api`` process on a free port, stopped on leaving; yields its base URL."""
+    server = ApiProcess(
+        env={**env, **{f"AGORA_{name.upper()}": value for name, value in settings.items()}}
     )
-    base_url = f"http://127.0.0.1:{port}"
+    server.start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "the API process exited"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the API process did not answer"
-            time.sleep(0.1)
-        yield base_url
+        yield server.base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()

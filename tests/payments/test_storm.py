@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from agora.core.db import Database
@@ -25,7 +21,7 @@ from agora.settings import Settings
 from tests.payments import signing
 from tests.payments.keys import RunKeys
 from tests.payments.support import open_payment, place_orders
-from tests.support import ROOT, free_port
+from tests.support import ApiProcess
 
 ORDERS = 200
 VICTIMS = 20  # orders that only ever receive forged callbacks
@@ -42,28 +38,6 @@ class Callback:
     body: bytes
     headers: dict[str, str]
     is_forged: bool = False
-
-
-@pytest.fixture
-def api_server(service_env: dict[str, str]) -> Iterator[str]:
-    """``agora api`` with two worker processes, on a free port."""
-    port = free_port()
-    command = [sys.executable, "-m", "agora", "api", "--port", str(port), "--workers", "2"]
-    env = {**service_env, "AGORA_LOG_LEVEL": "ERROR"}  # 200 forgeries would each log a warning
-    server = subprocess.Popen(command, env=env, cwd=ROOT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def genuine_callbacks(keys: RunKeys, payment: Payment) -> list[Callback]:
@@ -126,8 +100,10 @@ def forged_callback(keys: RunKeys, payment: Payment, variant: int) -> Callback:
 
 
 async def test_callback_storm_pays_every_order_exactly_once(
-    api_server: str, database: Database, settings: Settings, keys: RunKeys
+    api_server: Callable[..., ApiProcess], database: Database, settings: Settings, keys: RunKeys
 ) -> None:
+    # 200 forgeries would each log a warning
+    server = await asyncio.to_thread(api_server, workers=2, AGORA_LOG_LEVEL="ERROR")
     eur = await place_orders(database, settings, ORDERS // 2 + VICTIMS // 2, 1999, "EUR")
     cny = await place_orders(database, settings, ORDERS // 2 + VICTIMS // 2, 1999, "CNY")
     payments = []
@@ -152,7 +128,7 @@ async def test_callback_storm_pays_every_order_exactly_once(
         queue.put_nowait(callback)
 
     async def client() -> None:
-        async with httpx.AsyncClient(base_url=api_server, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
             while not queue.empty():
                 callback = queue.get_nowait()
                 response = await http.post(
