@@ -18,6 +18,8 @@ import httpx
 import websockets
 from websockets.typing import Subprotocol
 
+from agora.serving import WORKER_STOP_TIMEOUT
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -173,7 +175,7 @@ def terminate(process: subprocess.Popen[bytes] | None) -> None:
         return
     process.terminate()
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=WORKER_STOP_TIMEOUT + 10)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
