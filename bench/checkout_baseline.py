@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy import event
 
 from agora.app import create_app
@@ -39,6 +40,16 @@ class Statement:
 
 
 Transaction = list[Statement]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A statement as one replay sent it: its parameters, and the rows it returned."""
+
+    parameters: Any
+    rows: list[asyncpg.Record]
+
+
 Checkout = Callable[[httpx.AsyncClient], Awaitable[None]]
 
 
@@ -85,7 +96,7 @@ async def record(settings: Settings, checkout: Checkout) -> list[Transaction]:
     return [transaction for transaction in transactions if transaction]
 
 
-class _Renamer:
+class Renamer:
     """Fresh ids for one replayed checkout: each id the recording created becomes a new one
     (as a value, and inside strings and bytes such as JSON payloads and the stored answer)."""
 
@@ -130,17 +141,28 @@ class _Renamer:
 async def _replay_once(
     connection: asyncpg.Connection, recording: Recording, buyer_id: uuid.UUID
 ) -> None:
-    renamer = _Renamer(recording, buyer_id)
+    renamer = Renamer(recording, buyer_id)
     for transaction in recording.transactions:
-        # A single statement is its own transaction: it needs no BEGIN and COMMIT around it.
-        wrapped = connection.transaction() if len(transaction) > 1 else contextlib.nullcontext()
-        async with wrapped:
-            for statement in transaction:
-                parameters = renamer.parameters(statement)
-                if statement.is_many:
-                    await connection.executemany(statement.sql, parameters)
-                else:
-                    await connection.fetch(statement.sql, *parameters)
+        await send_transaction(connection, transaction, renamer)
+
+
+async def send_transaction(
+    connection: asyncpg.Connection | PoolConnectionProxy, transaction: Transaction, renamer: Renamer
+) -> list[Sent]:
+    """Send ``transaction``'s statements with ``renamer``'s ids: what each was sent with and
+    what it returned (no rows for one run once per row)."""
+    sent = []
+    # A single statement is its own transaction: it needs no BEGIN and COMMIT around it.
+    wrapped = connection.transaction() if len(transaction) > 1 else contextlib.nullcontext()
+    async with wrapped:
+        for statement in transaction:
+            parameters = renamer.parameters(statement)
+            if statement.is_many:
+                await connection.executemany(statement.sql, parameters)
+                sent.append(Sent(parameters, []))
+            else:
+                sent.append(Sent(parameters, await connection.fetch(statement.sql, *parameters)))
+    return sent
 
 
 @contextlib.asynccontextmanager

@@ -119,7 +119,12 @@ def bench_services() -> ServiceUrls:
 
 def asyncpg_dsn(urls: ServiceUrls) -> str:
     """The database's URL as asyncpg takes it (without SQLAlchemy's driver name)."""
-    url = make_url(urls.database_url).set(drivername="postgresql")
+    return asyncpg_url(urls.database_url)
+
+
+def asyncpg_url(database_url: str) -> str:
+    """A SQLAlchemy database URL as asyncpg takes it."""
+    url = make_url(database_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
 
 
