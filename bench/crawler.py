@@ -11,7 +11,11 @@ lease+ack operations/s, and Redis bytes per queued URL.
    frontier and the recorded prices kept). The headline is the ratio of each side's median round
    (pages/s, and CPU µs a page likewise), steadier than one best round on a shared machine:
    another process taking the cores for a few seconds drags down one round of one side, and
-   moves neither median much. Each side's best round is printed too.
+   moves neither median much. Each side's best round is printed too. A third side takes its
+   turn in each round, the floor (``bench/crawl_floor.py``): the same leases, pages, price
+   watch and acknowledgements in the leanest loop that does them, without the crawler's own
+   machinery (politeness for redirect hops, robots.txt, safety limits, metrics): how close to
+   the plain loop the crawler's work itself allows.
 2. The scheduler alone: ``--urls`` URLs are queued (Redis memory is measured before and after),
    then clients lease batches and acknowledge them at once, as crawlers with a null fetcher.
 
@@ -48,7 +52,7 @@ from agora.crawler.frontier import (
     canonical_url,
 )
 from agora.pricewatch import service
-from bench.harness import LoadResult, agora_env, bench_services, free_port, server
+from bench.harness import ROOT, LoadResult, agora_env, bench_services, free_port, server
 
 TARGETS = 20_000
 _TABLES = "pricewatch_sites, pricewatch_targets, pricewatch_price_changes"
@@ -126,15 +130,27 @@ def _cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+CRAWLER = (
+    "agora crawl (lease, fetch, read, record, ack)",
+    ["-m", "agora", "crawl", "--concurrency"],
+)
+FLOOR = ("floor: the same work, no crawler machinery", ["-m", "bench.crawl_floor"])
+
+
 def crawl_rate(
-    env: dict[str, str], base_url: str, concurrency: int, duration: float, warm_pages: int
+    env: dict[str, str],
+    base_url: str,
+    concurrency: int,
+    duration: float,
+    warm_pages: int,
+    side: tuple[str, list[str]] = CRAWLER,
 ) -> PageRun:
-    """Pages/s of one ``agora crawl`` process, counted by the shop once it has served
-    ``warm_pages`` pages (the first pass over the targets records every price: the steady state
-    comes after it)."""
-    result = PageRun("agora crawl (lease, fetch, read, record, ack)")
-    command = [sys.executable, "-m", "agora", "crawl", "--concurrency", str(concurrency)]
-    process = subprocess.Popen(command, env=env)
+    """Pages/s of one crawler process (``agora crawl``, or the floor's), counted by the shop
+    once it has served ``warm_pages`` pages (the first pass over the targets records every
+    price: the steady state comes after it)."""
+    name, arguments = side
+    result = PageRun(name)
+    process = subprocess.Popen([sys.executable, *arguments, str(concurrency)], env=env, cwd=ROOT)
     try:
         before = served(base_url)
         deadline = time.monotonic() + 60
@@ -156,14 +172,16 @@ def crawl_rate(
 
 def alternate(
     env: dict[str, str], base_url: str, concurrency: int, duration: float, rounds: int
-) -> tuple[list[PageRun], list[PageRun]]:
-    """The plain loop and the crawler in turns, ``rounds`` rounds each: every round of each."""
-    plain, crawled = [], []
+) -> tuple[list[PageRun], list[PageRun], list[PageRun]]:
+    """The plain loop, the crawler and the floor in turns, ``rounds`` rounds each: every round
+    of each."""
+    plain, crawled, floor = [], [], []
     for round_ in range(rounds):
         plain.append(asyncio.run(plain_loop(base_url, concurrency, duration)))
         warm = TARGETS if round_ == 0 else TARGETS // 5  # later: a second or so of pages
         crawled.append(crawl_rate(env, base_url, concurrency, duration, warm))
-    return plain, crawled
+        floor.append(crawl_rate(env, base_url, concurrency, duration, TARGETS // 5, FLOOR))
+    return plain, crawled, floor
 
 
 @dataclass
@@ -240,11 +258,11 @@ def main() -> None:
     with server(shop, agora_env(urls), port) as base_url:
         asyncio.run(seed_targets(urls.database_url, urls.redis_url, base_url))
         env = agora_env(urls, AGORA_CRAWLER_ALLOW_PRIVATE="true")
-        plain, crawled = alternate(env, base_url, args.concurrency, args.duration, args.rounds)
+        rounds = alternate(env, base_url, args.concurrency, args.duration, args.rounds)
     per_url, leases = asyncio.run(scheduler(urls.redis_url, args.urls, 4, args.duration))
-    baseline, crawl = Summary.of(plain), Summary.of(crawled)
+    baseline, crawl, floor = map(Summary.of, rounds)
     console = Console(width=140)
-    console.print(_rounds_table(args.concurrency, args.rounds, baseline, crawl))
+    console.print(_rounds_table(args.concurrency, args.rounds, baseline, crawl, floor))
     table = Table(title="Scheduler alone and Redis memory")
     for column in ("scenario", "count", "per second", "p50 ms", "p99 ms", "result"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
@@ -268,8 +286,11 @@ def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator else "-"
 
 
-def _rounds_table(concurrency: int, rounds: int, baseline: Summary, crawl: Summary) -> Table:
-    """Each side's medians and best round; the headline: median pages/s, crawler / plain loop."""
+def _rounds_table(
+    concurrency: int, rounds: int, baseline: Summary, crawl: Summary, floor: Summary
+) -> Table:
+    """Each side's medians and best round; the headline: median pages/s, crawler / plain loop;
+    then the floor's, the least the crawler's work allows."""
     title = f"Crawler (concurrency {concurrency}, 20 KB pages, {rounds} alternating rounds each)"
     table = Table(title=title)
     columns = ("scenario", "pages/s, median", "CPU µs/page, median", "best round: pages/s")
@@ -278,6 +299,7 @@ def _rounds_table(concurrency: int, rounds: int, baseline: Summary, crawl: Summa
     for side, verdict in (
         (baseline, "baseline"),
         (crawl, f"{_ratio(crawl.pages_per_s, baseline.pages_per_s)} of medians (goal >= 0.7x)"),
+        (floor, f"{_ratio(floor.pages_per_s, baseline.pages_per_s)} of medians"),
     ):
         table.add_row(
             side.name,
