@@ -59,7 +59,7 @@ from bench.harness import (
     free_port,
     load_arguments,
 )
-from bench.profiling import Profile, print_profile, profile_during
+from bench.profiling import Profile, print_packages, print_profile, profile_during
 from bench.seeding import connected, published_variant
 from bench.wrk import cpu_seconds_by_process
 
@@ -75,6 +75,7 @@ _SETTINGS = frozenset(Settings.model_fields)
 TARGET_RATE = 300
 TARGET_RATIO = 0.5
 BARE_WORK_APP = "bench.checkout_bare_work_app:create_app"
+Sampled = tuple[Profile, int]  # a server's profile, and the orders placed while it was taken
 
 
 @dataclass(frozen=True)
@@ -287,17 +288,19 @@ def _bare_work(
     recording: Recording,
     variant_id: uuid.UUID,
     buyers: Buyers,
-    workers: int,
-    duration: float,
-) -> Row:
+    args: argparse.Namespace,
+    *,
+    profiled: bool,
+) -> tuple[Row, Sampled | None]:
     """The floor over HTTP (``bench/checkout_bare_work_app.py``): the same checkouts, sent the
-    same way, to an app doing only the work they cannot skip on the same server."""
+    same way, to an app doing only the work they cannot skip on the same server; with
+    ``profiled``, a profile of a further run, as Agora's."""
     with tempfile.TemporaryDirectory() as folder:
         saved = Path(folder) / "recording.pickle"
         saved.write_bytes(pickle.dumps(recording))
         env = agora_env(urls, **{RECORDING_VARIABLE: str(saved)})
         port = free_port()
-        with app_server(BARE_WORK_APP, port, workers=workers, env=env) as url:
+        with app_server(BARE_WORK_APP, port, workers=args.workers, env=env) as url:
             roots = {"api": _server(port), "database": _postgres()}
 
             def placing(seconds: float) -> LoadResult:
@@ -313,7 +316,11 @@ def _bare_work(
 
             placing(1.0)  # warm-up
             name = "floor over HTTP: the SQL, token and budget"
-            return asyncio.run(measured(name, roots, lambda: asyncio.to_thread(placing, duration)))
+            seconds = args.duration
+            row = asyncio.run(measured(name, roots, lambda: asyncio.to_thread(placing, seconds)))
+            return row, _sampled(
+                roots["api"], seconds, lambda: placing(seconds)
+            ) if profiled else None
 
 
 def main() -> None:
@@ -338,9 +345,11 @@ def main() -> None:
         return Row(name, done, result.errors, result.elapsed, latencies, None, spent["database"])
 
     baseline = uvloop.run(floor())
-    rows, profile = _agora(urls, variant_id, buyers, args, TARGET_RATIO * baseline.rate)
+    rows, sampled = _agora(urls, variant_id, buyers, args, TARGET_RATIO * baseline.rate)
     # Last, so that Agora's figures are taken on the same database as before this row was added.
-    bare = _bare_work(urls, recording, variant_id, buyers, args.workers, args.duration)
+    bare, floor_sampled = _bare_work(
+        urls, recording, variant_id, buyers, args, profiled=sampled is not None
+    )
     statements = sum(len(transaction) for transaction in recording.transactions)
     print_rows(
         f"Checkout: {args.workers} API process(es), {args.concurrency} clients (one buyer "
@@ -350,8 +359,12 @@ def main() -> None:
     )
     if bare.rate:
         print(f"Agora's checkout at {rows[0].rate / bare.rate:.2f}x the floor over HTTP")
+    if sampled is None or floor_sampled is None:
+        return
     title = f"Below {TARGET_RATE} orders/s or {TARGET_RATIO}x: where the API's CPU goes"
-    print_profile(title, profile)
+    print_profile(f"{title} (samples holding the GIL)", sampled[0])
+    sides = {"Agora": sampled, "floor over HTTP": floor_sampled}
+    print_packages("What Agora adds to the floor over HTTP, by package: CPU an order", sides)
 
 
 def _agora(
@@ -360,7 +373,7 @@ def _agora(
     buyers: Buyers,
     args: argparse.Namespace,
     target_rate: float,
-) -> tuple[list[Row], Profile | None]:
+) -> tuple[list[Row], Sampled | None]:
     """Agora's checkouts and retries; a profile of a further run of checkouts when they fall
     short of ``TARGET_RATE`` or of ``target_rate`` (the ratio's share of the replay)."""
     port = free_port()
@@ -396,10 +409,16 @@ def _agora(
         rows = asyncio.run(agora())
         if rows[0].rate >= TARGET_RATE and rows[0].rate >= target_rate:
             return rows, None
-        _, profile = profile_during(
-            roots["api"].pid, int(args.duration), lambda: placing(args.duration, "profiled")
-        )
-        return rows, profile
+        return rows, _sampled(roots["api"], args.duration, lambda: placing(args.duration))
+
+
+def _sampled(
+    server: psutil.Process, seconds: float, load: Callable[[], LoadResult]
+) -> Sampled | None:
+    """A profile of ``server`` (samples holding the GIL) under ``load``, with the orders the
+    load placed meanwhile."""
+    result, profile = profile_during(server.pid, int(seconds), load, gil=True)
+    return None if profile is None else (profile, result.requests)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from rich.table import Table
 
 T = TypeVar("T")
 _LINE_NUMBER = re.compile(r":\d+\)$")
+_SOURCE = re.compile(r"\(([^()]+)\)$")  # the file a frame's function is in
 _SAMPLING_RATE = 200
 # Inclusive shares are shown for the code a request runs through, not for the process plumbing
 # (multiprocessing, the CLI, the server's entry) that is under every sample.
@@ -49,6 +50,18 @@ class Profile:
         """The ``count`` functions with most samples in ``counts``, with their share in %."""
         return [(name, 100 * hits / self.samples) for name, hits in counts.most_common(count)]
 
+    def by_package(self) -> Counter[str]:
+        """Own samples summed by package (by module for Agora's own: ``agora/orders``)."""
+        packages: Counter[str] = Counter()
+        for function, hits in self.own.items():
+            if function == _SERVER_RUNTIME_NAME:
+                packages["granian"] += hits
+                continue
+            found = _SOURCE.search(function)
+            path = found.group(1).removesuffix(".py").split("/") if found else [function]
+            packages["/".join(path[:2]) if path[0] == "agora" else path[0]] += hits
+        return packages
+
 
 def py_spy() -> str | None:
     """The py-spy command beside this interpreter, or on the PATH."""
@@ -56,9 +69,12 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def profile_during(pid: int, seconds: int, load: Callable[[], T]) -> tuple[T, Profile | None]:
+def profile_during(
+    pid: int, seconds: int, load: Callable[[], T], *, gil: bool = False
+) -> tuple[T, Profile | None]:
     """Run ``load`` while sampling process ``pid`` (and its children) for ``seconds``; the
-    load's result and the profile (None, with the reason printed, when py-spy cannot sample)."""
+    load's result and the profile (None, with the reason printed, when py-spy cannot sample).
+    With ``gil``, only threads holding the GIL are sampled: Python's CPU, not its waits."""
     command = py_spy()
     if command is None:
         print("no profile: py-spy is not installed (pip install py-spy)")
@@ -67,6 +83,7 @@ def profile_during(pid: int, seconds: int, load: Callable[[], T]) -> tuple[T, Pr
         output = Path(folder) / "samples.txt"
         record = [command, "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
         record += ["--rate", str(_SAMPLING_RATE), "--duration", str(seconds)]
+        record += ["--gil"] if gil else []
         sampler = subprocess.Popen(
             [*record, "--format", "raw", "--output", str(output)],
             stdout=subprocess.DEVNULL,
@@ -96,9 +113,7 @@ def _read(samples: Path) -> Profile:
             continue
         total += hits
         leaf = frames[-1]
-        own["granian's Rust runtime (HTTP I/O)" if leaf.startswith(_SERVER_RUNTIME) else leaf] += (
-            hits
-        )
+        own[_SERVER_RUNTIME_NAME if leaf.startswith(_SERVER_RUNTIME) else leaf] += hits
         for frame in set(frames):
             if any(package in frame for package in _REQUEST_CODE):
                 inclusive[frame] += hits
@@ -118,4 +133,23 @@ def print_profile(title: str, profile: Profile | None, *, top: int = 12) -> None
     inclusive = profile.top(profile.inclusive, top)
     for (own_name, own_share), (name, share) in zip(own, inclusive, strict=False):
         table.add_row(f"{own_share:.1f}", own_name, f"{share:.1f}", name)
+    Console(width=200).print(table)
+
+
+def print_packages(title: str, sides: dict[str, tuple[Profile, int]], *, top: int = 14) -> None:
+    """Each side's own samples by package, as milliseconds a unit of work (an order, a
+    request: ``sides`` maps a side's name to its profile and how many units its load did
+    while sampled), the packages the first side spends most in first."""
+    counted = {name: (profile.by_package(), units) for name, (profile, units) in sides.items()}
+    first, _ = next(iter(counted.values()))
+    table = Table(title=title)
+    table.add_column("package (own time)")
+    for name in counted:
+        table.add_column(f"{name}, ms each", justify="right")
+    for package in sorted(first, key=first.__getitem__, reverse=True)[:top]:
+        cells = [
+            f"{1000 * hits.get(package, 0) / _SAMPLING_RATE / max(units, 1):.2f}"
+            for hits, units in counted.values()
+        ]
+        table.add_row(package, *cells)
     Console(width=200).print(table)
