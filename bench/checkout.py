@@ -303,17 +303,7 @@ def _bare_work(
         with app_server(BARE_WORK_APP, port, workers=args.workers, env=env) as url:
             roots = {"api": _server(port), "database": _postgres()}
 
-            def placing(seconds: float) -> LoadResult:
-                return run_flow(
-                    "floor",
-                    base_url=url,
-                    variant_id=variant_id,
-                    address=ADDRESS,
-                    buyers=buyers.tokens,
-                    retry=False,
-                    duration=seconds,
-                )
-
+            placing = _checkouts(url, variant_id, buyers)
             placing(1.0)  # warm-up
             name = "floor over HTTP: the SQL, token and budget"
             seconds = args.duration
@@ -380,9 +370,7 @@ def _agora(
     with agora_server(agora_env(urls), port, workers=args.workers) as url:
         roots = {"api": _server(port), "database": _postgres()}
         flow = functools.partial(run_flow, base_url=url, variant_id=variant_id, address=ADDRESS)
-
-        def placing(seconds: float, name: str = "checkout") -> LoadResult:
-            return flow(name, buyers=buyers.tokens, retry=False, duration=seconds)
+        placing = _checkouts(url, variant_id, buyers)
 
         async def agora() -> list[Row]:
             await asyncio.to_thread(placing, 1.0)  # warm-up
@@ -410,6 +398,23 @@ def _agora(
         if rows[0].rate >= TARGET_RATE and rows[0].rate >= target_rate:
             return rows, None
         return rows, _sampled(roots["api"], args.duration, lambda: placing(args.duration))
+
+
+def _checkouts(url: str, variant_id: uuid.UUID, buyers: Buyers) -> Callable[[float], LoadResult]:
+    """Every buyer checking out at ``url`` for the seconds given, sent by wrk."""
+
+    def placing(seconds: float) -> LoadResult:
+        return run_flow(
+            "checkout",
+            url,
+            buyers.tokens,
+            retry=False,
+            variant_id=variant_id,
+            address=ADDRESS,
+            duration=seconds,
+        )
+
+    return placing
 
 
 def _sampled(

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agora.core.ratelimit import BudgetCall, RateLimiter, default_budget
+from agora.core.ratelimit import BudgetCall, RateLimiter, client_identity, default_budget
 from agora.core.redis import create_redis
 from agora.core.security import decode_access_token
 from agora.settings import Settings, get_settings
@@ -76,7 +76,7 @@ class Floor:
         key = (principal.user_id, principal.token_epoch)
         call = self.calls.get(key)
         if call is None:
-            spends = [(self.limit, f"user:{principal.user_id}")]
+            spends = [(self.limit, client_identity(request, principal))]
             call = self.calls[key] = BudgetCall.of(spends, principal=principal)
         await self.limiter.spend(call, fail_open=True)
         return principal.user_id
