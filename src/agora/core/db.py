@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, RelationshipProperty, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from agora.core.lease import LeasedSession
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -116,7 +118,9 @@ class Database:
         pool = self.engine.sync_engine.pool
         event.listen(pool, "checkin", _note_checkin)
         event.listen(pool, "checkout", partial(_ping_if_idle, idle_ping_after))
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=LeasedSession
+        )
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -19,31 +19,22 @@ hot path; everything else stays with the ORM or ``session.execute``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from asyncpg import Record
 from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
+from agora.core.lease import Lease, lease_of
+
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _Processor = Callable[[Any], Any] | None
 _Binds = tuple[tuple[str, Any, _Processor], ...]  # name, value when not given, processor
-_BOUND_KEY = "agora.driver.connection"
-
-
-class _Bound(NamedTuple):
-    """A session transaction with the connection it runs on, kept in the session's ``info``."""
-
-    transaction: SessionTransaction | None  # the root one
-    connection: Connection
-    raw: PoolProxiedConnection
 
 
 class DriverStatement:
@@ -107,45 +98,25 @@ async def _run(
 
 async def _prepared(
     session: AsyncSession, statement: DriverStatement, values: dict[str, Any], begin: bool = True
-) -> tuple[Any, Sequence[Any]]:
-    """The pooled connection of the session's transaction (begun if need be, unless not
-    ``begin``) and the statement's parameters in order, announced to the engine's listeners."""
+) -> tuple[PoolProxiedConnection, Sequence[Any]]:
+    """The session's pooled connection (leased, and its transaction begun, if need be, unless
+    not ``begin``) and the statement's parameters in order, announced to the engine's
+    listeners."""
     parameters = tuple(
         _value(processor, values.get(name, default)) for name, default, processor in statement.binds
     )
-    _, connection, raw = await _transaction_connection(session)
-    adapted = raw.dbapi_connection
+    lease = lease_of(session)
+    # Checking a connection out of the pool may connect: in a greenlet, as the ORM would.
+    pooled = lease.live()
+    if pooled is None:
+        pooled = await greenlet_spawn(lease.pooled)
+    adapted = pooled.dbapi_connection
     # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement of a transaction: a
     # statement sent around it must begin it the same way, or it would run outside it.
     if begin and adapted._transaction is None:  # type: ignore[union-attr]
         await adapted._start_transaction()  # type: ignore[union-attr]
-    _announce(connection, statement.sql, parameters)
-    return raw, parameters
-
-
-async def _transaction_connection(session: AsyncSession) -> _Bound:
-    """The connection of the session's transaction and its pooled DB-API connection, looked up
-    once per transaction, in one greenlet hop: each hop through the session costs about a tenth
-    of a driver statement's CPU, and a transaction keeps its connection until it ends."""
-    transaction = session.sync_session.get_transaction()
-    bound: _Bound | None = session.info.get(_BOUND_KEY)
-    if (
-        bound is not None
-        and transaction is not None
-        and bound.transaction is transaction
-        and transaction.is_active
-        and not bound.connection.invalidated
-    ):
-        return bound
-    bound = session.info[_BOUND_KEY] = await greenlet_spawn(_bind, session.sync_session)
-    return bound
-
-
-def _bind(session: Session) -> _Bound:
-    """The session's connection, its transaction begun if need be (run in a greenlet: checking
-    a connection out of the pool may connect)."""
-    connection = session.connection()
-    return _Bound(session.get_transaction(), connection, connection.connection)
+    _announce(lease, statement.sql, parameters)
+    return pooled, parameters
 
 
 async def _translated(
@@ -161,8 +132,7 @@ async def _translated(
     except Exception as dbapi_error:
         dead = _DIALECT.is_disconnect(dbapi_error, adapted, None)  # type: ignore[no-untyped-call]
         if dead:
-            connection = await session.connection()
-            await connection.invalidate(dbapi_error)
+            await greenlet_spawn(lease_of(session).invalidate, dbapi_error)
         return DBAPIError.instance(
             sql,
             tuple(parameters),
@@ -178,9 +148,11 @@ def _value(processor: _Processor, value: Any) -> Any:
     return value if processor is None else processor(value)
 
 
-def _announce(connection: Connection | None, sql: str, parameters: Sequence[Any]) -> None:
-    """Hand the statement to the engine's ``before_cursor_execute`` listeners, if any."""
-    if connection is None or not (connection._has_events or connection.engine._has_events):
+def _announce(lease: Lease, sql: str, parameters: Sequence[Any]) -> None:
+    """Hand the statement to the engine's ``before_cursor_execute`` listeners, if any, with
+    the ORM's connection over the lease."""
+    if not lease.engine._has_events:
         return
+    connection = lease.connection()
     for listener in connection.dispatch.before_cursor_execute:
         listener(connection, None, sql, parameters, None, False)
