@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, RelationshipProperty, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from agora.core.lease import LeasedSession
+from agora.core.lease import LeasedSession, commit
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -132,7 +132,7 @@ class Database:
         async with self.sessionmaker() as session:
             try:
                 yield session
-                await session.commit()
+                await commit(session)
             except BaseException:
                 await session.rollback()
                 raise

@@ -24,13 +24,12 @@ from typing import Any
 from asyncpg import Record
 from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
-from agora.core.lease import Lease, lease_of
+from agora.core.lease import Lease, lease_of, translated
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _Processor = Callable[[Any], Any] | None
@@ -93,7 +92,7 @@ async def _run(
     try:
         return await getattr(connection.driver_connection, method)(statement.sql, *parameters)
     except Exception as error:
-        raise await _translated(session, connection, statement.sql, parameters, error) from error
+        raise await translated(session, connection, statement.sql, parameters, error) from error
 
 
 async def _prepared(
@@ -117,31 +116,6 @@ async def _prepared(
         await adapted._start_transaction()  # type: ignore[union-attr]
     _announce(lease, statement.sql, parameters)
     return pooled, parameters
-
-
-async def _translated(
-    session: AsyncSession, raw: Any, sql: str, parameters: Sequence[Any], error: Exception
-) -> Exception:
-    """The exception SQLAlchemy would have raised for ``error``: asyncpg's errors become the
-    same ``sqlalchemy.exc`` classes (an ``IntegrityError`` for a violated constraint), so callers
-    catch one family whichever way a statement was sent; a connection found dead is invalidated,
-    so the pool replaces it instead of handing it out again."""
-    adapted = raw.dbapi_connection
-    try:
-        adapted._handle_exception(error)  # raises the DB-API error SQLAlchemy's adapter would
-    except Exception as dbapi_error:
-        dead = _DIALECT.is_disconnect(dbapi_error, adapted, None)  # type: ignore[no-untyped-call]
-        if dead:
-            await greenlet_spawn(lease_of(session).invalidate, dbapi_error)
-        return DBAPIError.instance(
-            sql,
-            tuple(parameters),
-            dbapi_error,
-            adapted.dbapi.Error,
-            connection_invalidated=dead,
-            dialect=_DIALECT,
-        )
-    return error
 
 
 def _value(processor: _Processor, value: Any) -> Any:

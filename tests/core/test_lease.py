@@ -1,0 +1,108 @@
+"""A session's statements, the ORM's and the driver's, share one leased connection and one
+transaction in any order; a session the ORM never touched commits on the driver alone, its
+errors raised as SQLAlchemy raises them, and what waits for the commit runs only once it is
+done. Every connection goes back to the pool."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, UniqueConstraint, bindparam, func, insert
+from sqlalchemy import select as select_
+from sqlalchemy.exc import IntegrityError
+
+from agora.core.db import Database, call_after_commit
+from agora.core.driver import DriverStatement
+
+_METADATA = MetaData()
+# Its uniqueness is checked at COMMIT, so a commit on the driver can fail.
+_PROBE = Table(
+    "lease_probe",
+    _METADATA,
+    Column("id", Integer),
+    UniqueConstraint("id", name="uq_lease_probe_id", deferrable=True, initially="DEFERRED"),
+)
+_INSERT = DriverStatement(insert(_PROBE).values(id=bindparam("id")))
+
+
+class _Undo(Exception):
+    pass
+
+
+@pytest.fixture
+async def probe(database: Database) -> AsyncIterator[None]:
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_METADATA.create_all)
+    yield
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_METADATA.drop_all)
+
+
+async def _rows(database: Database, row_id: int) -> int:
+    async with database.unit_of_work() as session:
+        count = select_(func.count()).select_from(_PROBE).where(_PROBE.c.id == row_id)
+        return int(await session.scalar(count) or 0)
+
+
+def _checked_out(database: Database) -> int:
+    checked_out: int = database.engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+    return checked_out
+
+
+@pytest.mark.usefixtures("probe")
+async def test_an_orm_statement_after_a_driver_one_shares_its_transaction(
+    database: Database,
+) -> None:
+    seen = None
+    with contextlib.suppress(_Undo):
+        async with database.unit_of_work() as session:
+            await _INSERT.fetch(session, id=1)
+            seen = await session.scalar(select_(func.count()).where(_PROBE.c.id == 1))
+            raise _Undo
+
+    assert seen == 1  # the ORM saw the driver's row, not yet committed
+    assert await _rows(database, 1) == 0  # and both went with the rollback
+    assert _checked_out(database) == 0
+
+
+@pytest.mark.usefixtures("probe")
+async def test_a_unit_of_work_the_orm_never_touched_commits_before_its_after_commit_work(
+    database: Database,
+) -> None:
+    seen: list[int] = []
+
+    async def after_commit() -> None:
+        seen.append(await _rows(database, 2))
+
+    async with database.unit_of_work() as session:
+        await _INSERT.fetch(session, id=2)
+        call_after_commit(session, after_commit)
+        orm_used = session.in_transaction()
+
+    assert not orm_used
+    assert seen == [1]  # another connection already saw the committed row
+    assert _checked_out(database) == 0
+
+
+@pytest.mark.usefixtures("probe")
+async def test_a_commit_on_the_driver_that_fails_raises_sqlalchemys_error_and_runs_nothing(
+    database: Database,
+) -> None:
+    ran: list[bool] = []
+
+    async def after_commit() -> None:
+        ran.append(True)
+
+    async def insert_twice() -> None:
+        async with database.unit_of_work() as session:
+            await _INSERT.fetch(session, id=3)
+            await _INSERT.fetch(session, id=3)  # the duplicate is found at COMMIT
+            call_after_commit(session, after_commit)
+
+    with pytest.raises(IntegrityError):
+        await insert_twice()
+    assert ran == []
+    assert await _rows(database, 3) == 0
+    assert _checked_out(database) == 0
