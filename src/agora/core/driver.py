@@ -101,9 +101,10 @@ async def _prepared(
     """The session's pooled connection (leased, and its transaction begun, if need be, unless
     not ``begin``) and the statement's parameters in order, announced to the engine's
     listeners."""
-    parameters = tuple(
-        _value(processor, values.get(name, default)) for name, default, processor in statement.binds
-    )
+    parameters = []
+    for name, default, processor in statement.binds:
+        value = values.get(name, default)
+        parameters.append(value if processor is None else processor(value))
     lease = lease_of(session)
     # Checking a connection out of the pool may connect: in a greenlet, as the ORM would.
     pooled = lease.live()
@@ -116,10 +117,6 @@ async def _prepared(
         await adapted._start_transaction()  # type: ignore[union-attr]
     _announce(lease, statement.sql, parameters)
     return pooled, parameters
-
-
-def _value(processor: _Processor, value: Any) -> Any:
-    return value if processor is None else processor(value)
 
 
 def _announce(lease: Lease, sql: str, parameters: Sequence[Any]) -> None:

@@ -31,7 +31,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import service as catalog
-from agora.core.coalesce import send_coalesced
 from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
@@ -396,22 +395,9 @@ def _announce_change(session: AsyncSession, redis: Redis, variant_id: uuid.UUID)
 
 
 async def _publish_changes(changes: list[tuple[Redis, uuid.UUID]]) -> None:
-    """Hand the committed changes to the stock-changes channel, coalesced: in the API, the
-    changes of many orders of one item go out as one notice (``core/coalesce.py``)."""
-    await send_coalesced(_publish_each, changes)
-
-
-async def _publish_each(changes: list[tuple[Redis, uuid.UUID]]) -> None:
-    """Publish each changed variant once on the stock-changes channel, in one round trip for
-    each Redis client."""
-    variants: dict[Redis, list[uuid.UUID]] = {}
-    for redis, variant_id in dict.fromkeys(changes):
-        variants.setdefault(redis, []).append(variant_id)
+    """Publish each changed variant once on the stock-changes channel (committed)."""
     try:
-        for redis, variant_ids in variants.items():
-            async with redis.pipeline(transaction=False) as notices:
-                for variant_id in variant_ids:
-                    notices.publish(STOCK_CHANGES_CHANNEL, str(variant_id))
-                await notices.execute()
+        for redis, variant_id in dict.fromkeys(changes):
+            await redis.publish(STOCK_CHANGES_CHANNEL, str(variant_id))
     except RedisError:
         log.warning("stock_change_not_published", exc_info=True)

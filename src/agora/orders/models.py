@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -110,7 +110,67 @@ class Voucher(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 
-class Order(TimestampMixin, Base):
+class _OrderMoney(Protocol):
+    @property
+    def currency(self) -> str: ...
+    @property
+    def subtotal_amount(self) -> int: ...
+    @property
+    def shipping_amount(self) -> int: ...
+    @property
+    def discount_amount(self) -> int: ...
+    @property
+    def total_amount(self) -> int: ...
+
+
+class OrderAmounts:
+    """An order's amounts as ``Money``: for the stored order and the one being placed alike."""
+
+    @property
+    def subtotal(self: _OrderMoney) -> Money:
+        """The sum of the lines."""
+        return Money(amount=self.subtotal_amount, currency=self.currency)
+
+    @property
+    def shipping(self: _OrderMoney) -> Money:
+        """The price of shipping."""
+        return Money(amount=self.shipping_amount, currency=self.currency)
+
+    @property
+    def discount(self: _OrderMoney) -> Money:
+        """What the voucher took off the subtotal."""
+        return Money(amount=self.discount_amount, currency=self.currency)
+
+    @property
+    def total(self: _OrderMoney) -> Money:
+        """What the buyer pays: subtotal + shipping - discount."""
+        return Money(amount=self.total_amount, currency=self.currency)
+
+
+class _LineMoney(Protocol):
+    @property
+    def currency(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price_amount(self) -> int: ...
+
+
+class LineAmounts:
+    """A line's amounts as ``Money``: for the stored line and the one being placed alike."""
+
+    @property
+    def unit_price(self: _LineMoney) -> Money:
+        """The price of one unit at checkout."""
+        return Money(amount=self.unit_price_amount, currency=self.currency)
+
+    @property
+    def total(self: _LineMoney) -> Money:
+        """Unit price times quantity."""
+        return Money(amount=self.unit_price_amount * self.quantity, currency=self.currency)
+
+
+class Order(OrderAmounts, TimestampMixin, Base):
     """A buyer's order: frozen lines and totals, and where it stands."""
 
     __tablename__ = "orders"
@@ -165,28 +225,8 @@ class Order(TimestampMixin, Base):
         back_populates="order", order_by="OrderLine.position", cascade="all, delete-orphan"
     )
 
-    @property
-    def subtotal(self) -> Money:
-        """The sum of the lines."""
-        return Money(amount=self.subtotal_amount, currency=self.currency)
 
-    @property
-    def shipping(self) -> Money:
-        """The price of shipping."""
-        return Money(amount=self.shipping_amount, currency=self.currency)
-
-    @property
-    def discount(self) -> Money:
-        """What the voucher took off the subtotal."""
-        return Money(amount=self.discount_amount, currency=self.currency)
-
-    @property
-    def total(self) -> Money:
-        """What the buyer pays: subtotal + shipping - discount."""
-        return Money(amount=self.total_amount, currency=self.currency)
-
-
-class OrderLine(Base):
+class OrderLine(LineAmounts, Base):
     """A variant bought, with its name and unit price as they were at checkout."""
 
     __tablename__ = "order_lines"
@@ -209,13 +249,3 @@ class OrderLine(Base):
     unit_price_amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     order: Mapped[Order] = relationship(back_populates="lines")
-
-    @property
-    def unit_price(self) -> Money:
-        """The price of one unit at checkout."""
-        return Money(amount=self.unit_price_amount, currency=self.currency)
-
-    @property
-    def total(self) -> Money:
-        """Unit price times quantity."""
-        return Money(amount=self.unit_price_amount * self.quantity, currency=self.currency)

@@ -17,6 +17,7 @@ from agora.accounts.models import User
 from agora.catalog.models import ProductVariant
 from agora.core.driver import DriverStatement
 from agora.core.outbox import event_insert_template, event_values
+from agora.orders.drafts import NewOrder
 from agora.orders.models import (
     Order,
     OrderLine,
@@ -80,11 +81,11 @@ _INSERT_ORDER = DriverStatement(
 
 
 async def insert_order(
-    session: AsyncSession, order: Order, event_topic: str, event_payload: dict[str, Any]
+    session: AsyncSession, order: NewOrder, event_topic: str, event_payload: dict[str, Any]
 ) -> None:
     """Write a new order, its lines and its outbox event (``event_payload`` plus the number the
     database assigned), in one statement; the number and timestamps the database assigned are
-    set on ``order``, which stays out of the session (nothing re-reads it)."""
+    set on ``order``."""
     values = {f"order_{column.key}": getattr(order, column.key) for column in _WRITTEN}
     for column in _LINE_COLUMNS:
         values[f"line_{column.key}"] = [getattr(line, column.key) for line in order.lines]

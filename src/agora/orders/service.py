@@ -42,7 +42,8 @@ from agora.inventory import pickup
 from agora.inventory import service as inventory
 from agora.inventory.pickup import PICKUP_METHOD
 from agora.orders import pricing, repository
-from agora.orders.models import Order, OrderLine, OrderStatus
+from agora.orders.drafts import NewOrder, NewOrderLine
+from agora.orders.models import Order, OrderStatus
 from agora.orders.repository import OrderFilter
 
 EXPIRE_OVERDUE_ORDERS_TASK = "agora.orders.expire_overdue"
@@ -94,7 +95,7 @@ async def place_order(
     *,
     payment_timeout: int,
     redis: Redis,
-) -> Order:
+) -> Order | NewOrder:
     """Turn a user's cart into an order awaiting payment, with its stock reserved.
 
     404 for a cart that is not theirs, 409 ``cart_not_active`` or ``out_of_stock``, 422 for an
@@ -114,7 +115,7 @@ async def create_order(
     *,
     payment_timeout: int,
     redis: Redis,
-) -> Order:
+) -> Order | NewOrder:
     """Create an order from explicit lines (flash-sale tickets): prices frozen, stock reserved,
     voucher counted, totals computed, an ``order.created`` event. All or nothing: any error
     leaves the caller's transaction to roll back."""
@@ -149,13 +150,14 @@ async def _create(
     *,
     payment_timeout: int,
     redis: Redis,
-) -> Order:
-    order = Order(id=uuid.uuid4(), user_id=user_id, status=OrderStatus.PENDING_PAYMENT)
+) -> Order | NewOrder:
+    """The order placed (the stored one when it was paid at once, having nothing to pay)."""
+    order = NewOrder(id=uuid.uuid4(), user_id=user_id)
     for position, item in enumerate(items):
         if not item.is_for_sale:
             raise _unavailable(item.variant_id)
         order.lines.append(
-            OrderLine(
+            NewOrderLine(
                 id=uuid.uuid4(),
                 order_id=order.id,
                 position=position,
@@ -186,7 +188,7 @@ async def _create(
 
 
 async def _quote_delivery(
-    session: AsyncSession, order: Order, checkout: Checkout, items: Sequence[cart.PricedItem]
+    session: AsyncSession, order: NewOrder, checkout: Checkout, items: Sequence[cart.PricedItem]
 ) -> pricing.ShippingQuote:
     """The shipping method and price: free collection at a pickup point (whose stock the order
     then reserves), or the named or cheapest shipping method. 422 ``pickup_point_unavailable``
@@ -216,7 +218,7 @@ def _unavailable(variant_id: uuid.UUID) -> ValidationFailed:
     )
 
 
-def _price(order: Order) -> None:
+def _price(order: NewOrder) -> None:
     """Set the subtotal and currency from the lines (422 when currencies are mixed)."""
     if not order.lines:
         raise ValidationFailed("An order needs at least one line.", code="order_empty")
@@ -228,7 +230,7 @@ def _price(order: Order) -> None:
     order.discount_amount = 0
 
 
-async def _apply_voucher(session: AsyncSession, order: Order, code: str | None) -> None:
+async def _apply_voucher(session: AsyncSession, order: NewOrder, code: str | None) -> None:
     if code is None:
         return
     voucher, discount = await pricing.claim_voucher(
@@ -459,7 +461,7 @@ def _announce(session: AsyncSession, order: Order, topic: str) -> None:
     record_event(session, topic, payload, user_id=order.user_id)
 
 
-def _event_payload(order: Order) -> dict[str, Any]:
+def _event_payload(order: Order | NewOrder) -> dict[str, Any]:
     """What an order event says of its order, but its number."""
     return {"order_id": order.id, "status": order.status.value, "total": order.total.model_dump()}
 
