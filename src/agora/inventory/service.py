@@ -34,6 +34,7 @@ from agora.catalog import service as catalog
 from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
+from agora.core.redis import packed, send_packed
 from agora.inventory import repository
 from agora.inventory.models import MovementKind, ReservationStatus, StockLevel, Warehouse
 from agora.inventory.repository import StockChange, WarehouseUnits
@@ -395,9 +396,10 @@ def _announce_change(session: AsyncSession, redis: Redis, variant_id: uuid.UUID)
 
 
 async def _publish_changes(changes: list[tuple[Redis, uuid.UUID]]) -> None:
-    """Publish each changed variant once on the stock-changes channel (committed)."""
+    """Publish each changed variant once on the stock-changes channel (committed), packed as
+    the hot calls are (``core/redis.send_packed``): one follows every order."""
     try:
         for redis, variant_id in dict.fromkeys(changes):
-            await redis.publish(STOCK_CHANGES_CHANNEL, str(variant_id))
+            await send_packed(redis, packed("PUBLISH", STOCK_CHANGES_CHANNEL, str(variant_id)))
     except RedisError:
         log.warning("stock_change_not_published", exc_info=True)
