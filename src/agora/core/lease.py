@@ -70,6 +70,7 @@ class Lease:
         return self._core
 
     def orm_in_transaction(self) -> bool:
+        """Whether the ORM has joined the lease and its transaction is open."""
         return self._core is not None and self._core.in_transaction()
 
     def commit(self) -> None:
@@ -133,6 +134,7 @@ class LeasedSession(Session):
         self.lease = Lease(self.bind)
 
     def get_bind(self, *args: Any, **kwargs: Any) -> Connection:
+        """The ORM's connection, over the lease, whatever the statement or mapper."""
         return self.lease.connection()
 
     def commit(self) -> None:
