@@ -101,10 +101,11 @@ async def _prepared(
     """The session's pooled connection (leased, and its transaction begun, if need be, unless
     not ``begin``) and the statement's parameters in order, announced to the engine's
     listeners."""
-    parameters = []
+    converted = []
     for name, default, processor in statement.binds:
         value = values.get(name, default)
-        parameters.append(value if processor is None else processor(value))
+        converted.append(value if processor is None else processor(value))
+    parameters = tuple(converted)
     lease = lease_of(session)
     # Checking a connection out of the pool may connect: in a greenlet, as the ORM would.
     pooled = lease.live()
