@@ -302,15 +302,14 @@ def _bare_work(
         port = free_port()
         with app_server(BARE_WORK_APP, port, workers=args.workers, env=env) as url:
             roots = {"api": _server(port), "database": _postgres()}
-
             placing = _checkouts(url, variant_id, buyers)
             placing(1.0)  # warm-up
             name = "floor over HTTP: the SQL, token and budget"
             seconds = args.duration
             row = asyncio.run(measured(name, roots, lambda: asyncio.to_thread(placing, seconds)))
-            return row, _sampled(
-                roots["api"], seconds, lambda: placing(seconds)
-            ) if profiled else None
+            if not profiled:
+                return row, None
+            return row, _sampled(roots["api"], seconds, lambda: placing(seconds))
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from agora.core.db import Database
 from agora.core.driver import DriverStatement
 from bench.harness import asyncpg_dsn, bench_services
 
-_STATEMENT = select(bindparam("x", type_=Integer) + 1)
+_STATEMENT = select(bindparam("x", type_=Integer))
 _DRIVER = DriverStatement(_STATEMENT)
 Unit = Callable[[], Awaitable[None]]
 
@@ -77,7 +77,7 @@ async def measure(units: int, rounds: int, concurrency: int) -> list[Variant]:
 
     async def baseline() -> None:
         async with pool.acquire() as connection, connection.transaction():
-            await connection.fetchrow(_DRIVER.sql, 1, 1)
+            await connection.fetchrow(_DRIVER.sql, 1)
 
     async def driver() -> None:
         async with database.unit_of_work() as session:
