@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, UniqueConstraint, bindparam, func, insert
 from sqlalchemy import select as select_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, PendingRollbackError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.core.db import Database, call_after_commit
 from agora.core.driver import DriverStatement
@@ -25,6 +26,7 @@ _PROBE = Table(
     UniqueConstraint("id", name="uq_lease_probe_id", deferrable=True, initially="DEFERRED"),
 )
 _INSERT = DriverStatement(insert(_PROBE).values(id=bindparam("id")))
+_BACKEND = DriverStatement(select_(func.pg_backend_pid()))
 
 
 class _Undo(Exception):
@@ -105,4 +107,52 @@ async def test_a_commit_on_the_driver_that_fails_raises_sqlalchemys_error_and_ru
         await insert_twice()
     assert ran == []
     assert await _rows(database, 3) == 0
+    assert _checked_out(database) == 0
+
+
+async def _cut_under_the_driver(database: Database, session: AsyncSession, row_id: int) -> None:
+    """A row inserted by the driver, then the session's connection cut by another one."""
+    row = await _BACKEND.fetchrow(session)
+    assert row is not None
+    await _INSERT.fetch(session, id=row_id)
+    async with database.unit_of_work() as other:
+        await other.execute(select_(func.pg_terminate_backend(row[0])))
+    with pytest.raises(DBAPIError):
+        await _INSERT.fetch(session, id=row_id + 1)
+
+
+@pytest.mark.usefixtures("probe")
+async def test_a_connection_lost_under_the_driver_is_replaced_only_after_a_rollback(
+    database: Database,
+) -> None:
+    async with database.unit_of_work() as session:
+        await _cut_under_the_driver(database, session, 4)
+        with pytest.raises(PendingRollbackError):
+            await _INSERT.fetch(session, id=6)  # would commit without row 4
+        await session.rollback()
+        await _INSERT.fetch(session, id=7)  # a fresh connection, a fresh transaction
+
+    assert [await _rows(database, row_id) for row_id in (4, 5, 6, 7)] == [0, 0, 0, 1]
+    assert _checked_out(database) == 0
+
+
+@pytest.mark.usefixtures("probe")
+async def test_a_unit_of_work_whose_connection_was_lost_does_not_commit(
+    database: Database,
+) -> None:
+    ran: list[bool] = []
+
+    async def after_commit() -> None:
+        ran.append(True)
+
+    async def swallow_the_loss() -> None:
+        async with database.unit_of_work() as session:
+            call_after_commit(session, after_commit)
+            await _cut_under_the_driver(database, session, 8)
+
+    with pytest.raises(PendingRollbackError):
+        await swallow_the_loss()
+
+    assert ran == []
+    assert await _rows(database, 8) == 0
     assert _checked_out(database) == 0

@@ -21,6 +21,9 @@ the driver or by the ORM in any order:
 - **rollback:** the ORM's, then whatever is still open on the driver.
 - **close:** the ORM's session closed, then the connection given back to the pool, which rolls
   back what is still open.
+- **a connection lost** under a driver statement: the session refuses every statement and the
+  commit until it is rolled back, as the ORM refuses after losing its own; a statement sent on
+  a fresh connection meanwhile would commit without those sent before.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
@@ -40,12 +43,13 @@ class Lease:
     """The pooled connection of one session, checked out on first use and kept until the
     session closes. The methods that may do I/O run in a greenlet (as the ORM's do)."""
 
-    __slots__ = ("_core", "_pooled", "engine")
+    __slots__ = ("_core", "_lost", "_pooled", "engine")
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._pooled: PoolProxiedConnection | None = None
         self._core: Connection | None = None
+        self._lost = False  # the driver's connection died under the session: roll back first
 
     def live(self) -> PoolProxiedConnection | None:
         """The leased connection while it is usable, without any I/O; else None."""
@@ -55,8 +59,10 @@ class Lease:
         return pooled if pooled is not None and pooled.is_valid else None
 
     def pooled(self) -> PoolProxiedConnection:
-        """The leased connection, checked out now if need be (one found dead is replaced when
-        no transaction was begun on it; else the ORM refuses until it is rolled back)."""
+        """The leased connection, checked out now if need be. One that died under the session
+        is replaced only once the session is rolled back (``refuse_if_lost``); the ORM's
+        connection refuses likewise."""
+        self.refuse_if_lost()
         if self._core is not None:
             return self._core.connection
         if self._pooled is None or not self._pooled.is_valid:
@@ -69,6 +75,14 @@ class Lease:
             self._core = Connection(self.engine, connection=self.pooled())
         return self._core
 
+    def refuse_if_lost(self) -> None:
+        """Raise while the session's connection is lost with what it had sent: its later
+        statements would run, and commit, without the earlier ones."""
+        if self._lost:
+            raise PendingRollbackError(
+                "This session's connection was lost; roll the session back before using it."
+            )
+
     def orm_in_transaction(self) -> bool:
         """Whether the ORM has joined the lease and its transaction is open."""
         return self._core is not None and self._core.in_transaction()
@@ -76,6 +90,7 @@ class Lease:
     def commit(self) -> None:
         """Commit the transaction open on the driver, if any (its errors raised as SQLAlchemy
         would raise them)."""
+        self.refuse_if_lost()
         pooled = self.live()
         if pooled is None:
             return
@@ -104,6 +119,7 @@ class Lease:
 
     def rollback(self) -> None:
         """Roll back the transaction open on the driver, if any."""
+        self._lost = False
         pooled = self.live()
         if pooled is not None:
             pooled.rollback()
@@ -114,11 +130,13 @@ class Lease:
             self._core.invalidate(error)
         elif self._pooled is not None and self._pooled.is_valid:
             self._pooled.invalidate(error)
+            self._lost = True
 
     def release(self) -> None:
         """Give the connection back to the pool (which rolls back what is still open)."""
         core, pooled = self._core, self._pooled
         self._core = self._pooled = None
+        self._lost = False
         if core is not None:
             core.close()
         elif pooled is not None and pooled.is_valid:
@@ -202,7 +220,9 @@ async def commit(session: AsyncSession) -> None:
     if session.in_transaction() or session.new or session.dirty or session.deleted:
         await session.commit()
         return
-    pooled = lease_of(session).live()
+    lease = lease_of(session)
+    lease.refuse_if_lost()
+    pooled = lease.live()
     adapted: Any = None if pooled is None else pooled.dbapi_connection
     if adapted is not None and adapted._transaction is not None:
         try:
