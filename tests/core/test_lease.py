@@ -6,10 +6,21 @@ done. Every connection goes back to the pool."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, UniqueConstraint, bindparam, func, insert
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    event,
+    func,
+    insert,
+)
 from sqlalchemy import select as select_
 from sqlalchemy.exc import DBAPIError, IntegrityError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +42,23 @@ _BACKEND = DriverStatement(select_(func.pg_backend_pid()))
 
 class _Undo(Exception):
     pass
+
+
+@pytest.fixture(params=["quiet", "listened"])
+def engine_listeners(request: pytest.FixtureRequest, database: Database) -> Iterator[None]:
+    """The engine without listeners, or with one (the driver then builds the ORM's connection
+    over the lease to announce its statements): a lost connection is refused either way."""
+    engine = database.engine.sync_engine
+    if request.param == "quiet":
+        yield
+        return
+
+    def listen(*_: Any) -> None:
+        pass
+
+    event.listen(engine, "before_cursor_execute", listen)
+    yield
+    event.remove(engine, "before_cursor_execute", listen)
 
 
 @pytest.fixture
@@ -121,7 +149,7 @@ async def _cut_under_the_driver(database: Database, session: AsyncSession, row_i
         await _INSERT.fetch(session, id=row_id + 1)
 
 
-@pytest.mark.usefixtures("probe")
+@pytest.mark.usefixtures("probe", "engine_listeners")
 async def test_a_connection_lost_under_the_driver_is_replaced_only_after_a_rollback(
     database: Database,
 ) -> None:
@@ -136,7 +164,7 @@ async def test_a_connection_lost_under_the_driver_is_replaced_only_after_a_rollb
     assert _checked_out(database) == 0
 
 
-@pytest.mark.usefixtures("probe")
+@pytest.mark.usefixtures("probe", "engine_listeners")
 async def test_a_unit_of_work_whose_connection_was_lost_does_not_commit(
     database: Database,
 ) -> None:

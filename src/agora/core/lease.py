@@ -126,11 +126,11 @@ class Lease:
 
     def invalidate(self, error: BaseException) -> None:
         """The connection found dead: closed, its pool slot refilled on the next checkout."""
+        self._lost = True
         if self._core is not None:
             self._core.invalidate(error)
         elif self._pooled is not None and self._pooled.is_valid:
             self._pooled.invalidate(error)
-            self._lost = True
 
     def release(self) -> None:
         """Give the connection back to the pool (which rolls back what is still open)."""
