@@ -112,7 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request_log.start(redis, settings)
         _freeze_loaded_objects()
         try:
-            async with cache.invalidation_subscriber(), coalescing():
+            # Notices holding ``redis`` may be coalesced: it closes only after they are sent.
+            async with cache.invalidation_subscriber(), coalescing(redis):
                 yield
         finally:
             if request_log is not None:

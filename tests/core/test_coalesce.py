@@ -56,3 +56,17 @@ async def test_two_apps_on_one_loop_each_send_what_is_pending_when_they_stop() -
     assert receiver.batches == [[1], [2]]
     await send_coalesced(receiver.deliver, [3])
     assert receiver.batches[-1] == [3]
+
+
+async def test_items_holding_a_transport_are_coalesced_only_while_a_scope_keeps_it_open() -> None:
+    receiver = Receiver()
+    kept, other = object(), object()
+    async with coalescing(kept):
+        await send_coalesced(receiver.deliver, [1], holding=other)
+        assert receiver.batches == [[1]]  # its caller may close it at once: sent now
+        await send_coalesced(receiver.deliver, [2], holding=kept)
+        await send_coalesced(receiver.deliver, [3], holding=kept)
+        assert receiver.batches == [[1]]  # the scope keeps it open: in the background
+    assert receiver.batches == [[1], [2, 3]]
+    await send_coalesced(receiver.deliver, [4], holding=kept)  # the scope ended: at once
+    assert receiver.batches[-1] == [4]

@@ -17,7 +17,10 @@ at once and awaited: a task returns with its notices sent, none held back for th
 sale's tickets become orders one task after another).
 
 An item outlives the call that asked for it, so it must hold nothing its caller may close
-meanwhile (a Redis client of its own, say): the deliverer brings its own transport.
+meanwhile: the deliverer brings its own transport, or the item names the one it holds
+(``send_coalesced(..., holding=client)``) and is coalesced only while a ``coalescing(client)``
+scope keeps that client open (the API's own Redis client, closed after the scope ends); a notice
+holding any other client (a test's, a task's) is sent at once, as outside.
 """
 
 from __future__ import annotations
@@ -67,10 +70,18 @@ class Coalescer(Generic[T]):
 
 
 class _LoopCoalescers(dict[Callable[..., Awaitable[None]], Coalescer[Any]]):
-    """The coalescers of one event loop, one per ``deliver``, and how many ``coalescing()``
-    blocks (apps sharing the loop) are open on it."""
+    """The coalescers of one event loop, one per ``deliver``, how many ``coalescing()``
+    blocks (apps sharing the loop) are open on it, and the transports they keep open."""
 
     users = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept_open: list[object] = []
+
+    def keeps_open(self, transport: object) -> bool:
+        """Whether an open ``coalescing()`` block keeps ``transport`` open until it ends."""
+        return any(kept is transport for kept in self.kept_open)
 
 
 _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopCoalescers] = (
@@ -78,11 +89,14 @@ _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopCoalescers] = 
 )
 
 
-async def send_coalesced(deliver: Deliver[T], items: Iterable[T]) -> None:
+async def send_coalesced(
+    deliver: Deliver[T], items: Iterable[T], *, holding: object | None = None
+) -> None:
     """Hand ``items`` to ``deliver``: in the background, coalesced, inside ``coalescing()``;
-    else now, each item once."""
+    else now, each item once. Items ``holding`` their caller's transport are coalesced only
+    inside a ``coalescing()`` that keeps it open."""
     coalescers = _loops.get(asyncio.get_running_loop())
-    if coalescers is None:
+    if coalescers is None or (holding is not None and not coalescers.keeps_open(holding)):
         await deliver(list(dict.fromkeys(items)))
         return
     coalescer: Coalescer[T] | None = coalescers.get(deliver)
@@ -92,17 +106,21 @@ async def send_coalesced(deliver: Deliver[T], items: Iterable[T]) -> None:
 
 
 @asynccontextmanager
-async def coalescing() -> AsyncIterator[None]:
-    """Coalesce the running loop's notices while inside (an API process's life); on the way
-    out, return once everything asked is sent."""
+async def coalescing(*kept_open: object) -> AsyncIterator[None]:
+    """Coalesce the running loop's notices while inside (an API process's life), those holding
+    one of the ``kept_open`` transports included (the caller closes them only after leaving);
+    on the way out, return once everything asked is sent."""
     loop = asyncio.get_running_loop()
     coalescers = _loops.setdefault(loop, _LoopCoalescers())
     coalescers.users += 1
+    coalescers.kept_open.extend(kept_open)
     try:
         yield
     finally:
         for coalescer in list(coalescers.values()):
             await coalescer.sent()
+        for transport in kept_open:
+            coalescers.kept_open.remove(transport)
         coalescers.users -= 1
         if not coalescers.users:
             del _loops[loop]

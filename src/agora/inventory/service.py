@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agora.catalog import service as catalog
+from agora.core.coalesce import send_coalesced
 from agora.core.db import pending
 from agora.core.errors import Conflict, NotFound, ValidationFailed
 from agora.core.outbox import record_event
@@ -396,10 +397,18 @@ def _announce_change(session: AsyncSession, redis: Redis, variant_id: uuid.UUID)
 
 
 async def _publish_changes(changes: list[tuple[Redis, uuid.UUID]]) -> None:
-    """Publish each changed variant once on the stock-changes channel (committed), packed as
-    the hot calls are (``core/redis.send_packed``): one follows every order."""
+    """Hand each changed variant to ``_publish`` once its transaction committed: in the API,
+    whose Redis client outlives its ``coalescing()``, changes of a few orders close together go
+    out as one notice, in the background (one followed every order); elsewhere at once."""
+    for change in dict.fromkeys(changes):
+        await send_coalesced(_publish, [change], holding=change[0])
+
+
+async def _publish(changes: list[tuple[Redis, uuid.UUID]]) -> None:
+    """Publish each changed variant on the stock-changes channel, packed as the hot calls are
+    (``core/redis.send_packed``)."""
     try:
-        for redis, variant_id in dict.fromkeys(changes):
+        for redis, variant_id in changes:
             await send_packed(redis, packed("PUBLISH", STOCK_CHANGES_CHANNEL, str(variant_id)))
     except RedisError:
         log.warning("stock_change_not_published", exc_info=True)
