@@ -5,6 +5,7 @@ done. Every connection goes back to the pool."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -38,6 +39,7 @@ _PROBE = Table(
 )
 _INSERT = DriverStatement(insert(_PROBE).values(id=bindparam("id")))
 _BACKEND = DriverStatement(select_(func.pg_backend_pid()))
+_SLEEP = DriverStatement(select_(func.pg_sleep(30)))
 
 
 class _Undo(Exception):
@@ -183,4 +185,31 @@ async def test_a_unit_of_work_whose_connection_was_lost_does_not_commit(
 
     assert ran == []
     assert await _rows(database, 8) == 0
+    assert _checked_out(database) == 0
+
+
+@pytest.mark.usefixtures("probe")
+@pytest.mark.parametrize("statement", ["driver", "orm"])
+async def test_a_unit_of_work_cancelled_mid_statement_rolls_back_and_gives_its_connection_back(
+    database: Database, statement: str
+) -> None:
+    started = asyncio.Event()
+
+    async def slow_write() -> None:
+        async with database.unit_of_work() as session:
+            await _INSERT.fetch(session, id=9)
+            started.set()
+            if statement == "driver":
+                await _SLEEP.fetch(session)
+            else:
+                await session.execute(select_(func.pg_sleep(30)))
+
+    writer = asyncio.create_task(slow_write())
+    await started.wait()
+    await asyncio.sleep(0.05)  # the sleep is on the server
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+
+    assert await _rows(database, 9) == 0
     assert _checked_out(database) == 0

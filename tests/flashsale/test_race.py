@@ -1,18 +1,20 @@
 """The stampede, for real: 2,000 buyers on keep-alive connections race a real ``agora api``
 process for 100 units, with a real worker turning tickets into orders, once calmly and once with
-the worker SIGKILLed mid-race."""
+the worker SIGKILLed mid-race, inside a batch's transaction."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import column, func, literal, select, text
 
 from agora.core.db import Database
 from agora.flashsale import ledger, reconciliation
@@ -105,6 +107,25 @@ async def _ticket_counts(database: Database, sale_id: str) -> Counter[TicketStat
         return Counter(dict(rows.all()))
 
 
+@contextlib.asynccontextmanager
+async def _sale_row_held(database: Database, sale_id: str) -> AsyncIterator[int]:
+    """The sale's row locked by a transaction of the test while inside, so that the worker's
+    batches wait for it; yields that transaction's backend pid."""
+    async with database.engine.connect() as holder:
+        sale = select(FlashSale.id).where(FlashSale.id == uuid.UUID(sale_id))
+        await holder.execute(sale.with_for_update())
+        yield int((await holder.execute(select(func.pg_backend_pid()))).scalar_one())
+        await holder.rollback()
+
+
+async def _waits_on(database: Database, holder: int) -> bool:
+    """Whether some backend waits for a lock that backend ``holder`` holds."""
+    blocked = select(func.count()).select_from(text("pg_stat_activity"))
+    blocked = blocked.where(literal(holder) == func.any_(func.pg_blocking_pids(column("pid"))))
+    async with database.unit_of_work() as session:
+        return bool(await session.scalar(blocked))
+
+
 def _assert_race_answers(race: Race) -> None:
     assert len(race.tickets) == UNITS
     assert race.statuses[(202, "")] == UNITS
@@ -152,20 +173,19 @@ async def test_the_worker_killed_mid_race_loses_no_ticket(
     buyer_headers = await buyers(database, settings, BUYERS)
     with api_server(service_env, rate_limit_flash_sale_ip="1000000/second") as base_url:
         sale_id, variant_id = await _sale(database, settings, base_url, redis)
+        async with _sale_row_held(database, sale_id) as holder:
 
-        async def kill_when_orders_start() -> None:
-            async def some_ordered() -> bool:
-                return sum((await _ticket_counts(database, sale_id)).values()) > 0
+            async def kill_mid_batch() -> None:
+                # However fast the worker, it is killed inside a batch's transaction.
+                await wait_for(lambda: _waits_on(database, holder), timeout=120, interval=0.01)
+                celery_worker.kill()
 
-            await wait_for(some_ordered, timeout=120, interval=0.01)
-            celery_worker.kill()
-
-        killer = asyncio.create_task(kill_when_orders_start())
-        race = await _race(base_url, sale_id, buyer_headers, redis)
-        await killer
+            killer = asyncio.create_task(kill_mid_batch())
+            race = await _race(base_url, sale_id, buyer_headers, redis)
+            await killer
 
     _assert_race_answers(race)
-    assert (await _ticket_counts(database, sale_id))[TicketStatus.ORDERED] < UNITS
+    assert (await _ticket_counts(database, sale_id))[TicketStatus.ORDERED] == 0
     celery_worker.start()
     context = WorkerContext(consumer="reconciler", claim_idle_ms=0, payment_timeout=900)
     async with database.unit_of_work() as session:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, RelationshipProperty, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from agora.core.lease import LeasedSession, commit
+from agora.core.lease import LeasedSession, close, commit
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -129,7 +129,8 @@ class Database:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits at the end, or rolls back if the block raises."""
-        async with self.sessionmaker() as session:
+        session = self.sessionmaker()
+        try:
             try:
                 yield session
                 await commit(session)
@@ -137,6 +138,8 @@ class Database:
                 await session.rollback()
                 raise
             await _flush_committed(session)
+        finally:
+            await close(session)
 
 
 def _note_checkin(_connection: Any, record: ConnectionPoolEntry) -> None:

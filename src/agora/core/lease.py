@@ -142,6 +142,14 @@ class Lease:
         elif pooled is not None and pooled.is_valid:
             pooled.close()
 
+    def settled(self) -> bool:
+        """Whether giving the connection back sends nothing: none leased, or no transaction
+        open on it (committed or rolled back), nor an ORM transaction over it."""
+        if self._core is not None and self._core.in_transaction():
+            return False
+        pooled = self.live()
+        return pooled is None or pooled.dbapi_connection._transaction is None  # type: ignore[union-attr]
+
 
 class LeasedSession(Session):
     """A session whose statements, the ORM's and the driver's, run on its ``Lease``."""
@@ -231,3 +239,16 @@ async def commit(session: AsyncSession) -> None:
             assert pooled is not None
             raise await translated(session, pooled, "COMMIT", (), error) from error
     sync_session.dispatch.after_commit(sync_session)
+
+
+async def close(session: AsyncSession) -> None:
+    """Close a session of ``Database``. A settled one (``Lease.settled``) at once: its
+    connection goes back to the pool without I/O, so there is nothing for a cancellation to
+    interrupt. Any other as ``AsyncSession``'s own ``async with`` closes it: in a task of its
+    own, run to completion even if the caller is cancelled (a task, a shield and a greenlet hop,
+    which every request paid before)."""
+    if not session.in_transaction() and lease_of(session).settled():
+        session.sync_session.close()
+        return
+    async with session:
+        pass
