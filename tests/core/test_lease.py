@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -78,6 +78,16 @@ async def _rows(database: Database, row_id: int) -> int:
         return int(await session.scalar(count) or 0)
 
 
+def _recorded() -> tuple[list[bool], Callable[[], Awaitable[None]]]:
+    """An after-commit callback, and the list it appends to each time it runs."""
+    ran: list[bool] = []
+
+    async def after_commit() -> None:
+        ran.append(True)
+
+    return ran, after_commit
+
+
 def _checked_out(database: Database) -> int:
     checked_out: int = database.engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
     return checked_out
@@ -122,10 +132,7 @@ async def test_a_unit_of_work_the_orm_never_touched_commits_before_its_after_com
 async def test_a_commit_on_the_driver_that_fails_raises_sqlalchemys_error_and_runs_nothing(
     database: Database,
 ) -> None:
-    ran: list[bool] = []
-
-    async def after_commit() -> None:
-        ran.append(True)
+    ran, after_commit = _recorded()
 
     async def insert_twice() -> None:
         async with database.unit_of_work() as session:
@@ -170,10 +177,7 @@ async def test_a_connection_lost_under_the_driver_is_replaced_only_after_a_rollb
 async def test_a_unit_of_work_whose_connection_was_lost_does_not_commit(
     database: Database,
 ) -> None:
-    ran: list[bool] = []
-
-    async def after_commit() -> None:
-        ran.append(True)
+    ran, after_commit = _recorded()
 
     async def swallow_the_loss() -> None:
         async with database.unit_of_work() as session:

@@ -145,7 +145,7 @@ class Lease:
     def settled(self) -> bool:
         """Whether giving the connection back sends nothing: none leased, or no transaction
         open on it (committed or rolled back), nor an ORM transaction over it."""
-        if self._core is not None and self._core.in_transaction():
+        if self.orm_in_transaction():
             return False
         pooled = self.live()
         return pooled is None or pooled.dbapi_connection._transaction is None  # type: ignore[union-attr]
