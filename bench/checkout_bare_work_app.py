@@ -39,7 +39,6 @@ from bench.checkout_baseline import Recording, Renamer, Sent, Transaction, send_
 from bench.harness import asyncpg_url
 
 RECORDING_VARIABLE = "BENCH_CHECKOUT_RECORDING"
-POOL_SIZE = 20  # as Agora's pool
 ACTIVE_CART = "SELECT id FROM carts WHERE user_id = $1 AND status = 'active'"
 
 
@@ -60,7 +59,8 @@ class Floor:
     async def start(self) -> None:
         """Open the connections."""
         dsn = asyncpg_url(self.settings.database_url or "")
-        self.pool = await asyncpg.create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE)
+        size = self.settings.database_pool_size  # as Agora's pool
+        self.pool = await asyncpg.create_pool(dsn, min_size=size, max_size=size)
         self.limiter = RateLimiter(create_redis(self.settings.redis_url or "", self.settings))
 
     async def stop(self) -> None:

@@ -90,7 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.broker_url,
         )
         configure_celery(urls.broker_url, settings.task_queue)
-        database = Database(urls.database_url)
+        database = Database(
+            urls.database_url,
+            pool_size=settings.database_pool_size,
+            pool_timeout=settings.database_pool_timeout,
+        )
         # Nothing here needs Redis to answer: the API starts, and reports not ready, while
         # Redis is down; the subscriptions keep trying in the background.
         redis = create_redis(urls.redis_url, settings)

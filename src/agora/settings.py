@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     broker_url: str | None = None
     task_queue: str = "agora"
+    # Connections each API process keeps to PostgreSQL (opened as needed). A checkout-heavy load
+    # on a database with few cores is served better by fewer: requests waiting for one hot row
+    # then queue in the API instead of inside PostgreSQL (docs/performance.md).
+    database_pool_size: int = Field(20, ge=1)
+    # Seconds a request waits for a pooled connection before it answers 503.
+    database_pool_timeout: float = Field(10.0, gt=0)
     # Deadlines of every Redis command; generous enough for a loaded event loop in a stampede,
     # short enough that a hung Redis answers 503 instead of hanging requests.
     redis_socket_timeout: float = 5.0

@@ -106,14 +106,16 @@ class Database:
         url: str,
         *,
         pool_size: int = 20,
+        pool_timeout: float = 30.0,
         echo: bool = False,
         idle_ping_after: float = IDLE_PING_AFTER,
     ) -> None:
         # At most ``pool_size`` connections, all kept once opened: overflow connections are
         # closed on return, so a steady load above the kept size opened and closed a PostgreSQL
         # connection for every few requests (a connect costs milliseconds of CPU on both sides).
+        # A request finding them all in use waits up to ``pool_timeout`` seconds for one.
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=0, echo=echo
+            url, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout, echo=echo
         )
         pool = self.engine.sync_engine.pool
         event.listen(pool, "checkin", _note_checkin)

@@ -2,9 +2,10 @@
 
 Business code raises an ``AgoraError``; the handlers here turn it (and validation errors, and
 anything unexpected) into a problem document with a stable ``code`` clients can branch on.
-Redis that cannot be reached where a request needs it (a flash-sale purchase, a login budget)
-is a 503 ``temporarily_unavailable`` with ``Retry-After``, not a 500: the request may succeed
-as is once Redis is back.
+Redis that cannot be reached where a request needs it (a flash-sale purchase, a login budget),
+and a database connection pool that stays busy past its timeout, are a 503
+``temporarily_unavailable`` with ``Retry-After``, not a 500: the request may succeed as is
+once Redis is back or a connection is free.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -206,21 +208,30 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
-    """Render every error of the app as problem+json; Redis outages ask clients to come back
-    after ``retry_after`` seconds."""
+    """Render every error of the app as problem+json; Redis outages and a busy connection pool
+    ask clients to come back after ``retry_after`` seconds."""
+
+    def temporarily_unavailable(detail: str, request: Request) -> Response:
+        unavailable = ServiceUnavailable(
+            detail, code="temporarily_unavailable", headers={"Retry-After": str(retry_after)}
+        )
+        return error_response(unavailable, request.url.path)
 
     async def redis_unreachable(request: Request, exc: Exception) -> Response:
         log.warning("redis_unreachable", path=request.url.path, error=str(exc))
-        unavailable = ServiceUnavailable(
-            "A service this request needs is unreachable; retry shortly.",
-            code="temporarily_unavailable",
-            headers={"Retry-After": str(retry_after)},
+        return temporarily_unavailable(
+            "A service this request needs is unreachable; retry shortly.", request
         )
-        return error_response(unavailable, request.url.path)
+
+    async def database_busy(request: Request, exc: Exception) -> Response:
+        log.warning("database_pool_exhausted", path=request.url.path, error=str(exc))
+        return temporarily_unavailable("The database is busy; retry shortly.", request)
 
     app.add_exception_handler(AgoraError, _agora_error)
     for unreachable in UNREACHABLE:
         app.add_exception_handler(unreachable, redis_unreachable)
+    # Every pooled connection stayed in use for the pool's timeout (AGORA_DATABASE_POOL_TIMEOUT).
+    app.add_exception_handler(PoolTimeout, database_busy)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,56 @@
+"""A request that waits past ``AGORA_DATABASE_POOL_TIMEOUT`` for a pooled connection answers
+503 ``temporarily_unavailable`` with ``Retry-After`` and changes nothing; once a connection is
+free, the same request succeeds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from sqlalchemy import func, select, text
+
+from agora.app import create_app
+from agora.core.db import Database
+from agora.orders.models import Order
+from agora.settings import Settings
+from tests.factories import create_user, create_variant
+from tests.orders.support import fill_cart, order_cart
+
+
+@asynccontextmanager
+async def _served(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
+    """A client of an app whose pool holds one connection, and that app's database."""
+    one = {"database_pool_size": 1, "database_pool_timeout": 0.2}
+    app = create_app(settings.model_copy(update=one))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http, app.state.services.database
+
+
+def _assert_busy(response: httpx.Response, retry_after: int) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "temporarily_unavailable"
+    assert response.headers["retry-after"] == str(retry_after)
+
+
+async def test_a_request_finding_the_pool_busy_answers_503_and_changes_nothing(
+    database: Database, settings: Settings
+) -> None:
+    buyer = await create_user(database, settings)
+    variant = await create_variant(database, stock=5)
+    async with _served(settings) as (http, served):
+        cart_id = await fill_cart(http, buyer, {variant: 1})
+        async with served.engine.connect() as held:  # the pool's only connection
+            await held.execute(text("SELECT 1"))
+            retry_after = settings.redis_retry_after
+            _assert_busy(await order_cart(http, buyer, cart_id, key="k-1"), retry_after)
+            _assert_busy(await http.get("/api/v1/orders", headers=buyer.headers), retry_after)
+        async with database.unit_of_work() as session:
+            assert await session.scalar(select(func.count()).select_from(Order)) == 0
+        placed = await order_cart(http, buyer, cart_id, key="k-1")
+        assert placed.status_code == 201, placed.text
+        listed = await http.get("/api/v1/orders", headers=buyer.headers)
+        assert [order["id"] for order in listed.json()["items"]] == [placed.json()["id"]]
