@@ -23,6 +23,14 @@ from agora.serving import WORKER_STOP_TIMEOUT
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def assert_temporarily_unavailable(response: httpx.Response, retry_after: int) -> None:
+    """A 503 problem asking the client to come back after ``retry_after`` seconds."""
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "temporarily_unavailable"
+    assert response.headers["retry-after"] == str(retry_after)
+
+
 @dataclass
 class QueryCounter:
     """Counts the SQL statements an app sends while it is active."""

@@ -16,6 +16,7 @@ from agora.orders.models import Order
 from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import fill_cart, order_cart
+from tests.support import assert_temporarily_unavailable
 
 
 @asynccontextmanager
@@ -29,13 +30,6 @@ async def _served(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
             yield http, app.state.services.database
 
 
-def _assert_busy(response: httpx.Response, retry_after: int) -> None:
-    assert response.status_code == 503, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "temporarily_unavailable"
-    assert response.headers["retry-after"] == str(retry_after)
-
-
 async def test_a_request_finding_the_pool_busy_answers_503_and_changes_nothing(
     database: Database, settings: Settings
 ) -> None:
@@ -46,8 +40,12 @@ async def test_a_request_finding_the_pool_busy_answers_503_and_changes_nothing(
         async with served.engine.connect() as held:  # the pool's only connection
             await held.execute(text("SELECT 1"))
             retry_after = settings.redis_retry_after
-            _assert_busy(await order_cart(http, buyer, cart_id, key="k-1"), retry_after)
-            _assert_busy(await http.get("/api/v1/orders", headers=buyer.headers), retry_after)
+            assert_temporarily_unavailable(
+                await order_cart(http, buyer, cart_id, key="k-1"), retry_after
+            )
+            assert_temporarily_unavailable(
+                await http.get("/api/v1/orders", headers=buyer.headers), retry_after
+            )
         async with database.unit_of_work() as session:
             assert await session.scalar(select(func.count()).select_from(Order)) == 0
         placed = await order_cart(http, buyer, cart_id, key="k-1")

@@ -15,7 +15,7 @@ from agora.core.db import Database
 from agora.settings import Settings
 from tests.accounts.flows import API, PASSWORD
 from tests.factories import Account, create_user
-from tests.support import ApiProcess, RedisServer, wait_for
+from tests.support import ApiProcess, RedisServer, assert_temporarily_unavailable, wait_for
 
 # Generous: a hang is what fails; a request answered within this is fine whatever it took.
 CLIENT_TIMEOUT_S = 60
@@ -35,13 +35,6 @@ def own_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-def _assert_unavailable(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "temporarily_unavailable"
-    assert response.headers["retry-after"] == "5"
-
-
 async def _assert_degraded(http: httpx.AsyncClient, buyer: Account) -> None:
     """Where Redis is required: 503; where it is optional: served from PostgreSQL."""
     sale = f"{API}/flash-sales/{uuid.uuid4()}"
@@ -53,7 +46,7 @@ async def _assert_degraded(http: httpx.AsyncClient, buyer: Account) -> None:
         http.post(f"{API}/auth/register", json={"email": "b@example.com", "password": PASSWORD}),
     ]
     for response in await asyncio.gather(*required):
-        _assert_unavailable(response)
+        assert_temporarily_unavailable(response, 5)
     optional = [
         http.get(f"{API}/products"),
         http.get(f"{API}/categories"),
