@@ -71,8 +71,9 @@ async def _round(variant: Variant, units: int, concurrency: int) -> None:
 async def measure(units: int, rounds: int, concurrency: int) -> list[Variant]:
     """Each variant's rounds, in alternation, after a warm-up round of each."""
     urls = await asyncio.to_thread(bench_services)
-    database = Database(urls.database_url)
-    pool = await asyncpg.create_pool(asyncpg_dsn(urls), min_size=20, max_size=20)
+    size = concurrency  # a connection for each client in both pools: none waits for one
+    database = Database(urls.database_url, pool_size=size)
+    pool = await asyncpg.create_pool(asyncpg_dsn(urls), min_size=size, max_size=size)
     assert pool is not None
 
     async def baseline() -> None:

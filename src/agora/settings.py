@@ -34,10 +34,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     broker_url: str | None = None
     task_queue: str = "agora"
-    # Connections each API process keeps to PostgreSQL (opened as needed). A checkout-heavy load
-    # on a database with few cores is served better by fewer: requests waiting for one hot row
-    # then queue in the API instead of inside PostgreSQL (docs/performance.md).
-    database_pool_size: int = Field(20, ge=1)
+    # Connections each API process keeps to PostgreSQL (opened as needed), as many as
+    # SQLAlchemy's own default. More is not faster on a database with few cores: requests
+    # waiting for one hot row then queue inside PostgreSQL, where busy backends cost it CPU,
+    # instead of in the API (docs/performance.md, "five connections a process").
+    database_pool_size: int = Field(5, ge=1)
     # Seconds a request waits for a pooled connection before it answers 503.
     database_pool_timeout: float = Field(10.0, gt=0)
     # Deadlines of every Redis command; generous enough for a loaded event loop in a stampede,

@@ -105,7 +105,7 @@ class Database:
         self,
         url: str,
         *,
-        pool_size: int = 20,
+        pool_size: int = 5,
         pool_timeout: float = 30.0,
         echo: bool = False,
         idle_ping_after: float = IDLE_PING_AFTER,
