@@ -1,4 +1,5 @@
-"""Helpers shared by tests: a query counter, real worker and API processes, polling."""
+"""Helpers shared by tests: an app served in-process, a query counter, real worker and API
+processes, polling."""
 
 from __future__ import annotations
 
@@ -10,25 +11,44 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
+from fastapi import FastAPI
 from websockets.typing import Subprotocol
 
+from agora.app import create_app
 from agora.serving import WORKER_STOP_TIMEOUT
+from agora.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def assert_temporarily_unavailable(response: httpx.Response, retry_after: int) -> None:
-    """A 503 problem asking the client to come back after ``retry_after`` seconds."""
+def assert_temporarily_unavailable(
+    response: httpx.Response, retry_after: int, code: str = "temporarily_unavailable"
+) -> None:
+    """A 503 problem ``code`` asking the client to come back after ``retry_after`` seconds."""
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "temporarily_unavailable"
+    assert response.json()["code"] == code
     assert response.headers["retry-after"] == str(retry_after)
+
+
+@contextlib.asynccontextmanager
+async def served(
+    settings: Settings, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    """An in-process client of an app built with ``settings`` changed by ``overrides``, its
+    lifespan running, and the app."""
+    app = create_app(settings.model_copy(update=overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http, app
 
 
 @dataclass

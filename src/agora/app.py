@@ -21,6 +21,7 @@ from agora.cart.direct_cart import direct_add_item, direct_open_cart
 from agora.catalog.api import router as catalog_router
 from agora.catalog.service import register_stock_lookup
 from agora.core.apidocs import install_api_docs
+from agora.core.bulkhead import Bulkhead
 from agora.core.cache import TwoLevelCache
 from agora.core.coalesce import coalescing
 from agora.core.collector import freeze_start_up
@@ -108,6 +109,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis=redis,
             rate_limiter=RateLimiter(redis, breaker=breaker),
             cache=cache,
+        )
+        # An opening waits on its provider inside its transaction: a hung provider must not take
+        # every pooled connection (core/bulkhead.py).
+        app.state.payment_openings = Bulkhead(
+            "payment_openings",
+            limit=settings.payment_opening_slots,
+            wait=settings.database_pool_timeout,
+            retry_after=settings.redis_retry_after,
         )
         app.state.dashboard_board = SnapshotBoard(app.state.services, DASHBOARD_SECTIONS)
         app.state.event_hub = EventHub(subscriber)

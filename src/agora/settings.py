@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     payment_http_timeout: float = 10.0
     payment_http_retries: int = 2
+    # Payment openings each API process runs at once. An opening holds a pooled connection while
+    # its provider answers (up to the timeout, for each try): the cap, at most one below the
+    # pool's size, leaves the rest of the pool to every other request if a provider hangs.
+    # Openings past it wait up to ``database_pool_timeout`` seconds, then answer 503.
+    payment_openings_in_flight: int = Field(2, ge=1)
     payment_reconcile_after: int = 300
     payment_reconcile_interval: float = 60.0
 
@@ -181,6 +186,13 @@ class Settings(BaseSettings):
     def enabled_payment_providers(self) -> frozenset[str]:
         """The payment providers named by ``AGORA_PAYMENT_PROVIDERS``."""
         return frozenset(_split(self.payment_providers))
+
+    @property
+    def payment_opening_slots(self) -> int:
+        """Payment openings a process runs at once: ``AGORA_PAYMENT_OPENINGS_IN_FLIGHT``, kept
+        one below the pool's size so that a hung provider never takes the whole pool (one with
+        a pool of one connection)."""
+        return max(1, min(self.payment_openings_in_flight, self.database_pool_size - 1))
 
     @property
     def service_key_list(self) -> list[str]:

@@ -4,30 +4,14 @@ free, the same request succeeds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import httpx
 from sqlalchemy import func, select, text
 
-from agora.app import create_app
 from agora.core.db import Database
 from agora.orders.models import Order
 from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import fill_cart, order_cart
-from tests.support import assert_temporarily_unavailable
-
-
-@asynccontextmanager
-async def _served(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
-    """A client of an app whose pool holds one connection, and that app's database."""
-    one = {"database_pool_size": 1, "database_pool_timeout": 0.2}
-    app = create_app(settings.model_copy(update=one))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http, app.state.services.database
+from tests.support import assert_temporarily_unavailable, served
 
 
 async def test_a_request_finding_the_pool_busy_answers_503_and_changes_nothing(
@@ -35,9 +19,11 @@ async def test_a_request_finding_the_pool_busy_answers_503_and_changes_nothing(
 ) -> None:
     buyer = await create_user(database, settings)
     variant = await create_variant(database, stock=5)
-    async with _served(settings) as (http, served):
+    one_connection = {"database_pool_size": 1, "database_pool_timeout": 0.2}
+    async with served(settings, **one_connection) as (http, app):
+        database_served: Database = app.state.services.database
         cart_id = await fill_cart(http, buyer, {variant: 1})
-        async with served.engine.connect() as held:  # the pool's only connection
+        async with database_served.engine.connect() as held:  # the pool's only connection
             await held.execute(text("SELECT 1"))
             retry_after = settings.redis_retry_after
             assert_temporarily_unavailable(

@@ -67,3 +67,13 @@ def test_trusted_proxies_are_addresses_or_networks_and_none_by_default() -> None
     for wrong in ("*", "nginx", "10.0.0.0/33"):
         with pytest.raises(ValidationError, match="not an address or CIDR network"):
             make(trusted_proxies=wrong)
+
+
+@pytest.mark.parametrize(
+    ("pool_size", "openings", "slots"), [(5, 2, 2), (3, 2, 2), (3, 9, 2), (1, 2, 1), (20, 8, 8)]
+)
+def test_payment_openings_leave_a_pooled_connection_to_other_requests(
+    pool_size: int, openings: int, slots: int
+) -> None:
+    settings = make(database_pool_size=pool_size, payment_openings_in_flight=openings)
+    assert settings.payment_opening_slots == slots

@@ -4,11 +4,13 @@ order or of one payment."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from agora.core.bulkhead import Bulkhead
 from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.money import Money
@@ -67,17 +69,36 @@ class RefundAsk:
 RefundAskDep = Annotated[RefundAsk, Depends()]
 
 
+async def _opening_slot(request: Request) -> AsyncIterator[None]:
+    """One of the process's payment-opening slots, held until the opening commits: taken after
+    the caller is known and before the request's first statement, so openings waiting for one
+    hold no connection."""
+    openings: Bulkhead = request.app.state.payment_openings
+    async with openings.slot():
+        yield
+
+
+OpeningSlot = Annotated[None, Depends(_opening_slot, scope="function")]
+
+
 @router.post(
     "/orders/{order_id}/payments",
     status_code=201,
     summary="Pay an order through a provider",
     response_model=PaymentOut,
-    responses={409: {"description": "The order is not awaiting payment"}},
+    responses={
+        409: {"description": "The order is not awaiting payment"},
+        503: {
+            "description": "The provider cannot be reached (`provider_unavailable`), or too "
+            "many payments are being opened at once (`payment_openings_busy`)"
+        },
+    },
 )
 async def create_payment(
     order_id: uuid.UUID,
     body: PaymentCreate,
     principal: CurrentPrincipal,
+    _slot: OpeningSlot,
     session: SessionDep,
     settings: SettingsDep,
     idempotency: IdempotencyDep,

@@ -48,7 +48,12 @@ def build_server(
 
 async def serve(settings: Settings, database_url: str, redis_url: str, address: str) -> None:
     """Serve until SIGINT or SIGTERM, then drain calls for a grace period."""
-    database, redis = Database(database_url), create_redis(redis_url, settings)
+    database = Database(
+        database_url,
+        pool_size=settings.database_pool_size,
+        pool_timeout=settings.database_pool_timeout,
+    )
+    redis = create_redis(redis_url, settings)
     server, health_servicer, _ = build_server(settings, database, redis, address)
     await server.start()
     for name in ("", INVENTORY_SERVICE):
