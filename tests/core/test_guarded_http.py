@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agora.core.guarded_http import guarded_client
+from agora.core.tls import verified_tls
 from tests.rebinding import RebindingName
 from tests.support import free_port
 
@@ -109,10 +110,12 @@ async def _receiver(
 ) -> AsyncIterator[TlsReceiver]:
     authority_file, context = _certificates(tmp_path, certified_host)
     monkeypatch.setenv("SSL_CERT_FILE", str(authority_file))
+    verified_tls.cache_clear()  # the process's TLS context is built from the environment once
     receiver = TlsReceiver()
     runner = await receiver.start(context)
     yield receiver
     await runner.cleanup()
+    verified_tls.cache_clear()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import httpcore
 import httpx
 
 from agora.core.netguard import UnsafeTarget, resolve_allowed
+from agora.core.tls import verified_tls
 
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -68,10 +69,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 def guarded_client(*, allow_private: bool, timeout: float) -> httpx.AsyncClient:
     """An HTTP client that refuses non-public targets, follows no redirect and gives up after
     ``timeout`` seconds."""
-    transport = httpx.AsyncHTTPTransport()
+    transport = httpx.AsyncHTTPTransport(verify=verified_tls())
     # httpx takes no network backend; its pool is rebuilt with ours (same TLS defaults).
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=verified_tls(),
         network_backend=_GuardedBackend(allow_private=allow_private),
     )
     return httpx.AsyncClient(

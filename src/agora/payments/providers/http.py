@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from agora.core.tls import verified_tls
 from agora.payments.providers.base import ProviderError
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ class ProviderHttp:
         """Send a request, retrying transport failures and 429/5xx up to ``retries`` times."""
         url = self.base_url.rstrip("/") + path
         attempt = 0
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
+        async with httpx.AsyncClient(timeout=self.timeout, verify=verified_tls()) as client:
             while True:
                 try:
                     response = await client.request(
