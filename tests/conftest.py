@@ -20,7 +20,14 @@ from agora.core.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceUrls, re
 from agora.migrations import upgrade
 from agora.models import metadata
 from agora.settings import Settings
-from tests.support import ROOT, ApiProcess, BeatProcess, QueryCounter, WorkerProcess
+from tests.support import (
+    ROOT,
+    ApiProcess,
+    BeatProcess,
+    QueryCounter,
+    WorkerProcess,
+    in_process_client,
+)
 
 TEST_DATA_DIR = Path(os.environ.get("AGORA_TEST_DATA_DIR", ROOT / ".agora-test"))
 
@@ -107,8 +114,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client calling the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with in_process_client(app) as http:
         yield http
 
 

@@ -38,6 +38,16 @@ def assert_temporarily_unavailable(
     assert response.headers["retry-after"] == str(retry_after)
 
 
+def in_process_client(
+    app: FastAPI, *, ip: str | None = None, base_url: str = "http://testserver"
+) -> httpx.AsyncClient:
+    """A client calling ``app`` in-process, from ``ip`` when given (the address the app sees)."""
+    transport = (
+        httpx.ASGITransport(app=app, client=(ip, 50000)) if ip else httpx.ASGITransport(app=app)
+    )
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
 @contextlib.asynccontextmanager
 async def served(
     settings: Settings, **overrides: Any
@@ -45,10 +55,8 @@ async def served(
     """An in-process client of an app built with ``settings`` changed by ``overrides``, its
     lifespan running, and the app."""
     app = create_app(settings.model_copy(update=overrides))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http, app
+    async with app.router.lifespan_context(app), in_process_client(app) as http:
+        yield http, app
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pytest
 from agora.app import create_app
 from agora.settings import Settings
 from tests.accounts.flows import API, PASSWORD, login, register
+from tests.support import in_process_client
 
 
 class TwoApps:
@@ -28,10 +29,7 @@ class TwoApps:
 
     async def client(self, index: int, ip: str = "203.0.113.7") -> httpx.AsyncClient:
         """A client of app ``index`` calling from ``ip``."""
-        transport = httpx.ASGITransport(app=self.apps[index], client=(ip, 40000))
-        return await self.stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        )
+        return await self.stack.enter_async_context(in_process_client(self.apps[index], ip=ip))
 
 
 @pytest.fixture

@@ -7,25 +7,20 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agora.app import create_app
 from agora.catalog import service
 from agora.settings import Settings
 from tests.catalog.support import auth, create_product
-from tests.support import wait_for
+from tests.support import served, wait_for
 
 
 @pytest.fixture
 async def second_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client on a second app instance, with its own lifespan, Redis client and local cache."""
-    other: FastAPI = create_app(settings)
-    async with other.router.lifespan_context(other):
-        transport = httpx.ASGITransport(app=other)
-        async with httpx.AsyncClient(transport=transport, base_url="http://other") as http:
-            yield http
+    async with served(settings) as (http, _):
+        yield http
 
 
 async def test_a_write_through_one_instance_is_seen_through_the_other(

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from agora.app import create_app
 from agora.settings import Settings
 from tests.catalog.support import auth, create_product
-from tests.support import wait_for
+from tests.support import in_process_client, wait_for
 
 
 @pytest.fixture
@@ -21,11 +21,6 @@ async def other_app(settings: Settings) -> AsyncIterator[FastAPI]:
     other = create_app(settings)
     async with other.router.lifespan_context(other):
         yield other
-
-
-def _client(app: FastAPI, ip: str = "203.0.113.9") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 50000))
-    return httpx.AsyncClient(transport=transport, base_url="http://edge")
 
 
 async def test_a_hit_is_the_apps_own_answer_and_304_is_served_from_the_edge(
@@ -73,7 +68,7 @@ async def test_a_write_in_one_instance_drops_the_edge_entry_in_the_other(
     product = await create_product(client, settings, "Edge Old")
     url = f"/api/v1/products/{product['id']}"
     listing = "/api/v1/products?q=edge"
-    async with _client(other_app) as other:
+    async with in_process_client(other_app) as other:
         for path in (url, listing, "/api/v1/categories"):
             await other.get(path)
             assert path in other_app.state.edge
@@ -91,13 +86,16 @@ async def test_a_write_in_one_instance_drops_the_edge_entry_in_the_other(
 
 async def test_edge_hits_spend_the_default_budget(settings: Settings) -> None:
     small = create_app(settings.model_copy(update={"rate_limit_default": "3/minute"}))
-    async with small.router.lifespan_context(small), _client(small, "203.0.113.77") as client:
+    async with (
+        small.router.lifespan_context(small),
+        in_process_client(small, ip="203.0.113.77") as client,
+    ):
         statuses = [(await client.get("/api/v1/categories")).status_code for _ in range(4)]
         assert "/api/v1/categories" in small.state.edge
         assert statuses == [200, 200, 200, 429]
         refused = await client.get("/api/v1/categories")
         assert refused.headers["ratelimit-policy"] == '"default";q=3;w=60'
-        async with _client(small, "203.0.113.78") as other:
+        async with in_process_client(small, ip="203.0.113.78") as other:
             assert (await other.get("/api/v1/categories")).status_code == 200
 
 

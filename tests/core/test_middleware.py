@@ -7,17 +7,14 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from agora.app import create_app
 from agora.core.apidocs import DOCS_CONTENT_SECURITY_POLICY
 from agora.settings import Settings
+from tests.support import served
 
 
 async def _app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with served(settings) as (client, _):
+        yield client
 
 
 @pytest.fixture

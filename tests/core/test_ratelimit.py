@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -15,6 +14,7 @@ from agora.core.errors import RateLimited
 from agora.core.ratelimit import RateLimiter, rate_limit
 from agora.core.security import Role, issue_access_token
 from agora.settings import Settings
+from tests.support import in_process_client
 
 
 async def test_a_limiter_on_its_own_spends_per_identity(redis: Redis) -> None:
@@ -64,15 +64,10 @@ async def budget_app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-def _client(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 50000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
 async def test_the_api_has_a_default_budget_per_address(budget_app: FastAPI) -> None:
     async with (
-        _client(budget_app, "203.0.113.1") as client,
-        _client(budget_app, "203.0.113.2") as other,
+        in_process_client(budget_app, ip="203.0.113.1") as client,
+        in_process_client(budget_app, ip="203.0.113.2") as other,
     ):
         statuses = [(await client.get("/api/v1/me")).status_code for _ in range(4)]
         assert statuses == [401, 401, 401, 429]
@@ -89,7 +84,10 @@ async def test_the_default_budget_follows_the_user_not_the_address(
 ) -> None:
     token = issue_access_token(settings, uuid.uuid4(), Role.CUSTOMER)
     headers = {"Authorization": f"Bearer {token}"}
-    async with _client(budget_app, "203.0.113.1") as one, _client(budget_app, "203.0.113.2") as two:
+    async with (
+        in_process_client(budget_app, ip="203.0.113.1") as one,
+        in_process_client(budget_app, ip="203.0.113.2") as two,
+    ):
         statuses = [
             (await (one, two)[attempt % 2].get("/api/v1/me", headers=headers)).status_code
             for attempt in range(4)

@@ -7,10 +7,8 @@ import datetime as dt
 import uuid
 
 import httpx
-from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from agora.app import create_app
 from agora.core.db import Database
 from agora.inventory import service as inventory
 from agora.settings import Settings
@@ -22,7 +20,7 @@ from tests.flashsale.support import (
     sale_body,
     staff,
 )
-from tests.support import QueryCounter
+from tests.support import QueryCounter, served
 
 
 async def test_staff_schedule_a_sale_whose_units_leave_regular_stock(
@@ -246,8 +244,7 @@ async def _purchases_under(
 ) -> tuple[list[httpx.Response], int]:
     """One buyer's ``attempts`` purchases on a sale of 5 units (5 per buyer) in an app with
     ``limits``, and the units the sale has left after them."""
-    limited = create_app(settings.model_copy(update=limits))
-    async with limited.router.lifespan_context(limited), _client(limited) as client:
+    async with served(settings, **limits) as (client, _):
         variant_id = await published_variant(database, redis, stock=10)
         sale = await create_sale(
             client, await staff(database, settings), sale_body(variant_id, 5, per_user_limit=5)
@@ -262,8 +259,7 @@ async def _purchases_under(
 async def test_purchases_spend_the_default_budget_too(
     database: Database, settings: Settings, redis: Redis
 ) -> None:
-    limited = create_app(settings.model_copy(update={"rate_limit_default": "3/minute"}))
-    async with limited.router.lifespan_context(limited), _client(limited) as client:
+    async with served(settings, rate_limit_default="3/minute") as (client, _):
         variant_id = await published_variant(database, redis, stock=10)
         [buyer] = await buyers(database, settings, 1)
         staff_headers = await staff(database, settings)
@@ -274,10 +270,6 @@ async def test_purchases_spend_the_default_budget_too(
     assert [answer.status_code for answer in answers] == [202, 202, 202, 429]
     assert answers[3].headers["RateLimit-Policy"] == '"default";q=3;w=60'
     assert answers[3].headers["RateLimit"].startswith('"default";r=0;t=')
-
-
-def _client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
 
 async def test_bad_purchase_input_is_a_422_that_takes_nothing(

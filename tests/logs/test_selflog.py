@@ -11,7 +11,6 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from agora.app import create_app
 from agora.core.db import Database
 from agora.core.observability import RequestRecord
 from agora.core.outbox import add_relay_listener, record_event, relay_pending
@@ -20,16 +19,14 @@ from agora.logs.selflog import RequestLogSink, event_listener
 from agora.settings import Settings
 from tests.factories import create_user
 from tests.logs.support import load_all
+from tests.support import served
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client on an app that records its own requests as log lines."""
-    application = create_app(settings.model_copy(update={"log_self_requests": True}))
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    async with served(settings, log_self_requests=True) as (http, _):
+        yield http
 
 
 async def test_requests_become_lines_with_their_route_status_and_user(
