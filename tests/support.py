@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 import websockets
 from fastapi import FastAPI
+from starlette.requests import HTTPConnection
 from websockets.typing import Subprotocol
 
 from agora.app import create_app
+from agora.core.validation import refuse_unstorable_input
 from agora.serving import WORKER_STOP_TIMEOUT
 from agora.settings import Settings
 
@@ -46,6 +48,24 @@ def in_process_client(
         httpx.ASGITransport(app=app, client=(ip, 50000)) if ip else httpx.ASGITransport(app=app)
     )
     return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
+@contextlib.contextmanager
+def routed_requests(app: FastAPI) -> Iterator[list[str]]:
+    """The method and path of every request that reached a route of ``app``, in order, while
+    the block runs: seen from the app-wide dependency every route runs, which a request answered
+    before routing never reaches."""
+    requests: list[str] = []
+
+    async def counted(connection: HTTPConnection) -> None:
+        requests.append(f"{connection.scope['method']} {connection.url.path}")
+        await refuse_unstorable_input(connection)
+
+    app.dependency_overrides[refuse_unstorable_input] = counted
+    try:
+        yield requests
+    finally:
+        app.dependency_overrides.pop(refuse_unstorable_input)
 
 
 @contextlib.asynccontextmanager

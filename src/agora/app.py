@@ -56,6 +56,7 @@ from agora.orders.api import CHECKOUT_PATH
 from agora.orders.api import router as orders_router
 from agora.orders.direct_checkout import direct_checkout
 from agora.payments.api import router as payments_router
+from agora.payments.direct_callback import direct_callbacks
 from agora.pricewatch.api import router as pricewatch_router
 from agora.realtime.api import router as realtime_router
 from agora.realtime.hub import EventHub
@@ -162,8 +163,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unmetered_prefixes=(PAYMENT_WEBHOOKS_PREFIX,),
         self_metered_paths=(API_PREFIX + PURCHASE_PATH, API_PREFIX + INGEST_PATH),
         edge=edge,
-        # Well-formed flash-sale purchases are answered before routing (the rest by the route).
-        direct_handlers=[direct_purchase(API_PREFIX + PURCHASE_PATH)],
+        # Well-formed flash-sale purchases and provider callbacks are answered before routing
+        # (the rest by their routes).
+        direct_handlers=[
+            direct_purchase(API_PREFIX + PURCHASE_PATH),
+            direct_callbacks(PAYMENT_WEBHOOKS_PREFIX),
+        ],
         # Well-formed checkouts and cart additions likewise, after spending the default budget.
         metered_handlers=[
             direct_checkout(API_PREFIX + CHECKOUT_PATH),

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.requests import HTTPConnection
 
 from agora.core.db import Database
-from agora.core.validation import refuse_unstorable_input
 from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import ADDRESS, fill_cart, order_cart
+from tests.support import routed_requests
 
 ORDERS = "/api/v1/orders"
 # Differ on every answer: the request id, and the order's id in the body and ``Location``.
@@ -28,15 +27,8 @@ _PER_ANSWER = frozenset({"x-request-id", "location", "content-length"})
 @pytest.fixture
 def routed(app: FastAPI) -> Iterator[list[str]]:
     """The method and path of every request that reached a route, in order."""
-    requests: list[str] = []
-
-    async def counted(connection: HTTPConnection) -> None:
-        requests.append(f"{connection.scope['method']} {connection.url.path}")
-        await refuse_unstorable_input(connection)
-
-    app.dependency_overrides[refuse_unstorable_input] = counted
-    yield requests
-    app.dependency_overrides.pop(refuse_unstorable_input)
+    with routed_requests(app) as requests:
+        yield requests
 
 
 def _shape(response: httpx.Response) -> tuple[int, dict[str, str]]:

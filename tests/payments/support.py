@@ -21,6 +21,7 @@ from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import ADDRESS
 from tests.payments import signing
+from tests.payments.keys import RunKeys
 
 
 async def place_orders(
@@ -65,6 +66,15 @@ async def open_payment(
         (order,) = await place_orders(database, settings, 1, amount, currency)
     async with database.unit_of_work() as session:
         return await service.create_payment(session, settings, order.id, provider, user_id=None)
+
+
+async def alipay_payment_and_notify(
+    database: Database, settings: Settings, keys: RunKeys
+) -> tuple[Payment, bytes]:
+    """A pending Alipay payment of 19.99 CNY, and the notify Alipay sends once it is paid."""
+    payment = await open_payment(database, settings, "alipay", 1999, "CNY")
+    alipay = signing.alipay_sdk(keys.alipay_platform, keys.alipay_app)
+    return payment, signing.alipay_notify(alipay, payment.id, "19.99")
 
 
 async def reload(database: Database, payment_id: uuid.UUID) -> Payment:

@@ -22,7 +22,14 @@ from tests.factories import create_user
 from tests.payments import signing
 from tests.payments.keys import RunKeys
 from tests.payments.standin import ProviderStandIn
-from tests.payments.support import inbox_count, open_payment, order_status, place_orders, reload
+from tests.payments.support import (
+    alipay_payment_and_notify,
+    inbox_count,
+    open_payment,
+    order_status,
+    place_orders,
+    reload,
+)
 from tests.support import wait_for
 
 DELIVERIES = 8  # of one notify at once, each on its own connection of the app's pool
@@ -53,9 +60,7 @@ async def test_stripe_webhook_pays_once_and_acknowledges_duplicates(
 async def test_alipay_notify_is_answered_success(
     client: httpx.AsyncClient, database: Database, settings: Settings, keys: RunKeys
 ) -> None:
-    payment = await open_payment(database, settings, "alipay", 1999, "CNY")
-    alipay = signing.alipay_sdk(keys.alipay_platform, keys.alipay_app)
-    body = signing.alipay_notify(alipay, payment.id, "19.99")
+    payment, body = await alipay_payment_and_notify(database, settings, keys)
     response = await client.post(
         ALIPAY, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )

@@ -109,10 +109,10 @@ class DirectJsonMiddleware:
         messages: list[Message] = []
         body: bytes | None = b""
         if self.model is not None:
-            messages, body = await _read_body(receive)
+            messages, body = await read_body(receive)
         decided = self._decide(scope, body, headers.token) if body is not None else None
         if body is None or decided is None:
-            await self.app(scope, _replaying(messages, receive), send)
+            await self.app(scope, replaying(messages, receive), send)
             return
         principal, request = decided
         scope["route"] = self.route
@@ -131,7 +131,7 @@ class DirectJsonMiddleware:
         try:
             response = await self.answer(call)
         except Exception as exc:
-            response = await _handled(scope, receive, exc)
+            response = await handled_by_app(scope, receive, exc)
         await response(scope, receive, send)
 
     def _decide(self, scope: Scope, body: bytes, token: str) -> tuple[Principal, Any] | None:
@@ -181,7 +181,7 @@ def _well_formed(
     return _Headers(token, idempotency_key) if _KEY.fullmatch(idempotency_key) else None
 
 
-async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
+async def read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
     """The messages received and the whole body; None for the body when the client left."""
     messages: list[Message] = []
     chunks: list[bytes] = []
@@ -195,7 +195,7 @@ async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
             return messages, b"".join(chunks)
 
 
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
+def replaying(messages: list[Message], receive: Receive) -> Receive:
     """``receive`` with the messages already read given back first, in order."""
     pending = list(messages)
 
@@ -205,7 +205,7 @@ def _replaying(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-async def _handled(scope: Scope, receive: Receive, exc: Exception) -> Response:
+async def handled_by_app(scope: Scope, receive: Receive, exc: Exception) -> Response:
     """The answer the app's own handler gives ``exc`` (as on the route); re-raised when only the
     server-error handler takes it."""
     handlers: Mapping[Any, Any] = scope["app"].exception_handlers

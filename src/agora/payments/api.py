@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from agora.core.bulkhead import Bulkhead
-from agora.core.dependencies import RedisDep, SessionDep, SettingsDep
+from agora.core.dependencies import RedisDep, ServicesDep, SessionDep, SettingsDep
 from agora.core.idempotency import IdempotencyDep, StoredResponse, respond_once, user_scope
 from agora.core.money import Money
 from agora.core.security import CurrentPrincipal, StaffPrincipal
 from agora.payments import service
+from agora.payments.direct_callback import answer_callback
 from agora.payments.models import Payment, Refund
 from agora.payments.schemas import (
     PaymentCreate,
@@ -26,7 +27,6 @@ from agora.payments.schemas import (
 )
 
 router = APIRouter(tags=["payments"])
-_ACKNOWLEDGED = frozenset({service.CallbackResult.ACCEPTED, service.CallbackResult.DUPLICATE})
 # Each provider expects its own answer: plain text (Alipay, Stripe) or JSON (WeChat Pay).
 _PROVIDER_ANSWER = {
     "text/plain": {"schema": {"type": "string"}},
@@ -169,18 +169,12 @@ async def create_payment_refund(payment_id: uuid.UUID, ask: RefundAskDep) -> Res
     },
 )
 async def provider_callback(
-    provider: WebhookProvider,
-    request: Request,
-    session: SessionDep,
-    redis: RedisDep,
-    settings: SettingsDep,
+    provider: WebhookProvider, request: Request, services: ServicesDep
 ) -> Response:
-    """Verify the callback on its raw body, apply it once, answer as the provider expects."""
-    gateway = service.provider_named(settings, provider)
-    body = await request.body()
-    result = await service.handle_callback(session, redis, gateway, body, request.headers)
-    answer = gateway.acknowledgement() if result in _ACKNOWLEDGED else gateway.refusal(result.value)
-    return Response(answer.body, answer.status_code, media_type=answer.media_type)
+    """Verify the callback on its raw body, apply it once, answer as the provider expects
+    (well-formed callbacks are answered before routing by ``direct_callback.py``, the same way).
+    """
+    return await answer_callback(services, provider, await request.body(), request.headers)
 
 
 @router.post(
