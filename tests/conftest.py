@@ -27,6 +27,7 @@ from tests.support import (
     QueryCounter,
     WorkerProcess,
     in_process_client,
+    routed_requests,
 )
 
 TEST_DATA_DIR = Path(os.environ.get("AGORA_TEST_DATA_DIR", ROOT / ".agora-test"))
@@ -116,6 +117,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client calling the app in-process."""
     async with in_process_client(app) as http:
         yield http
+
+
+@pytest.fixture
+def routed(app: FastAPI) -> Iterator[list[str]]:
+    """The method and path of every request that reached a route of the app, in order."""
+    with routed_requests(app) as requests:
+        yield requests
 
 
 @pytest.fixture

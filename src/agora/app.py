@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # (the rest by their routes).
         direct_handlers=[
             direct_purchase(API_PREFIX + PURCHASE_PATH),
-            direct_callbacks(PAYMENT_WEBHOOKS_PREFIX),
+            direct_callbacks(PAYMENT_WEBHOOKS_PREFIX, settings),
         ],
         # Well-formed checkouts and cart additions likewise, after spending the default budget.
         metered_handlers=[

@@ -7,28 +7,16 @@ Whether a route handled a request is seen from the app-wide dependency every rou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
-from fastapi import FastAPI
 
 from agora.core.db import Database
 from agora.settings import Settings
 from tests.factories import create_user, create_variant
 from tests.orders.support import ADDRESS, fill_cart, order_cart
-from tests.support import routed_requests
 
 ORDERS = "/api/v1/orders"
 # Differ on every answer: the request id, and the order's id in the body and ``Location``.
 _PER_ANSWER = frozenset({"x-request-id", "location", "content-length"})
-
-
-@pytest.fixture
-def routed(app: FastAPI) -> Iterator[list[str]]:
-    """The method and path of every request that reached a route, in order."""
-    with routed_requests(app) as requests:
-        yield requests
 
 
 def _shape(response: httpx.Response) -> tuple[int, dict[str, str]]:

@@ -5,11 +5,7 @@ included, are answered before routing too.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from agora.core.db import Database
@@ -25,13 +21,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _PER_ANSWER = frozenset({"x-request-id"})
 
 
-@pytest.fixture
-def routed(app: FastAPI) -> Iterator[list[str]]:
-    """The method and path of every request that reached a route, in order."""
-    with routed_requests(app) as requests:
-        yield requests
-
-
 def _shape(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
     kept = {name: value for name, value in response.headers.items() if name not in _PER_ANSWER}
     return response.status_code, kept, response.content
@@ -44,13 +33,11 @@ async def test_each_provider_is_answered_before_routing_as_the_route_answers(
     keys: RunKeys,
     routed: list[str],
 ) -> None:
-    alipay = signing.alipay_sdk(keys.alipay_platform, keys.alipay_app)
     answers: dict[str, list[httpx.Response]] = {}
     for suffix in ("", "?via=route"):  # a query string is not a callback it takes: the route's
         stripe = await open_payment(database, settings, "stripe")
         stripe_body = stripe_paid(stripe.id, 1999)
-        ali = await open_payment(database, settings, "alipay", 1999, "CNY")
-        ali_body = signing.alipay_notify(alipay, ali.id, "19.99")
+        ali, ali_body = await alipay_payment_and_notify(database, settings, keys)
         wechat = await open_payment(database, settings, "wechatpay", 1999, "CNY")
         wechat_body = signing.wechat_notify(wechat.id, 1999)
         answers[suffix] = [

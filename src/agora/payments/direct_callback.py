@@ -34,6 +34,7 @@ from agora.core.observability import RouteLabel
 from agora.core.validation import ESCAPED_NUL
 from agora.payments import service
 from agora.payments.schemas import WebhookProvider
+from agora.settings import Settings
 
 _PROVIDERS = frozenset(get_args(WebhookProvider))
 _CONTENT_TYPES = (b"application/json", b"application/x-www-form-urlencoded")
@@ -53,12 +54,14 @@ async def answer_callback(
 
 
 class DirectCallbackMiddleware:
-    """Answers callbacks under ``prefix`` (the webhook path up to ``{provider}``) that it can
-    take whole; every other request passes through untouched."""
+    """Answers callbacks under ``prefix`` (the webhook path up to ``{provider}``) for the
+    ``enabled`` providers that it can take whole; every other request passes through
+    untouched."""
 
-    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+    def __init__(self, app: ASGIApp, *, prefix: str, enabled: frozenset[str]) -> None:
         self.app = app
         self.prefix = prefix
+        self.providers = _PROVIDERS & enabled
         self.route = RouteLabel(prefix + "{provider}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,8 +89,7 @@ class DirectCallbackMiddleware:
         if not path.startswith(self.prefix) or scope["query_string"] or scope.get("root_path"):
             return None
         provider = path[len(self.prefix) :]
-        enabled = scope["app"].state.services.settings.enabled_payment_providers
-        if provider not in _PROVIDERS or provider not in enabled:
+        if provider not in self.providers:
             return None
         content_types = [value for name, value in scope["headers"] if name == b"content-type"]
         if len(content_types) != 1:
@@ -96,6 +98,9 @@ class DirectCallbackMiddleware:
         return provider if media_type in _CONTENT_TYPES else None
 
 
-def direct_callbacks(prefix: str) -> Middleware:
-    """The middleware answering provider callbacks under ``prefix`` without the router."""
-    return Middleware(DirectCallbackMiddleware, prefix=prefix)
+def direct_callbacks(prefix: str, settings: Settings) -> Middleware:
+    """The middleware answering callbacks under ``prefix`` of the providers ``settings``
+    enable, without the router."""
+    return Middleware(
+        DirectCallbackMiddleware, prefix=prefix, enabled=settings.enabled_payment_providers
+    )
