@@ -29,6 +29,7 @@ from bench.harness import LoadResult, asyncpg_dsn, bench_services, print_table
 
 CODE_PREFIX = "bench-pp-"
 NEAREST = 10
+_DECIMALS = pickup.COORDINATE_DECIMALS
 SEQUENTIAL_SCAN = text(
     """
     SELECT id, 2 * CAST(:radius AS double precision) * asin(sqrt(least(1.0,
@@ -41,16 +42,20 @@ SEQUENTIAL_SCAN = text(
 
 
 def buyers(count: int, seed: int = 7) -> list[tuple[float, float]]:
-    """Query points: mostly anywhere, a fifth near a pole, a fifth near the antimeridian."""
+    """Query points: mostly anywhere, a fifth near a pole, a fifth near the antimeridian.
+
+    Given to the centimetre, as the search takes them (``pickup.COORDINATE_DECIMALS``), so
+    that the scan answers for the very same point."""
     rng = random.Random(seed)
     points = []
     for index in range(count):
         if index % 5 == 0:
-            points.append((rng.choice([-1, 1]) * rng.uniform(80, 90), rng.uniform(-180, 180)))
+            lat, lon = rng.choice([-1, 1]) * rng.uniform(80, 90), rng.uniform(-180, 180)
         elif index % 5 == 1:
-            points.append((rng.uniform(-60, 60), rng.choice([-1, 1]) * rng.uniform(178, 180)))
+            lat, lon = rng.uniform(-60, 60), rng.choice([-1, 1]) * rng.uniform(178, 180)
         else:
-            points.append((rng.uniform(-70, 70), rng.uniform(-180, 180)))
+            lat, lon = rng.uniform(-70, 70), rng.uniform(-180, 180)
+        points.append((round(lat, _DECIMALS), round(lon, _DECIMALS)))
     return points
 
 
