@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     # Connections each API process keeps to PostgreSQL (opened as needed), as many as
     # SQLAlchemy's own default. More is not faster on a database with few cores: requests
     # waiting for one hot row then queue inside PostgreSQL, where busy backends cost it CPU,
-    # instead of in the API (docs/performance.md, "five connections a process").
+    # instead of in the API (docs/performance-history.md, "Checkout: five connections a
+    # process").
     database_pool_size: int = Field(5, ge=1)
     # Seconds a request waits for a pooled connection before it answers 503.
     database_pool_timeout: float = Field(10.0, gt=0)
