@@ -29,7 +29,6 @@ from bench.harness import LoadResult, asyncpg_dsn, bench_services, print_table
 
 CODE_PREFIX = "bench-pp-"
 NEAREST = 10
-_DECIMALS = pickup.COORDINATE_DECIMALS
 SEQUENTIAL_SCAN = text(
     """
     SELECT id, 2 * CAST(:radius AS double precision) * asin(sqrt(least(1.0,
@@ -44,8 +43,8 @@ SEQUENTIAL_SCAN = text(
 def buyers(count: int, seed: int = 7) -> list[tuple[float, float]]:
     """Query points: mostly anywhere, a fifth near a pole, a fifth near the antimeridian.
 
-    Given to the centimetre, as the search takes them (``pickup.COORDINATE_DECIMALS``), so
-    that the scan answers for the very same point."""
+    Given to the centimetre as the search takes them (``pickup.to_centimetres``), so that the
+    scan answers for the very same point."""
     rng = random.Random(seed)
     points = []
     for index in range(count):
@@ -55,7 +54,7 @@ def buyers(count: int, seed: int = 7) -> list[tuple[float, float]]:
             lat, lon = rng.uniform(-60, 60), rng.choice([-1, 1]) * rng.uniform(178, 180)
         else:
             lat, lon = rng.uniform(-70, 70), rng.uniform(-180, 180)
-        points.append((round(lat, _DECIMALS), round(lon, _DECIMALS)))
+        points.append((pickup.to_centimetres(lat), pickup.to_centimetres(lon)))
     return points
 
 

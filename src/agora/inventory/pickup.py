@@ -56,7 +56,7 @@ async def make_pickup_point(
 ) -> Warehouse:
     """Make a warehouse a pickup point (or update its details); 404 if it does not exist."""
     await get_warehouse(session, warehouse_id)
-    lat, lon = _centimetres(details.latitude), _centimetres(details.longitude)
+    lat, lon = to_centimetres(details.latitude), to_centimetres(details.longitude)
     values = {
         "is_pickup_point": True,
         "latitude": lat,
@@ -93,7 +93,7 @@ async def pickup_point(session: AsyncSession, warehouse_id: uuid.UUID) -> Wareho
     return warehouse
 
 
-def _centimetres(degrees: float) -> float:
+def to_centimetres(degrees: float) -> float:
     """A coordinate to centimetre precision: all a pickup search needs, and it keeps subnormal
     floats out of PostgreSQL's geometry, whose products of them raise an underflow error."""
     return round(degrees, COORDINATE_DECIMALS)
@@ -114,7 +114,7 @@ async def nearest_pickup_points(
     ``radius_m`` when given; 404 ``variant_not_found`` for an unknown variant."""
     if variant_id is not None and not await repository.variant_exists(session, variant_id):
         raise NotFound("No such variant.", code="variant_not_found")
-    lat, lon = _centimetres(lat), _centimetres(lon)
+    lat, lon = to_centimetres(lat), to_centimetres(lon)
     if radius_m is not None:
         radius_m = max(round(radius_m, 2), MIN_RADIUS_M)
     candidates = await repository.planar_nearest_pickup_points(session, lat, lon, limit)
